@@ -1,0 +1,187 @@
+"""Getting the raw NUFORC report index: fetch, decompress, decode to UTF-8, check the layout.
+
+A source is a local path, a ``file://``, ``http(s)://`` or ``s3://`` URL, plain or gzip
+(recognised by its magic bytes, whatever the name). A file that is not valid UTF-8 is decoded
+as Windows-1252 (data rule 2).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Iterator
+from urllib.parse import urlparse
+
+from etl.errors import SourceError
+
+HEADER = ("Date / Time", "City", "State", "Shape", "Duration", "Summary", "Posted")
+_CHUNK = 1 << 20
+
+
+def _cp1252_fallback(err: UnicodeDecodeError) -> tuple[str, int]:
+    # Windows-1252 leaves 0x81, 0x8D, 0x8F, 0x90 and 0x9D undefined; keep them as the C1
+    # control characters of the same value (as browsers do) so no byte is lost.
+    return chr(err.object[err.start]), err.start + 1
+
+
+codecs.register_error("ufo_cp1252_fallback", _cp1252_fallback)
+
+
+@dataclass(frozen=True)
+class Transcoded:
+    """What ``transcode`` found out about a source file."""
+
+    encoding: str
+    bytes_in: int
+    records: int  # data records after the header, as a CSV reader sees them
+
+
+@contextmanager
+def fetched(source: str) -> Iterator[str]:
+    """A local, decompressed copy of ``source`` (a temporary file, removed afterwards)."""
+    with tempfile.TemporaryDirectory(prefix="ufo-source-") as tmp:
+        raw = os.path.join(tmp, "download")
+        _download(source, raw)
+        with open(raw, "rb") as handle:
+            magic = handle.read(2)
+        if magic == b"\x1f\x8b":
+            plain = os.path.join(tmp, "plain")
+            try:
+                with gzip.open(raw, "rb") as src, open(plain, "wb") as dst:
+                    shutil.copyfileobj(src, dst, _CHUNK)
+            except (OSError, EOFError) as err:
+                raise SourceError(f"{source} is not a readable gzip file ({err}).") from err
+            raw = plain
+        yield raw
+
+
+def _download(source: str, dest: str) -> None:
+    parsed = urlparse(source)
+    scheme = parsed.scheme.lower()
+    if scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(source, timeout=60) as response, open(dest, "wb") as out:
+                shutil.copyfileobj(response, out, _CHUNK)
+        except urllib.error.HTTPError as err:
+            raise SourceError(
+                f"Downloading {source} failed with HTTP {err.code}: check the URL in UFO_SOURCE."
+            ) from err
+        except (urllib.error.URLError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            raise SourceError(
+                f"Cannot download {source} ({reason}): check the URL and the network."
+            ) from err
+    elif scheme in ("s3", "s3a"):
+        import boto3
+        import botocore.exceptions as bex
+
+        key = parsed.path.lstrip("/")
+        try:
+            boto3.client("s3").download_file(parsed.netloc, key, dest)
+        except bex.ClientError as err:
+            raise SourceError(
+                f"Cannot read {source} from S3 ({err.response.get('Error', {}).get('Code')}): "
+                "check the bucket and key in UFO_SOURCE and the AWS credentials."
+            ) from err
+        except bex.BotoCoreError as err:
+            raise SourceError(
+                f"Cannot read {source} from S3 ({err}): check AWS_ENDPOINT_URL and credentials."
+            ) from err
+    elif scheme in ("", "file") or len(scheme) == 1:  # a bare path (or a Windows drive letter)
+        path = parsed.path if scheme == "file" else source
+        path = os.path.expanduser(path)
+        if not os.path.isfile(path):
+            raise SourceError(
+                f"The source file {path} does not exist: set UFO_SOURCE to the NUFORC report "
+                "index (a path or a file://, http(s):// or s3:// URL)."
+            )
+        shutil.copyfile(path, dest)
+    else:
+        raise SourceError(
+            f"UFO_SOURCE={source!r} has an unsupported scheme {scheme!r}: "
+            "use a path or a file://, http(s):// or s3:// URL."
+        )
+
+
+def detect_encoding(path: str) -> str:
+    """``utf-8`` when the whole file is valid UTF-8 (BOM allowed), else ``cp1252``."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "cp1252"
+    return "utf-8-sig"
+
+
+def open_decoded(path: str, encoding: str) -> IO[str]:
+    errors = "ufo_cp1252_fallback" if encoding == "cp1252" else "strict"
+    return open(path, encoding=encoding, errors=errors, newline="")
+
+
+def check_header(first_record: list[str] | None, source: str) -> None:
+    """Raise SourceError naming what is wrong with the header of ``source``."""
+    if first_record is None:
+        raise SourceError(f"{source} is empty: give a NUFORC report index with a header row.")
+    present = {field.strip().lower() for field in first_record}
+    missing = [h for h in HEADER if h.lower() not in present]
+    if missing:
+        raise SourceError(
+            f"{source} is not a NUFORC report index: missing column(s) "
+            + ", ".join(repr(m) for m in missing)
+            + f". The first line must be the header {','.join(HEADER)}."
+        )
+
+
+def transcode(path: str, out: IO[str], source: str) -> Transcoded:
+    """Copy the file at ``path`` to ``out`` as UTF-8, checking its layout on the way.
+
+    The text is copied unchanged (quotes, line endings and all); the CSV reader runs beside
+    the copy only to check the header and count the records.
+    """
+    encoding = detect_encoding(path)
+    with open_decoded(path, encoding) as text:
+        tee = _TeeReader(text, out)
+        reader = csv.reader(tee)
+        check_header(next(reader, None), source)
+        records = sum(1 for _ in reader)
+        tee.drain()
+    if records == 0:
+        raise SourceError(f"{source} has a header but no reports: give a file with data rows.")
+    return Transcoded(
+        encoding="utf-8" if encoding == "utf-8-sig" else "cp1252",
+        bytes_in=os.path.getsize(path),
+        records=records,
+    )
+
+
+class _TeeReader:
+    """Iterates over lines of ``text`` and writes each to ``out`` as it goes."""
+
+    def __init__(self, text: IO[str], out: IO[str]):
+        self._text = text
+        self._out = out
+
+    def __iter__(self) -> "_TeeReader":
+        return self
+
+    def __next__(self) -> str:
+        line = self._text.readline()
+        if not line:
+            raise StopIteration
+        self._out.write(line)
+        return line
+
+    def drain(self) -> None:
+        for _ in self:
+            pass

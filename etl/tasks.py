@@ -1,0 +1,224 @@
+"""The UFO pipeline's Luigi tasks, one atomic output each, partitioned by run date.
+
+    ReadUFOs -> AggregateUFOsByState (spark-submit) -> TopTenStates -> TopStatesToDatabase
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from functools import cached_property
+from pathlib import Path
+
+import luigi
+from luigi.contrib.external_program import ExternalProgramRunError
+from luigi.contrib.spark import SparkSubmitTask
+
+from etl import db, source, topten
+from etl.config import Settings, load_settings
+from etl.errors import DataError
+from etl.storage import Lake, partition
+
+logger = logging.getLogger("ufo")
+
+SPARK_JOB = Path(__file__).resolve().parent.parent / "spark_jobs" / "aggregate_by_state.py"
+RAW_FILE = "nuforc_reports.csv"
+
+
+def _yesterday() -> dt.date:
+    return dt.date.today() - dt.timedelta(days=1)
+
+
+class UfoTask(luigi.Task):
+    """Base of the pipeline's tasks: the run date, the settings and the lake."""
+
+    date = luigi.DateParameter(
+        default=_yesterday(),
+        description="Run date: the snapshot covers reports posted on or before it (default: yesterday).",
+    )
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings()
+
+    @cached_property
+    def lake(self) -> Lake:
+        return Lake.from_uri(self.settings.storage)
+
+    def partition(self, dataset: str) -> str:
+        return partition(dataset, self.date)
+
+
+class ReadUFOs(UfoTask):
+    """The raw report index of the run date, as UTF-8, in ``raw/date=.../``."""
+
+    def output(self) -> luigi.Target:
+        return self.lake.target(self.output_rel)
+
+    def run(self) -> None:
+        uri = self.settings.require_source()
+        self.lake.check()
+        with source.fetched(uri) as local, tempfile.TemporaryDirectory() as tmp:
+            utf8 = os.path.join(tmp, RAW_FILE)
+            with open(utf8, "w", encoding="utf-8", newline="") as out:
+                info = source.transcode(local, out, uri)
+            self.lake.put_file(utf8, self.output_rel)
+        logger.info(
+            "ReadUFOs %s: %d records from %s (%s, %d bytes)",
+            self.date, info.records, uri, info.encoding, info.bytes_in,
+        )
+
+    @property
+    def output_rel(self) -> str:
+        return f"{self.partition('raw')}/{RAW_FILE}"
+
+
+class AggregateUFOsByState(UfoTask, SparkSubmitTask):
+    """Sightings per (month, state), the rejected rows and the quality report of the run date.
+
+    Runs ``spark_jobs/aggregate_by_state.py`` with spark-submit; the master comes from
+    SPARK_MASTER (or ``[ufo] spark_master``), other flags from luigi.cfg's ``[spark]``.
+    """
+
+    app = str(SPARK_JOB)
+    resources = {"spark_applications": 1}
+
+    @property
+    def name(self) -> str:
+        return f"AggregateUFOsByState {self.date}"
+
+    def requires(self) -> ReadUFOs:
+        return ReadUFOs(date=self.date)
+
+    def output(self) -> dict[str, luigi.Target]:
+        return {
+            "aggregated": self.lake.flag(self.partition("aggregated")),
+            "rejects": self.lake.flag(self.partition("rejects")),
+            "report": self.lake.target(f"{self.partition('reports')}/quality.json"),
+        }
+
+    def app_options(self) -> list[str]:
+        return [
+            "--input", self.lake.spark_uri(f"{self.partition('raw')}/{RAW_FILE}"),
+            "--run-date", self.date.isoformat(),
+            "--output", self.lake.spark_uri(self.partition("aggregated")),
+            "--rejects", self.lake.spark_uri(self.partition("rejects")),
+            "--report", self.lake.spark_uri(f"{self.partition('reports')}/quality.json"),
+        ]  # fmt: skip
+
+    @property
+    def master(self) -> str:
+        return self.settings.spark_master
+
+    @property
+    def spark_submit(self) -> str:
+        configured = luigi.configuration.get_config().get("spark", "spark-submit", None)
+        if configured:
+            return configured
+        found = shutil.which("spark-submit", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+        if found:
+            return found
+        import pyspark  # the pip package ships spark-submit
+
+        return str(Path(pyspark.__file__).parent / "bin" / "spark-submit")
+
+    def program_environment(self) -> dict[str, str]:
+        env = super().program_environment()
+        if self.master.startswith("local"):
+            # Local mode: the Python workers are this interpreter, with its packages.
+            env.setdefault("PYSPARK_PYTHON", sys.executable)
+        return env
+
+    def run(self) -> None:
+        # Spark overwrites its outputs; drop the old flag first so that an interrupted re-run
+        # can never leave the previous _SUCCESS beside new, partial files.
+        self.lake.remove(f"{self.partition('aggregated')}/_SUCCESS")
+        try:
+            super().run()
+        except ExternalProgramRunError as err:
+            raise SparkJobError.from_run_error(err) from None
+        logger.info("AggregateUFOsByState %s: %s", self.date, self.quality())
+
+    def quality(self) -> dict:
+        with self.output()["report"].open("r") as handle:
+            return json.load(handle)
+
+
+class SparkJobError(DataError):
+    """spark-submit failed; carries the job's own error line and the tail of its output."""
+
+    @classmethod
+    def from_run_error(cls, err: ExternalProgramRunError) -> "SparkJobError":
+        # Never str(err): luigi's message includes the whole environment, secrets and all.
+        stderr = err.err or ""
+        job_errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+        if job_errors:
+            return cls(job_errors[-1].removeprefix("error: ") + " Fix the source and run again.")
+        tail = "\n".join(stderr.splitlines()[-40:])
+        return cls(f"spark-submit failed ({err.message}); last lines of its output:\n{tail}")
+
+
+class TopTenStates(UfoTask):
+    """The top ten states for all time and for each month: ``top10/date=.../top_states.csv``."""
+
+    def requires(self) -> AggregateUFOsByState:
+        return AggregateUFOsByState(date=self.date)
+
+    def output(self) -> luigi.Target:
+        return self.lake.target(f"{self.partition('top10')}/top_states.csv")
+
+    def aggregate(self) -> list[tuple[str, str, int]]:
+        files = self.lake.files(self.partition("aggregated"), ".csv")
+        if not files:
+            raise DataError(
+                f"No aggregate files in {self.lake.uri(self.partition('aggregated'))}: "
+                "re-run AggregateUFOsByState for this date with --force."
+            )
+        handles = [self.lake.open_text(rel) for rel in files]
+        try:
+            return topten.read_aggregate(handles)
+        finally:
+            for handle in handles:
+                handle.close()
+
+    def run(self) -> None:
+        rows = topten.top_states(topten.counts_by_period(self.aggregate()))
+        with tempfile.TemporaryDirectory() as tmp:
+            local = os.path.join(tmp, "top_states.csv")
+            with open(local, "w", encoding="utf-8", newline="") as out:
+                topten.write_rows(out, topten.TOP_COLUMNS, rows)
+            self.lake.put_file(local, f"{self.partition('top10')}/top_states.csv")
+
+
+class TopStatesToDatabase(UfoTask):
+    """The run date's top tens, state counts and quality figures in PostgreSQL."""
+
+    def requires(self) -> dict[str, luigi.Task]:
+        return {"top": TopTenStates(date=self.date), "aggregate": AggregateUFOsByState(date=self.date)}
+
+    def output(self) -> db.RunLoadedTarget:
+        return db.RunLoadedTarget(self.settings.require_database_url(), self.date)
+
+    def run(self) -> None:
+        with self.input()["top"].open("r") as handle:
+            top = topten.read_top(handle)
+        aggregate = self.requires()["top"].aggregate()
+        counts = [
+            (period, state, n)
+            for period, by_state in topten.counts_by_period(aggregate).items()
+            for state, n in sorted(by_state.items())
+        ]
+        results = db.RunResults(
+            run_date=self.date,
+            source=self.settings.source or "",
+            quality=self.requires()["aggregate"].quality(),
+            top=top,
+            counts=counts,
+        )
+        db.load_run(self.settings.require_database_url(), results)
+        logger.info("TopStatesToDatabase %s: %d top-ten rows loaded into %s", self.date, len(top), db.safe_url(self.settings.require_database_url()))

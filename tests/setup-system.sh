@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# System packages the test suite needs beyond Python's: installed when missing and we are root
+# (as on CI); otherwise the tests that need them skip and say why.
+set -euo pipefail
+
+need=()
+command -v java >/dev/null || need+=(openjdk-17-jre-headless)
+command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup-system: installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "setup-system: missing ${need[*]} (not root or no apt-get): the tests that need them will skip"
+  fi
+fi

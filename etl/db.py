@@ -124,12 +124,26 @@ def load_run(url: str, results: RunResults) -> None:
         with eng.begin() as conn:
             metadata.create_all(conn)
             conn.execute(
-                sa.select(sa.func.pg_advisory_xact_lock(_LOCK_NAMESPACE, _day_number(results.run_date)))
+                sa.select(
+                    sa.func.pg_advisory_xact_lock(_LOCK_NAMESPACE, _day_number(results.run_date))
+                )
             )
             for table in (top_states, state_sightings, ufo_runs):
                 conn.execute(table.delete().where(table.c.run_date == results.run_date))
-            _insert(conn, top_states, results.run_date, ("period", "rank", "state", "sightings"), results.top)
-            _insert(conn, state_sightings, results.run_date, ("period", "state", "sightings"), results.counts)
+            _insert(
+                conn,
+                top_states,
+                results.run_date,
+                ("period", "rank", "state", "sightings"),
+                results.top,
+            )
+            _insert(
+                conn,
+                state_sightings,
+                results.run_date,
+                ("period", "state", "sightings"),
+                results.counts,
+            )
             q = results.quality
             conn.execute(
                 ufo_runs.insert().values(
@@ -137,7 +151,17 @@ def load_run(url: str, results: RunResults) -> None:
                     finished_at=sa.func.now(),
                     source=results.source,
                     rejected_by_reason=q["rejected_by_reason"],
-                    **{k: q[k] for k in ("input", "header_repeat", "duplicate", "after_run_date", "valid", "rejected")},
+                    **{
+                        k: q[k]
+                        for k in (
+                            "input",
+                            "header_repeat",
+                            "duplicate",
+                            "after_run_date",
+                            "valid",
+                            "rejected",
+                        )
+                    },
                 )
             )
     except sa.exc.OperationalError as err:
@@ -146,7 +170,9 @@ def load_run(url: str, results: RunResults) -> None:
         eng.dispose()
 
 
-def _insert(conn, table: sa.Table, run_date: dt.date, names: tuple[str, ...], rows: Iterable[tuple]) -> None:
+def _insert(
+    conn, table: sa.Table, run_date: dt.date, names: tuple[str, ...], rows: Iterable[tuple]
+) -> None:
     values = [{"run_date": run_date, **dict(zip(names, row))} for row in rows]
     if values:
         conn.execute(table.insert(), values)
@@ -163,7 +189,9 @@ def run_loaded(url: str, run_date: dt.date) -> bool:
         with eng.connect() as conn:
             if not sa.inspect(conn).has_table(ufo_runs.name):
                 return False
-            found = conn.execute(sa.select(ufo_runs.c.run_date).where(ufo_runs.c.run_date == run_date))
+            found = conn.execute(
+                sa.select(ufo_runs.c.run_date).where(ufo_runs.c.run_date == run_date)
+            )
             return found.first() is not None
     except sa.exc.OperationalError as err:
         raise _connect_error(url, err) from err
@@ -180,6 +208,20 @@ class RunLoadedTarget(luigi.Target):
 
     def exists(self) -> bool:
         return run_loaded(self.url, self.run_date)
+
+    def modified_at(self) -> float:
+        """When the run date was last loaded (the database's clock)."""
+        eng = engine(self.url)
+        try:
+            with eng.connect() as conn:
+                found = conn.execute(
+                    sa.select(ufo_runs.c.finished_at).where(ufo_runs.c.run_date == self.run_date)
+                ).scalar_one()
+        except sa.exc.OperationalError as err:
+            raise _connect_error(self.url, err) from err
+        finally:
+            eng.dispose()
+        return found.timestamp()
 
     def __repr__(self) -> str:
         return f"RunLoadedTarget({safe_url(self.url)}, {self.run_date})"

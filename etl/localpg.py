@@ -64,7 +64,7 @@ class LocalPostgres:
     def url(self) -> str:
         return f"postgresql+psycopg2://{self.user}@127.0.0.1:{self.port}/{DATABASE}"
 
-    def start(self) -> "LocalPostgres":
+    def start(self) -> LocalPostgres:
         self.directory.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.directory, "postgres", "postgres")
@@ -86,7 +86,16 @@ class LocalPostgres:
                                "-d", "postgres", "-tAc",
                                f"SELECT 1 FROM pg_database WHERE datname='{DATABASE}'").stdout.strip()  # fmt: skip
             if not exists:
-                self._run(_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, DATABASE)
+                self._run(
+                    _bin("createdb"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    self.user,
+                    DATABASE,
+                )
         except subprocess.CalledProcessError as err:
             log = self.directory / "postgres.log"
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""

@@ -15,9 +15,10 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, Iterator
+from typing import IO
 from urllib.parse import urlparse
 
 from etl.errors import SourceError
@@ -172,7 +173,7 @@ class _TeeReader:
         self._text = text
         self._out = out
 
-    def __iter__(self) -> "_TeeReader":
+    def __iter__(self) -> _TeeReader:
         return self
 
     def __next__(self) -> str:

@@ -37,7 +37,7 @@ class Lake:
     root: str
 
     @staticmethod
-    def from_uri(uri: str) -> "Lake":
+    def from_uri(uri: str) -> Lake:
         if uri.startswith("s3://") or uri.startswith("s3a://"):
             return S3Lake(uri)
         if "://" in uri and not uri.startswith("file://"):
@@ -231,3 +231,12 @@ class S3LakeTarget(S3Target):
     def exists(self) -> bool:
         rel = self.path.removeprefix(f"{self._lake.root}/")
         return self._lake._guard(super().exists, rel)
+
+
+def modified_at(target: luigi.Target) -> float:
+    """When an existing target was last written (seconds since the epoch)."""
+    if isinstance(target, luigi.LocalTarget):
+        return os.path.getmtime(target.path)
+    if isinstance(target, S3Target):
+        return target.fs.get_key(target.path).last_modified.timestamp()
+    return target.modified_at()

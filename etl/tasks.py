@@ -1,6 +1,6 @@
 """The UFO pipeline's Luigi tasks, one atomic output each, partitioned by run date.
 
-    ReadUFOs -> AggregateUFOsByState (spark-submit) -> TopTenStates -> TopStatesToDatabase
+ReadUFOs -> AggregateUFOsByState (spark-submit) -> TopTenStates -> TopStatesToDatabase
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from functools import cached_property
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from luigi.contrib.spark import SparkSubmitTask
 from etl import db, source, topten
 from etl.config import Settings, load_settings
 from etl.errors import DataError
-from etl.storage import Lake, partition
+from etl.storage import Lake, modified_at, partition
 
 logger = logging.getLogger("ufo")
 
@@ -41,6 +42,35 @@ class UfoTask(luigi.Task):
         default=_yesterday(),
         description="Run date: the snapshot covers reports posted on or before it (default: yesterday).",
     )
+
+    force = luigi.BoolParameter(
+        default=False,
+        significant=False,
+        description="Run even if the output exists; the new output replaces it atomically.",
+    )
+    force_upstream = luigi.BoolParameter(
+        default=False,
+        significant=False,
+        description="Like --force, for this task and every task upstream of it.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A forced task is complete once its outputs are newer than the request. Nothing is
+        # deleted up front: only the worker that runs the task replaces its outputs.
+        self._requested_at = time.time()
+
+    def complete(self) -> bool:
+        if not (self.force or self.force_upstream):
+            return super().complete()
+        return all(
+            t.exists() and modified_at(t) >= int(self._requested_at)
+            for t in luigi.task.flatten(self.output())
+        )
+
+    def upstream(self, cls: type[UfoTask]) -> UfoTask:
+        """The task ``cls`` for this run date, forced when this one is forced upstream."""
+        return cls(date=self.date, force=self.force_upstream, force_upstream=self.force_upstream)
 
     @cached_property
     def settings(self) -> Settings:
@@ -70,7 +100,11 @@ class ReadUFOs(UfoTask):
             self.lake.put_file(utf8, self.output_rel)
         logger.info(
             "ReadUFOs %s: %d records from %s (%s, %d bytes)",
-            self.date, info.records, uri, info.encoding, info.bytes_in,
+            self.date,
+            info.records,
+            uri,
+            info.encoding,
+            info.bytes_in,
         )
 
     @property
@@ -93,7 +127,7 @@ class AggregateUFOsByState(UfoTask, SparkSubmitTask):
         return f"AggregateUFOsByState {self.date}"
 
     def requires(self) -> ReadUFOs:
-        return ReadUFOs(date=self.date)
+        return self.upstream(ReadUFOs)
 
     def output(self) -> dict[str, luigi.Target]:
         return {
@@ -120,7 +154,10 @@ class AggregateUFOsByState(UfoTask, SparkSubmitTask):
         configured = luigi.configuration.get_config().get("spark", "spark-submit", None)
         if configured:
             return configured
-        found = shutil.which("spark-submit", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+        found = shutil.which(
+            "spark-submit",
+            path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        )
         if found:
             return found
         import pyspark  # the pip package ships spark-submit
@@ -135,9 +172,6 @@ class AggregateUFOsByState(UfoTask, SparkSubmitTask):
         return env
 
     def run(self) -> None:
-        # Spark overwrites its outputs; drop the old flag first so that an interrupted re-run
-        # can never leave the previous _SUCCESS beside new, partial files.
-        self.lake.remove(f"{self.partition('aggregated')}/_SUCCESS")
         try:
             super().run()
         except ExternalProgramRunError as err:
@@ -153,7 +187,7 @@ class SparkJobError(DataError):
     """spark-submit failed; carries the job's own error line and the tail of its output."""
 
     @classmethod
-    def from_run_error(cls, err: ExternalProgramRunError) -> "SparkJobError":
+    def from_run_error(cls, err: ExternalProgramRunError) -> SparkJobError:
         # Never str(err): luigi's message includes the whole environment, secrets and all.
         stderr = err.err or ""
         job_errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
@@ -167,7 +201,7 @@ class TopTenStates(UfoTask):
     """The top ten states for all time and for each month: ``top10/date=.../top_states.csv``."""
 
     def requires(self) -> AggregateUFOsByState:
-        return AggregateUFOsByState(date=self.date)
+        return self.upstream(AggregateUFOsByState)
 
     def output(self) -> luigi.Target:
         return self.lake.target(f"{self.partition('top10')}/top_states.csv")
@@ -199,7 +233,10 @@ class TopStatesToDatabase(UfoTask):
     """The run date's top tens, state counts and quality figures in PostgreSQL."""
 
     def requires(self) -> dict[str, luigi.Task]:
-        return {"top": TopTenStates(date=self.date), "aggregate": AggregateUFOsByState(date=self.date)}
+        return {
+            "top": self.upstream(TopTenStates),
+            "aggregate": self.upstream(AggregateUFOsByState),
+        }
 
     def output(self) -> db.RunLoadedTarget:
         return db.RunLoadedTarget(self.settings.require_database_url(), self.date)
@@ -221,4 +258,9 @@ class TopStatesToDatabase(UfoTask):
             counts=counts,
         )
         db.load_run(self.settings.require_database_url(), results)
-        logger.info("TopStatesToDatabase %s: %d top-ten rows loaded into %s", self.date, len(top), db.safe_url(self.settings.require_database_url()))
+        logger.info(
+            "TopStatesToDatabase %s: %d top-ten rows loaded into %s",
+            self.date,
+            len(top),
+            db.safe_url(self.settings.require_database_url()),
+        )

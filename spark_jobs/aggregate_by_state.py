@@ -209,17 +209,32 @@ def extract(spark: SparkSession, path: str) -> DataFrame:
     )
 
 
-def load_csv(df: DataFrame, path: str) -> None:
-    """One CSV file with a header under ``path``, replacing what was there; ``_SUCCESS`` last."""
-    df.coalesce(1).write.mode("overwrite").option("header", True).option("escape", '"').csv(path)
+def _filesystem(spark: SparkSession, path: str):
+    jvm = spark.sparkContext._jvm
+    target = jvm.org.apache.hadoop.fs.Path(path)
+    return target.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), target
+
+
+def load_csv(spark: SparkSession, df: DataFrame, path: str) -> None:
+    """One CSV file with a header under ``path``, with ``_SUCCESS``, replacing what was there.
+
+    Written complete beside the old output (under ``_staging/``, which Spark's partition
+    discovery ignores), then swapped in: a reader sees the old output or the new one, never a
+    half-written mix.
+    """
+    parent, name = path.rstrip("/").rsplit("/", 1)
+    staging = f"{parent}/_staging/{name}"
+    df.coalesce(1).write.mode("overwrite").option("header", True).option("escape", '"').csv(staging)
+    fs, final = _filesystem(spark, path)
+    _, staged = _filesystem(spark, staging)
+    fs.delete(final, True)
+    if not fs.rename(staged, final):
+        raise OSError(f"could not move {staging} to {path}")
 
 
 def load_json(spark: SparkSession, document: dict, path: str) -> None:
     """Write ``document`` to ``path`` through Hadoop's FileSystem (local or s3a), replacing it."""
-    jvm = spark.sparkContext._jvm
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
-    target = jvm.org.apache.hadoop.fs.Path(path)
-    fs = target.getFileSystem(conf)
+    fs, target = _filesystem(spark, path)
     stream = fs.create(target, True)
     try:
         stream.write(bytearray(json.dumps(document, indent=2, sort_keys=True).encode("utf-8")))
@@ -254,9 +269,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {args.input}: the file holds no reports", file=sys.stderr)
             return 2
         # The aggregate is written last: its _SUCCESS flag marks the whole step complete.
-        load_csv(transform_rejects(classified), args.rejects)
+        load_csv(spark, transform_rejects(classified), args.rejects)
         load_json(spark, report, args.report)
-        load_csv(transform_count_by_month_state(classified), args.output)
+        load_csv(spark, transform_count_by_month_state(classified), args.output)
         print(json.dumps(report, sort_keys=True))
         return 0
     finally:

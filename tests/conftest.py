@@ -43,7 +43,9 @@ def pipeline_env(storage: str, database_url: str | None, source: str | None, **e
     return env
 
 
-def run_luigi(*args: str, env: dict, cwd: Path = REPO, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_luigi(
+    *args: str, env: dict, cwd: Path = REPO, timeout: int = 600
+) -> subprocess.CompletedProcess:
     """``python -m luigi --module etl ARGS`` as a user runs it."""
     return subprocess.run(
         [sys.executable, "-m", "luigi", "--module", "etl", *args],
@@ -54,8 +56,8 @@ def run_luigi(*args: str, env: dict, cwd: Path = REPO, timeout: int = 600) -> su
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory):
     """A real PostgreSQL server for the session (private, on 127.0.0.1)."""
-    from etl.localpg import LocalPostgres, _bin
     from etl.errors import DatabaseError
+    from etl.localpg import LocalPostgres, _bin
 
     try:
         _bin("initdb")
@@ -124,7 +126,9 @@ def real_run(tmp_path_factory, postgres) -> PipelineRun:
     url = new_database(postgres, "real_run")
     storage = tmp_path_factory.mktemp("real-lake")
     env = pipeline_env(str(storage), url, str(source))
-    result = run_luigi("TopStatesToDatabase", "--date", REAL_RUN_DATE.isoformat(), "--local-scheduler", env=env)
+    result = run_luigi(
+        "TopStatesToDatabase", "--date", REAL_RUN_DATE.isoformat(), "--local-scheduler", env=env
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return PipelineRun(storage, url, REAL_RUN_DATE, source, result)
 

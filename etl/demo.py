@@ -1,0 +1,121 @@
+"""``make demo``: the whole pipeline on the embedded default, then the top ten.
+
+Embedded default: the lake in ``.run/lake``, Spark in local mode, and a private PostgreSQL under
+``.run/postgres`` (started here, left running for ``make producto``) unless UFO_DATABASE_URL is
+set. The source is UFO_SOURCE when given (real data), else a generated sample.
+
+    python -m etl.demo [--date YYYY-MM-DD] [--rows N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+import luigi
+
+RUN_DIR = Path(".run")
+
+
+def _say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def prepare(args: argparse.Namespace) -> tuple[str, str]:
+    """Set UFO_* for this process (sample data and private database as needed); (source, kind)."""
+    from etl import sample
+    from etl.localpg import LocalPostgres
+
+    RUN_DIR.mkdir(exist_ok=True)
+    source = os.environ.get("UFO_SOURCE")
+    if source:
+        kind = f"real data from UFO_SOURCE={source}"
+    else:
+        source = str((RUN_DIR / "sample" / f"nuforc_sample_{args.date}.csv").resolve())
+        Path(source).parent.mkdir(exist_ok=True)
+        with open(source, "w", encoding="utf-8", newline="") as out:
+            sample.write(out, sample.generate(args.rows, until=args.date))
+        kind = f"a generated sample of {args.rows} reports ({source}); set UFO_SOURCE for real data"
+    os.environ["UFO_SOURCE"] = source
+    os.environ.setdefault("UFO_STORAGE", str((RUN_DIR / "lake").resolve()))
+    if not os.environ.get("UFO_DATABASE_URL"):
+        server = LocalPostgres(RUN_DIR.resolve() / "postgres").start()
+        os.environ["UFO_DATABASE_URL"] = server.url
+        (RUN_DIR / "demo.env").write_text(f"PRODUCTO_DATABASE_URL={server.url}\n")
+    return source, kind
+
+
+def report(date: dt.date) -> None:
+    import sqlalchemy as sa
+
+    from etl import db
+    from etl.config import load_settings
+    from etl.storage import Lake, partition
+
+    settings = load_settings()
+    lake = Lake.from_uri(settings.storage)
+    eng = db.engine(settings.require_database_url())
+    with eng.connect() as conn:
+        top = conn.execute(
+            sa.select(db.top_states.c.rank, db.top_states.c.state, db.top_states.c.sightings)
+            .where(db.top_states.c.run_date == date, db.top_states.c.period == "all")
+            .order_by(db.top_states.c.rank)
+        ).all()
+        run = conn.execute(sa.select(db.ufo_runs).where(db.ufo_runs.c.run_date == date)).one()
+    eng.dispose()
+    _say(f"\nTop ten states by UFO sightings, all time (run date {date}):")
+    for rank, state, sightings in top:
+        _say(f"  {rank:>2}. {state}  {sightings:>7,}")
+    _say(
+        f"\nRows: {run.input:,} in, {run.valid:,} valid, {run.rejected:,} rejected "
+        f"{dict(run.rejected_by_reason)}, {run.header_repeat:,} repeated headers, "
+        f"{run.duplicate:,} duplicates, {run.after_run_date:,} posted after the run date."
+    )
+    _say("\nOutputs:")
+    for dataset in ("raw", "aggregated", "rejects", "reports", "top10"):
+        _say(f"  {dataset:<10} {lake.uri(partition(dataset, date))}")
+    _say(
+        f"  database   {db.safe_url(settings.require_database_url())} (tables top_states, state_sightings, ufo_runs)"
+    )
+    if (RUN_DIR / "demo.env").exists():
+        _say("\nSee it in the browser: `make producto`, then open http://127.0.0.1:8000")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the UFO pipeline on the embedded default.")
+    parser.add_argument("--date", type=dt.date.fromisoformat,
+                        default=dt.date.today() - dt.timedelta(days=1), help="run date (default: yesterday)")  # fmt: skip
+    parser.add_argument("--rows", type=int, default=20000, help="rows of the generated sample")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+    from etl.errors import UfoError
+    from etl.tasks import TopStatesToDatabase
+
+    try:
+        _, kind = prepare(args)
+    except UfoError as err:
+        print(f"demo: error: {err}", file=sys.stderr)
+        return 1
+    _say(f"Running the UFO pipeline for {args.date} on {kind}.")
+    # A demo always recomputes its date, so a changed source or sample shows at once.
+    task = TopStatesToDatabase(date=args.date, force=True, force_upstream=True)
+    result = luigi.build([task], local_scheduler=True, detailed_summary=True)
+    if result.status not in (
+        luigi.LuigiStatusCode.SUCCESS,
+        luigi.LuigiStatusCode.SUCCESS_WITH_RETRY,
+    ):
+        print(
+            f"demo: error: the pipeline did not finish ({result.status.name}); see the messages above.",
+            file=sys.stderr,
+        )
+        return 1
+    report(args.date)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,6 +6,7 @@ ReadUFOs -> AggregateUFOsByState (spark-submit) -> TopTenStates -> TopStatesToDa
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -13,7 +14,6 @@ import shutil
 import sys
 import tempfile
 import time
-from functools import cached_property
 from pathlib import Path
 
 import luigi
@@ -29,6 +29,11 @@ logger = logging.getLogger("ufo")
 
 SPARK_JOB = Path(__file__).resolve().parent.parent / "spark_jobs" / "aggregate_by_state.py"
 RAW_FILE = "nuforc_reports.csv"
+
+
+@functools.lru_cache(maxsize=8)
+def _lake(uri: str) -> Lake:
+    return Lake.from_uri(uri)
 
 
 def _yesterday() -> dt.date:
@@ -72,13 +77,15 @@ class UfoTask(luigi.Task):
         """The task ``cls`` for this run date, forced when this one is forced upstream."""
         return cls(date=self.date, force=self.force_upstream, force_upstream=self.force_upstream)
 
-    @cached_property
+    # Read at use, not cached on the task: Luigi reuses task instances within a process, and a
+    # long-running worker must see the environment of each run.
+    @property
     def settings(self) -> Settings:
         return load_settings()
 
-    @cached_property
+    @property
     def lake(self) -> Lake:
-        return Lake.from_uri(self.settings.storage)
+        return _lake(self.settings.storage)
 
     def partition(self, dataset: str) -> str:
         return partition(dataset, self.date)

@@ -1,0 +1,65 @@
+"""The whole chain through a real luigid and a real Spark standalone cluster."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+from tests import reference
+from tests.cluster.conftest import cluster_env, run_on
+from tests.conftest import REAL_2019, REAL_RUN_DATE, shared_file
+
+pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.shared_data]
+
+TASKS = ("ReadUFOs", "AggregateUFOsByState", "TopTenStates", "TopStatesToDatabase")
+
+
+def expected_top_rows(expected: reference.Expected) -> list[tuple[str, int, str, int]]:
+    """(period, rank, state, sightings) from the independent reading of the file."""
+    rows = []
+    for period, month in [("all", None)] + [(m, m) for m in expected.months()]:
+        for rank, (state, n) in enumerate(expected.top_ten(month), start=1):
+            rows.append((period, rank, state, n))
+    return sorted(rows)
+
+
+def loaded_top_rows(url: str, run_date: dt.date) -> list[tuple[str, int, str, int]]:
+    eng = sa.create_engine(url)
+    try:
+        with eng.connect() as conn:
+            return sorted(
+                tuple(r)
+                for r in conn.execute(
+                    sa.text(
+                        "SELECT period, rank, state, sightings FROM top_states WHERE run_date = :d"
+                    ),
+                    {"d": run_date},
+                )
+            )
+    finally:
+        eng.dispose()
+
+
+@pytest.mark.timeout(600)
+def test_whole_chain_on_real_file_through_luigid_and_spark_cluster(
+    spark_cluster, luigid, database_url, tmp_path
+):
+    source = shared_file(REAL_2019.name)
+    env = cluster_env(tmp_path / "lake", database_url, source, spark_cluster)
+    date = REAL_RUN_DATE
+
+    result = run_on(luigid, "TopStatesToDatabase", "--date", date.isoformat(), env=env, timeout=540)
+
+    assert result.returncode == 0, result.stderr[-5000:]
+    done = luigid.families("DONE")
+    assert {f: len(done.get(f, [])) for f in TASKS} == {f: 1 for f in TASKS}, done
+    assert luigid.tasks("FAILED") == {}
+    apps = spark_cluster.completed_apps(f"AggregateUFOsByState {date}")
+    assert len(apps) == 1 and apps[0]["state"] == "FINISHED", spark_cluster.state()
+    for family in TASKS:
+        events = luigid.events(family, date)
+        assert events.count("RUNNING") == 1 and events[-1] == "DONE", (family, events)
+    expected = reference.classify(source.read_bytes(), date)
+    assert loaded_top_rows(database_url, date) == expected_top_rows(expected)

@@ -8,10 +8,12 @@ since PostgreSQL refuses to run as root.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,13 @@ def _bin(name: str) -> str:
     )
 
 
+def _postgres_can_enter(path: Path) -> bool:
+    probe = subprocess.run(
+        ["runuser", "-u", "postgres", "--", "test", "-x", str(path)], check=False
+    )
+    return probe.returncode == 0
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -45,6 +54,14 @@ class LocalPostgres:
 
     directory: Path
     port: int = 0
+
+    def __post_init__(self) -> None:
+        self.directory = Path(self.directory).resolve()
+        if os.geteuid() == 0 and not _postgres_can_enter(self.directory.parent):
+            # Root's private directories (e.g. /root, pytest's temp root) are closed to the
+            # postgres user: keep the cluster in a world-traversable place instead.
+            digest = hashlib.sha1(str(self.directory).encode()).hexdigest()[:12]
+            self.directory = Path(tempfile.gettempdir()) / f"ufo-postgres-{digest}"
 
     @property
     def user(self) -> str:

@@ -11,7 +11,6 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import IO
 from urllib.parse import urlparse
 
 import luigi
@@ -66,8 +65,9 @@ class Lake:
         """Relative paths of the files under ``rel_dir`` ending in ``suffix``, sorted."""
         raise NotImplementedError
 
-    def open_text(self, rel: str) -> IO[str]:
-        return self.target(rel).open("r")
+    def read_text(self, rel: str) -> str:
+        """The whole UTF-8 text of a (small) file."""
+        raise NotImplementedError
 
     def put_file(self, local_path: str, rel: str) -> None:
         """Publish a finished local file at ``rel`` in one step: readers see old or new, never half."""
@@ -104,6 +104,9 @@ class LocalLake(Lake):
         return sorted(
             f"{rel_dir}/{p.name}" for p in base.iterdir() if p.is_file() and p.name.endswith(suffix)
         )
+
+    def read_text(self, rel: str) -> str:
+        return Path(self._path(rel)).read_text(encoding="utf-8")
 
     def put_file(self, local_path: str, rel: str) -> None:
         dest = self._path(rel)
@@ -167,6 +170,10 @@ class S3Lake(Lake):
             lambda: list(self.client.list(self.uri(rel_dir).rstrip("/") + "/")), rel_dir
         )
         return sorted(f"{rel_dir}/{k}" for k in keys if k.endswith(suffix) and "/" not in k)
+
+    def read_text(self, rel: str) -> str:
+        uri = self.uri(rel)
+        return self._guard(lambda: self.client.get_as_string(uri), rel)
 
     def put_file(self, local_path: str, rel: str) -> None:
         uri = self.uri(rel)

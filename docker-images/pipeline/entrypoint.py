@@ -28,8 +28,8 @@ def luigi_config(env: dict[str, str]) -> str:
     lines = [
         "# Written at container start by ufo-entrypoint from the environment.",
         "[core]",
-        f"default_host = {env.get('LUIGI_SCHEDULER_HOST', 'luigid')}",
-        f"default_port = {env.get('LUIGI_SCHEDULER_PORT', '8082')}",
+        f"scheduler_host = {env.get('LUIGI_SCHEDULER_HOST', 'luigid')}",
+        f"scheduler_port = {env.get('LUIGI_SCHEDULER_PORT', '8082')}",
         "[worker]",
         "# Wait for tasks that another worker runs instead of giving up on them.",
         "keep_alive = true",

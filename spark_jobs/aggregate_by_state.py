@@ -224,7 +224,16 @@ def load_csv(spark: SparkSession, df: DataFrame, path: str) -> None:
     """
     parent, name = path.rstrip("/").rsplit("/", 1)
     staging = f"{parent}/_staging/{name}"
-    df.coalesce(1).write.mode("overwrite").option("header", True).option("escape", '"').csv(staging)
+    (
+        df.coalesce(1)
+        .write.mode("overwrite")
+        .option("header", True)
+        .option("escape", '"')
+        # Spark's CSV writer trims fields by default; rejects must keep them as they came.
+        .option("ignoreLeadingWhiteSpace", False)
+        .option("ignoreTrailingWhiteSpace", False)
+        .csv(staging)
+    )
     fs, final = _filesystem(spark, path)
     _, staged = _filesystem(spark, staging)
     fs.delete(final, True)

@@ -1,0 +1,46 @@
+"""`make demo`'s program end to end: sample data, a private PostgreSQL, local Spark."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from etl.localpg import LocalPostgres
+from tests.conftest import REPO
+
+pytestmark = [pytest.mark.integration, pytest.mark.spark]
+
+
+def test_demo_runs_the_pipeline_and_prints_the_top_ten(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UFO_")}
+    env["PYTHONPATH"] = str(REPO)
+    result = subprocess.run(
+        [sys.executable, "-m", "etl.demo", "--date", "2019-03-29", "--rows", "3000"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    try:
+        assert result.returncode == 0, result.stderr[-4000:]
+        out = result.stdout
+        assert "on a generated sample of 3000 reports" in out
+        top = [
+            line.split()
+            for line in out.splitlines()
+            if line.strip()[:3].rstrip(".").strip().isdigit()
+        ]
+        assert [int(r[0].rstrip(".")) for r in top] == list(range(1, 11))
+        assert top[0][1] == "CA"  # the generator's most reported state
+        lake = tmp_path / ".run" / "lake"
+        assert f"top10      {lake}/top10/date=2019-03-29" in out
+        assert (lake / "aggregated/date=2019-03-29/_SUCCESS").exists()
+        assert "make producto" in out
+        assert (
+            (tmp_path / ".run" / "demo.env")
+            .read_text()
+            .startswith("PRODUCTO_DATABASE_URL=postgresql")
+        )
+    finally:
+        LocalPostgres(Path(tmp_path / ".run" / "postgres")).stop()

@@ -30,7 +30,9 @@
     box.replaceChildren();
     box.dataset.period = state.period;
     if (!rows.length) return;
-    const width = 420, rowH = 30, left = 120, right = 64;
+    // One SVG unit per CSS pixel, so labels stay readable on a phone.
+    const width = Math.max(300, Math.min(560, Math.round(box.clientWidth || 420)));
+    const rowH = 30, left = 120, right = 64;
     const max = Math.max(...rows.map((r) => r.sightings));
     const svg = el("svg", { viewBox: `0 0 ${width} ${rows.length * rowH}`, "aria-hidden": "true" });
     rows.forEach((row, i) => {

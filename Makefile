@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo producto test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 ## Run the whole pipeline on the embedded default (a generated sample, or UFO_SOURCE).
 demo: $(VENV)/.runtime
 	$(BIN)/python -m etl.demo
+
+## Serve producto (the web app) on http://127.0.0.1:8000 over the demo's database.
+producto: $(VENV)/.runtime
+	@test -f .run/demo.env || { echo "Run 'make demo' first (or set PRODUCTO_DATABASE_URL and run python -m producto)."; exit 1; }
+	set -a; . ./.run/demo.env; set +a; $(BIN)/python -m producto --host 127.0.0.1 --port 8000
 
 ## Set up and run the whole test suite (system packages too, when run as root).
 test: $(VENV)/.dev

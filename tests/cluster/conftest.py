@@ -138,6 +138,11 @@ class SparkCluster:
             a for a in self.state().get("completedapps", []) if a["name"].startswith(name_prefix)
         ]
 
+    @property
+    def conf_dir(self) -> Path:
+        """SPARK_CONF_DIR of the applications submitted to this cluster."""
+        return self.directory / "conf"
+
     def logs(self) -> str:
         return "\n".join(
             p.read_text(errors="replace")[-3000:] for p in sorted(self.directory.glob("*.log"))
@@ -163,6 +168,15 @@ def spark_cluster(tmp_path_factory) -> Iterator[SparkCluster]:
     cluster = SparkCluster(port=free_port(), webui_port=free_port(), directory=directory)
     spark_class = str(spark_home() / "bin" / "spark-class")
     env = _spark_env()
+    # The applications' defaults, as a deployment's spark-defaults.conf would give them: a
+    # 1-core cluster gains nothing from 200 shuffle partitions, and the driver stays on loopback.
+    cluster.conf_dir.mkdir()
+    (cluster.conf_dir / "spark-defaults.conf").write_text(
+        "spark.sql.shuffle.partitions 4\n"
+        f"spark.driver.host {LOOPBACK}\n"
+        f"spark.driver.bindAddress {LOOPBACK}\n"
+        "spark.ui.showConsoleProgress false\n"
+    )
     master_log = directory / "master.log"
     worker_log = directory / "worker.log"
     try:

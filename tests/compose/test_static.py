@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,7 @@ def compose_config(*files: Path) -> subprocess.CompletedProcess:
     for file in files:
         args += ["-f", str(file)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    env.setdefault("CI_HOSTNAME", socket.gethostname())  # the CI override needs it
     return subprocess.run(
         [*args, "config", "--quiet"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
     )

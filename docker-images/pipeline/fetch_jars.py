@@ -26,7 +26,9 @@ def fetch(repo: str, coordinate: str, dest: Path) -> Path:
         expected = response.read().decode().split()[0].strip().lower()
     if digest.hexdigest() != expected:
         target.unlink()
-        raise SystemExit(f"{name}: SHA-1 {digest.hexdigest()} does not match {expected} from {url}.sha1")
+        raise SystemExit(
+            f"{name}: SHA-1 {digest.hexdigest()} does not match {expected} from {url}.sha1"
+        )
     print(f"{name}: {target.stat().st_size} bytes, sha1 ok")
     return target
 

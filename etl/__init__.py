@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import luigi
 
+from etl import logs
 from etl.tasks import (
     AggregateUFOsByState,
     ReadUFOs,
@@ -19,5 +20,6 @@ from etl.tasks import (
 __all__ = ["ReadUFOs", "AggregateUFOsByState", "TopTenStates", "TopStatesToDatabase"]
 
 
+logs.configure()
 luigi.Task.event_handler(luigi.Event.FAILURE)(report_failure)
 luigi.Task.event_handler(luigi.Event.BROKEN_TASK)(report_failure)

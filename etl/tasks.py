@@ -21,7 +21,7 @@ import luigi
 from luigi.contrib.external_program import ExternalProgramRunError
 from luigi.contrib.spark import SparkSubmitTask
 
-from etl import db, source, topten
+from etl import db, logs, source, topten
 from etl.config import Settings, load_settings
 from etl.errors import DataError, UfoError
 from etl.storage import Lake, modified_at, partition
@@ -196,12 +196,30 @@ class AggregateUFOsByState(UfoTask, SparkSubmitTask):
             env.setdefault("PYSPARK_PYTHON", sys.executable)
         return env
 
+    def _clean_output_file(self, file_object) -> str:
+        # Luigi reads spark-submit's captured stdout, then stderr, through here: keep both.
+        text = super()._clean_output_file(file_object)
+        self._spark_output.append(text)
+        return text
+
     def run(self) -> None:
+        self._spark_output: list[str] = []
         try:
             super().run()
         except ExternalProgramRunError as err:
             raise SparkJobError.from_run_error(err) from None
+        finally:
+            self._keep_spark_output()
         logger.info("AggregateUFOsByState %s: %s", self.date, self.quality())
+
+    def _keep_spark_output(self) -> None:
+        path = logs.spark_log_path(self.task_id)
+        if path is not None and self._spark_output:
+            names = ("stdout", "stderr")
+            path.write_text(
+                "".join(f"==== {n} ====\n{t}\n" for n, t in zip(names, self._spark_output))
+            )
+            logger.info("spark-submit output of %s kept in %s", self.task_id, path)
 
     def quality(self) -> dict:
         return json.loads(self.lake.read_text(f"{self.partition('reports')}/quality.json"))

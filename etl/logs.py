@@ -1,0 +1,55 @@
+"""One logging configuration for the pipeline's processes.
+
+Human-readable lines on stdout (so ``docker compose logs`` shows them) and, when UFO_LOG_DIR is
+set, the same lines in ``$UFO_LOG_DIR/pipeline.log``; each spark-submit's whole output goes to
+``$UFO_LOG_DIR/spark/``. Luigi's own logging set-up is switched off in luigi.cfg
+(``no_configure_logging``) so that its lines go through these handlers too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import logging.handlers
+import os
+import re
+import sys
+from pathlib import Path
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
+_MARK = "_ufo_handler"
+
+
+def log_dir() -> Path | None:
+    value = os.environ.get("UFO_LOG_DIR")
+    return Path(value) if value else None
+
+
+def configure(level: int = logging.INFO) -> None:
+    """Attach the stdout and file handlers to the root logger, once per process."""
+    root = logging.getLogger()
+    if any(getattr(h, _MARK, False) for h in root.handlers):
+        return
+    formatter = logging.Formatter(FORMAT)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    directory = log_dir()
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.handlers.WatchedFileHandler(directory / "pipeline.log"))
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        setattr(handler, _MARK, True)
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def spark_log_path(task_id: str) -> Path | None:
+    """Where one spark-submit's output is kept, or None without UFO_LOG_DIR."""
+    directory = log_dir()
+    if directory is None:
+        return None
+    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", task_id)
+    path = directory / "spark" / f"{safe}.{stamp}.{os.getpid()}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path

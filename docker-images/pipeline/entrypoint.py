@@ -24,7 +24,7 @@ def _ini(value: str) -> str:
     return value.replace("%", "%%")  # luigi's config parser interpolates %(...)s
 
 
-def luigi_config(env: dict[str, str]) -> str:
+def luigi_config(env: dict[str, str], command: str = "") -> str:
     lines = [
         "# Written at container start by ufo-entrypoint from the environment.",
         "[core]",
@@ -42,6 +42,9 @@ def luigi_config(env: dict[str, str]) -> str:
         "[resources]",
         "spark_applications = 1",
     ]
+    if command == "luigid":
+        # /app/luigi.cfg hands logging to the etl package; luigid has to log to its --logdir.
+        lines.insert(2, "no_configure_logging = false")
     history = env.get("LUIGID_DATABASE_URL")
     if history:
         lines += ["[task_history]", f"db_connection = {_ini(history)}"]
@@ -83,11 +86,12 @@ def write_private(path: Path, text: str) -> None:
 
 def main(argv: list[str]) -> None:
     env = dict(os.environ)
-    write_private(Path(env.get("LUIGI_CONFIG_PATH", "/home/ufo/conf/luigi.cfg")), luigi_config(env))
-    conf_dir = Path(env.get("SPARK_CONF_DIR", "/home/ufo/conf/spark"))
-    write_private(conf_dir / "spark-defaults.conf", spark_defaults(env))
     if not argv:
         argv = ["ufo-run-pipeline"]
+    config = luigi_config(env, os.path.basename(argv[0]))
+    write_private(Path(env.get("LUIGI_CONFIG_PATH", "/home/ufo/conf/luigi.cfg")), config)
+    conf_dir = Path(env.get("SPARK_CONF_DIR", "/home/ufo/conf/spark"))
+    write_private(conf_dir / "spark-defaults.conf", spark_defaults(env))
     os.execvp(argv[0], argv)
 
 

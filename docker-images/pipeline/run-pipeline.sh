@@ -8,14 +8,13 @@ args=(--module etl TopStatesToDatabase)
 if [ -n "${RUN_DATE:-}" ]; then
   args+=(--date "$RUN_DATE")
 fi
-log="/var/log/ufo/pipeline-$(hostname).log"
 rm -f /tmp/ufo-pipeline.ok
 
 rc=10
 for attempt in 1 2 3 4 5 6; do
   echo "ufo: running python -m luigi ${args[*]} (attempt $attempt)"
-  python -m luigi "${args[@]}" 2>&1 | tee -a "$log"
-  rc=${PIPESTATUS[0]}
+  python -m luigi "${args[@]}"
+  rc=$?
   # 10 = a task is already running on another worker: wait for it, then check again.
   [ "$rc" = 10 ] || break
   sleep 20
@@ -25,6 +24,6 @@ if [ "$rc" = 0 ]; then
   echo "ufo: pipeline finished; this worker stays up for 'docker compose exec'"
   touch /tmp/ufo-pipeline.ok
 else
-  echo "ufo: error: the pipeline failed with exit code $rc (see above and $log)" >&2
+  echo "ufo: error: the pipeline failed with exit code $rc (see above, and ${UFO_LOG_DIR:-the container log})" >&2
 fi
 exec sleep infinity

@@ -9,7 +9,8 @@ NUFORC file on ``up``. Then:
   and the read-only role can read them but not write;
 * luigid's API reports every task DONE, and its task history is in PostgreSQL;
 * the Spark master's JSON API lists the workers and the finished application;
-* ``docker compose run luigi_worker python -m luigi ...`` for the same date runs nothing twice;
+* with two Luigi workers and two Spark workers, both workers finish the run, the Spark job ran
+  once, and ``docker compose run luigi_worker python -m luigi ...`` afterwards runs nothing;
 * a non-interactive ``pyspark`` shell on the cluster reads the lake and writes to PostgreSQL;
 * producto answers /health through the read-only role.
 
@@ -42,6 +43,7 @@ FILES = ["-f", "docker-compose.yml", "-f", ".ci/docker-compose.ci.yml"]
 PG_PORT, LUIGID_PORT, SPARK_UI_PORT, PRODUCTO_PORT = 15432, 18082, 18080, 18000
 SPARK_MASTER_URL = "spark://spark-master:17077"
 PIPELINE_TIMEOUT = 1200
+SCALE = ("--scale", "spark-worker=2", "--scale", "luigi_worker=2")
 REPORT = REPO / "test-output" / "compose-e2e.json"
 
 
@@ -134,7 +136,9 @@ def stack(tmp_path_factory):
     started = time.monotonic()
     try:
         s.timed("build", "build", timeout=1800)
-        s.timed("up", "up", "--detach", timeout=900)
+        # Two of each scalable service: the Spark workers both join, the Luigi workers share
+        # the run through luigid and nothing runs twice.
+        s.timed("up", "up", "--detach", *SCALE, timeout=900)
         wait_for_pipeline(s)
         yield s
     finally:
@@ -157,7 +161,7 @@ def wait_for_pipeline(s: Stack) -> None:
     start = time.monotonic()
     while time.monotonic() - start < PIPELINE_TIMEOUT:
         logs = s.compose("logs", "--no-color", "luigi_worker", check=False, timeout=60).stdout
-        if "ufo: pipeline finished" in logs:
+        if logs.count("ufo: pipeline finished") == 2:  # both Luigi workers
             s.timings["pipeline_on_up"] = round(time.monotonic() - start, 1)
             return
         if "ufo: error:" in logs:
@@ -194,9 +198,12 @@ def expected():
 
 def test_every_service_is_up_and_healthy(stack):
     rows = _ps_rows(stack.compose("ps", "--all", "--format", "json").stdout)
-    by_service = {r["Service"]: r for r in rows}
-    assert by_service["create-bucket"]["State"] == "exited"
-    assert by_service["create-bucket"]["ExitCode"] == 0
+    by_service: dict[str, list[dict]] = {}
+    for row in rows:
+        by_service.setdefault(row["Service"], []).append(row)
+    [bucket_job] = by_service["create-bucket"]
+    assert (bucket_job["State"], bucket_job["ExitCode"]) == ("exited", 0)
+    expected_count = {"spark-worker": 2, "luigi_worker": 2}
     for name in (
         "postgres",
         "minio",
@@ -206,9 +213,10 @@ def test_every_service_is_up_and_healthy(stack):
         "luigi_worker",
         "producto",
     ):
-        row = by_service[name]
-        assert row["State"] == "running", row
-        assert row.get("Health") in ("healthy", None) or _eventually_healthy(stack, name), row
+        containers = by_service[name]
+        assert len(containers) == expected_count.get(name, 1), containers
+        assert all(c["State"] == "running" for c in containers), containers
+        assert _eventually_healthy(stack, name), containers
 
 
 def _eventually_healthy(stack: Stack, service: str, timeout: int = 120) -> bool:
@@ -292,6 +300,8 @@ def test_luigid_reports_every_task_done_and_records_history(stack):
         recorded = set(conn.execute(sa.text("SELECT DISTINCT name FROM tasks")).scalars())
     engine.dispose()
     assert set(FAMILIES) <= recorded
+    log = stack.compose("exec", "-T", "luigid", "cat", "/var/log/luigid/luigi-server.log").stdout
+    assert "api/" in log, log[-2000:]  # luigid logs (its requests, at least) into its --logdir
 
 
 def _finished_apps() -> list[dict]:
@@ -302,7 +312,7 @@ def _finished_apps() -> list[dict]:
 def test_spark_master_lists_the_workers_and_the_finished_application(stack):
     master = get_json(f"http://127.0.0.1:{SPARK_UI_PORT}/json/")
     assert master["status"] == "ALIVE"
-    assert master["aliveworkers"] >= 1
+    assert master["aliveworkers"] == 2
     apps = _finished_apps()
     assert [a["name"] for a in apps] == [f"AggregateUFOsByState {REAL_RUN_DATE.isoformat()}"]
     assert apps[0]["state"] == "FINISHED"

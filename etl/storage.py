@@ -69,6 +69,17 @@ class Lake:
         """The whole UTF-8 text of a (small) file."""
         raise NotImplementedError
 
+    def write_text(self, rel: str, text: str) -> None:
+        """Write a small UTF-8 file in one step."""
+        with tempfile.TemporaryDirectory() as tmp:
+            local = os.path.join(tmp, "file")
+            Path(local).write_text(text, encoding="utf-8")
+            self.put_file(local, rel)
+
+    def create_exclusive(self, rel: str, text: str) -> bool:
+        """Create ``rel`` only if it does not exist; whether this call created it."""
+        raise NotImplementedError
+
     def put_file(self, local_path: str, rel: str) -> None:
         """Publish a finished local file at ``rel`` in one step: readers see old or new, never half."""
         raise NotImplementedError
@@ -107,6 +118,17 @@ class LocalLake(Lake):
 
     def read_text(self, rel: str) -> str:
         return Path(self._path(rel)).read_text(encoding="utf-8")
+
+    def create_exclusive(self, rel: str, text: str) -> bool:
+        path = self._path(rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return True
 
     def put_file(self, local_path: str, rel: str) -> None:
         dest = self._path(rel)
@@ -174,6 +196,27 @@ class S3Lake(Lake):
     def read_text(self, rel: str) -> str:
         uri = self.uri(rel)
         return self._guard(lambda: self.client.get_as_string(uri), rel)
+
+    def create_exclusive(self, rel: str, text: str) -> bool:
+        import botocore.exceptions as bex
+
+        s3 = self.client.s3.meta.client
+        try:
+            self._guard(
+                lambda: s3.put_object(
+                    Bucket=self.bucket, Key=self._key(rel), Body=text.encode(), IfNoneMatch="*"
+                ),
+                rel,
+            )
+        except bex.ClientError as err:
+            if err.response.get("Error", {}).get("Code") in (
+                "PreconditionFailed",
+                "412",
+                "ConditionalRequestConflict",
+            ):
+                return False
+            raise
+        return True
 
     def put_file(self, local_path: str, rel: str) -> None:
         uri = self.uri(rel)

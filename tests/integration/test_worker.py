@@ -1,0 +1,119 @@
+"""Run requests through the lake: validation, exactly-once claiming by racing workers, results."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from etl.worker import BadRequest, parse_request
+from tests.conftest import REPO, pipeline_env
+from tests.integration.test_s3 import BUCKET, CREDENTIALS, s3, s3_endpoint, s3_env  # noqa: F401
+
+HEADER = "Date / Time,City,State,Shape,Duration,Summary,Posted\r\n"
+
+
+def test_a_valid_request_becomes_an_argument_list():
+    request = parse_request("task: TopStatesToDatabase\nparams: {date: 2019-03-29, force: true}\n")
+    assert request.argv(["--local-scheduler"])[2:] == [
+        "luigi", "--module", "etl", "TopStatesToDatabase", "--local-scheduler", "--date", "2019-03-29", "--force",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("task: [unclosed", "not valid YAML"),
+        ("- a list", "must be a mapping"),
+        ("task: os.system\nparams: {}", "is not one of"),
+        ("task: ReadUFOs\nparams: {date: 2019-02-30}", "'2019-02-30' is not valid"),
+        ("task: ReadUFOs\nparams: {workers: 8}", "has no parameter 'workers'"),
+        ("task: ReadUFOs\nparams: {date: [1, 2]}", "must be a single value"),
+        ("task: ReadUFOs\nenv: {LD_PRELOAD: /tmp/x.so}", "'env' may only set UFO_SOURCE"),
+        ("task: ReadUFOs\nrun: rm -rf /", "unknown key(s) ['run']"),
+        ("!!python/object/apply:os.system ['id']", "not valid YAML"),
+    ],
+)
+def test_malformed_requests_say_why(text, reason):
+    with pytest.raises(BadRequest) as err:
+        parse_request(text)
+    assert reason in str(err.value)
+
+
+def race_workers(env, n: int = 2) -> list[subprocess.CompletedProcess]:
+    """``n`` workers started at once, each handling the pending requests once."""
+    env = dict(env, UFO_LOCAL_SCHEDULER="1")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "etl.worker", "--once"],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for _ in range(n)
+    ]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        results.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    return results
+
+
+def test_racing_workers_run_each_request_once(tmp_path):
+    src = tmp_path / "index.csv"
+    src.write_text(HEADER + "1/1/19 1:00,Town,CA,Light,1 min,x,1/2/19\r\n", newline="")
+    lake = tmp_path / "lake"
+    requests = lake / "requests"
+    requests.mkdir(parents=True)
+    for day in ("2019-03-27", "2019-03-28", "2019-03-29"):
+        (requests / f"read-{day}.yaml").write_text(f"task: ReadUFOs\nparams:\n  date: {day}\n")
+    (requests / "broken.yaml").write_text("task: ReadUFOs\nparams: {date: yesterday}\n")
+    (requests / "missing-source.yml").write_text(
+        f"task: ReadUFOs\nparams: {{date: 2019-03-26}}\nenv: {{UFO_SOURCE: {tmp_path / 'nope.csv'}}}\n"
+    )
+    results = race_workers(pipeline_env(str(lake), None, str(src)))
+    assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
+
+    runs = [line for r in results for line in r.stdout.splitlines() if ": running " in line]
+    assert len(runs) == 4  # every valid request ran, once, by one of the two workers
+    names = sorted(p.name for p in requests.iterdir() if p.is_file())
+    assert names == sorted(
+        ["broken.error.yaml", "missing-source.error.yaml", "missing-source.log"]
+        + [f"read-{d}.done.yaml" for d in ("2019-03-27", "2019-03-28", "2019-03-29")]
+        + [f"read-{d}.log" for d in ("2019-03-27", "2019-03-28", "2019-03-29")]
+    )
+    assert list((requests / ".claims").iterdir()) == []
+    for day in ("2019-03-27", "2019-03-28", "2019-03-29"):
+        assert (lake / f"raw/date={day}/nuforc_reports.csv").exists()
+        assert yaml.safe_load((requests / f"read-{day}.done.yaml").read_text())["exit_code"] == 0
+    broken = yaml.safe_load((requests / "broken.error.yaml").read_text())
+    assert "'yesterday' is not valid" in broken["error"] and broken["status"] == "error"
+    failed = yaml.safe_load((requests / "missing-source.error.yaml").read_text())
+    assert failed["exit_code"] == 30 and "does not exist: set UFO_SOURCE" in failed["error"]
+    assert "nope.csv" in (requests / "missing-source.log").read_text()
+    assert not (lake / "raw/date=2019-03-26").exists()
+
+
+@pytest.mark.integration
+def test_requests_in_an_s3_lake(s3, s3_endpoint, tmp_path):  # noqa: F811
+    src = tmp_path / "index.csv"
+    src.write_text(HEADER + "1/1/19 1:00,Town,CA,Light,1 min,x,1/2/19\r\n", newline="")
+    for day in ("2019-03-28", "2019-03-29"):
+        s3.put_object(
+            Bucket=BUCKET,
+            Key=f"lake/requests/r-{day}.yaml",
+            Body=f"task: ReadUFOs\nparams: {{date: {day}}}\n".encode(),
+        )
+    results = race_workers(s3_env(s3_endpoint, None, str(src)))
+    assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
+    assert len([ln for r in results for ln in r.stdout.splitlines() if ": running " in ln]) == 2
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"])
+    assert [k for k in keys if k.startswith("lake/requests/")] == [
+        "lake/requests/r-2019-03-28.done.yaml", "lake/requests/r-2019-03-28.log",
+        "lake/requests/r-2019-03-29.done.yaml", "lake/requests/r-2019-03-29.log",
+    ]  # fmt: skip
+    assert "lake/raw/date=2019-03-29/nuforc_reports.csv" in keys

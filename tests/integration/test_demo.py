@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,12 +27,8 @@ def test_demo_runs_the_pipeline_and_prints_the_top_ten(tmp_path):
         assert result.returncode == 0, result.stderr[-4000:]
         out = result.stdout
         assert "on a generated sample of 3000 reports" in out
-        top = [
-            line.split()
-            for line in out.splitlines()
-            if line.strip()[:3].rstrip(".").strip().isdigit()
-        ]
-        assert [int(r[0].rstrip(".")) for r in top] == list(range(1, 11))
+        top = [m.groups() for m in re.finditer(r"^\s*(\d+)\. ([A-Z]{2})\s+([\d,]+)$", out, re.M)]
+        assert [int(rank) for rank, _, _ in top] == list(range(1, 11))
         assert top[0][1] == "CA"  # the generator's most reported state
         lake = tmp_path / ".run" / "lake"
         assert f"top10      {lake}/top10/date=2019-03-29" in out

@@ -50,8 +50,12 @@ def _yesterday() -> dt.date:
     return dt.date.today() - dt.timedelta(days=1)
 
 
-class UfoTask(luigi.Task):
-    """Base of the pipeline's tasks: the run date, the settings and the lake."""
+class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
+    """Base of the pipeline's tasks: the run date, the settings and the lake.
+
+    Range tools (``RangeDaily``) ask each date's task whether it is complete (the naive bulk
+    check): the database target has no path for them to list.
+    """
 
     date = luigi.DateParameter(
         default=_yesterday(),

@@ -356,6 +356,7 @@ def cluster_env(
     env = pipeline_env(str(storage), database_url, None if source is None else str(source), **extra)
     if cluster is not None:
         env["SPARK_MASTER"] = cluster.master_url
+        env["SPARK_CONF_DIR"] = str(cluster.conf_dir)
     # Executors and driver both use this venv's Python (same minor version, same packages).
     env.update(
         PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable, SPARK_LOCAL_IP=LOOPBACK

@@ -65,8 +65,11 @@ def test_two_workers_racing_on_one_date_run_each_task_once(
                 w.kill()
     outputs = [log.read_text(errors="replace") for log in logs]
 
-    # One worker finishes the chain; the other is told the tasks are run by another worker.
-    assert sorted(codes) == [0, ALREADY_RUNNING], (codes, [o[-3000:] for o in outputs])
+    # Who runs what depends on timing: one worker may run ReadUFOs and the other the rest. A
+    # worker that ran all its tasks exits 0; one that saw a task run by the other exits
+    # already_running, or not_run for a task it had scheduled but the other ran. Never failed.
+    assert set(codes) <= {0, ALREADY_RUNNING, NOT_RUN}, (codes, [o[-3000:] for o in outputs])
+    assert codes != [0, 0], "both workers claim to have run the whole chain"
     for family in TASKS:
         events = luigid.events(family, SMALL_DATE)
         assert events.count("RUNNING") == 1 and events.count("DONE") == 1, (family, events)

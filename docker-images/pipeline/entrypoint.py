@@ -7,7 +7,8 @@ the user's home at start-up (never into an image layer):
 * ``$LUIGI_CONFIG_PATH``: the scheduler address, luigid's task-history database and state path;
   read after ``/app/luigi.cfg``, so it overrides it.
 * ``$SPARK_CONF_DIR/spark-defaults.conf``: the image's defaults plus the S3A endpoint and region
-  (from ``AWS_ENDPOINT_URL``, ``AWS_REGION``) and ``spark.ufo.jdbc.*`` for the product database.
+  (from ``AWS_ENDPOINT_URL``, ``AWS_REGION``), ``spark.ufo.jdbc.*`` for the product database
+  and any ``key=value`` pairs listed (one per line or separated by spaces) in ``UFO_SPARK_CONF``.
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ def spark_defaults(env: dict[str, str]) -> str:
         if url.password:
             # Spark redacts keys containing "password" in its UI and logs.
             lines.append(f"spark.ufo.jdbc.password {url.password}")
+    for pair in env.get("UFO_SPARK_CONF", "").split():
+        key, sep, value = pair.partition("=")
+        if not sep or not key.startswith("spark."):
+            raise SystemExit(f"ufo-entrypoint: UFO_SPARK_CONF: {pair!r} is not spark.key=value")
+        lines.append(f"{key} {value}")
     return "\n".join(lines) + "\n"
 
 

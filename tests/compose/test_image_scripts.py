@@ -1,0 +1,125 @@
+"""The pipeline image's own scripts, run here without Docker.
+
+``entrypoint.py`` writes Luigi's and Spark's run-time configuration from the environment;
+``fetch_jars.py`` downloads the S3A jars at build time and checks their SHA-1 (here against a
+small Maven-layout server on 127.0.0.1, since Maven Central is not reachable).
+"""
+
+from __future__ import annotations
+
+import configparser
+import functools
+import hashlib
+import http.server
+import importlib.util
+import threading
+from pathlib import Path
+
+import pytest
+
+IMAGE_DIR = Path(__file__).resolve().parents[2] / "docker-images" / "pipeline"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"image_{name}", IMAGE_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+entrypoint = _load("entrypoint")
+fetch_jars = _load("fetch_jars")
+
+ENV = {
+    "LUIGI_SCHEDULER_HOST": "luigid",
+    "LUIGI_SCHEDULER_PORT": "8082",
+    "LUIGID_DATABASE_URL": "postgresql+psycopg2://ufo:p%40ss@postgres:5432/luigid",
+    "UFO_DATABASE_URL": "postgresql+psycopg2://ufo:s3cret@postgres:5432/ufo",
+    "AWS_ENDPOINT_URL": "http://minio:9000",
+    "AWS_REGION": "us-east-1",
+}
+
+
+def _ini(text: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser()  # BasicInterpolation, as luigi's parser
+    parser.read_string(text)
+    return parser
+
+
+def test_luigi_config_points_at_luigid_and_records_history():
+    cfg = _ini(entrypoint.luigi_config(ENV, "luigid"))
+    assert cfg.get("core", "scheduler_host") == "luigid"
+    assert cfg.get("core", "scheduler_port") == "8082"
+    assert cfg.getboolean("scheduler", "record_task_history")
+    assert cfg.get("task_history", "db_connection") == ENV["LUIGID_DATABASE_URL"]  # % escaped
+    assert not cfg.getboolean("core", "no_configure_logging")  # luigid logs to --logdir
+    assert cfg.getint("resources", "spark_applications") == 1
+
+
+def test_worker_config_leaves_logging_to_the_pipeline():
+    cfg = _ini(entrypoint.luigi_config(ENV, "ufo-run-pipeline"))
+    assert not cfg.has_option("core", "no_configure_logging")
+    assert cfg.getboolean("worker", "keep_alive")
+
+
+def _spark_conf(text: str) -> dict[str, str]:
+    pairs = (line.split(None, 1) for line in text.splitlines() if line and not line.startswith("#"))
+    return {p[0]: p[1] for p in pairs if len(p) == 2}
+
+
+def test_spark_defaults_point_s3a_at_the_store_and_jdbc_at_the_database():
+    conf = _spark_conf(entrypoint.spark_defaults(ENV))
+    assert conf["spark.hadoop.fs.s3a.endpoint"] == "http://minio:9000"
+    assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
+    assert conf["spark.hadoop.fs.s3a.endpoint.region"] == "us-east-1"
+    assert conf["spark.ufo.jdbc.url"] == "jdbc:postgresql://postgres:5432/ufo"
+    assert conf["spark.ufo.jdbc.user"] == "ufo"
+    assert not any("access.key" in k or "secret.key" in k for k in conf)  # S3 keys: env only
+
+
+def test_spark_defaults_for_aws_s3_use_tls():
+    env = {**ENV, "AWS_ENDPOINT_URL": "https://s3.eu-west-1.amazonaws.com"}
+    conf = _spark_conf(entrypoint.spark_defaults(env))
+    assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "true"
+
+
+def test_extra_spark_conf_is_appended_and_checked():
+    conf = _spark_conf(entrypoint.spark_defaults({"UFO_SPARK_CONF": "spark.a=1 spark.b=x=y"}))
+    assert conf["spark.a"] == "1" and conf["spark.b"] == "x=y"
+    with pytest.raises(SystemExit, match="not spark.key=value"):
+        entrypoint.spark_defaults({"UFO_SPARK_CONF": "oops"})
+
+
+@pytest.fixture
+def maven(tmp_path):
+    """A Maven-layout HTTP server on 127.0.0.1 with one artifact; yields (url, root)."""
+    root = tmp_path / "repo"
+    jar_dir = root / "org" / "example" / "thing" / "1.2.3"
+    jar_dir.mkdir(parents=True)
+    data = b"not really a jar" * 1000
+    (jar_dir / "thing-1.2.3.jar").write_bytes(data)
+    (jar_dir / "thing-1.2.3.jar.sha1").write_text(hashlib.sha1(data).hexdigest() + "\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", jar_dir
+    server.shutdown()
+    server.server_close()
+
+
+def test_fetch_jars_downloads_and_checks_sha1(maven, tmp_path):
+    url, _ = maven
+    dest = tmp_path / "jars"
+    assert fetch_jars.main(["--repo", url, "--dest", str(dest), "org.example:thing:1.2.3"]) == 0
+    assert (dest / "thing-1.2.3.jar").read_bytes().startswith(b"not really a jar")
+
+
+def test_fetch_jars_refuses_a_corrupt_download(maven, tmp_path):
+    url, jar_dir = maven
+    (jar_dir / "thing-1.2.3.jar.sha1").write_text("0" * 40)
+    dest = tmp_path / "jars"
+    with pytest.raises(SystemExit, match="does not match"):
+        fetch_jars.main(["--repo", url, "--dest", str(dest), "org.example:thing:1.2.3"])
+    assert not (dest / "thing-1.2.3.jar").exists()

@@ -38,6 +38,7 @@ def test_backfill_a_range_of_run_dates(tmp_path, database_url):
     result = run_luigi(
         "RangeDaily", "--of", "TopStatesToDatabase",
         "--start", DAYS[0].isoformat(), "--stop", (DAYS[-1] + dt.timedelta(days=1)).isoformat(),
+        "--days-back", "36500",  # RangeDaily looks 100 days back from today by default
         "--local-scheduler", "--workers", "2", env=env, timeout=900,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]

@@ -243,8 +243,14 @@ def schedule_from_env() -> DailySchedule | None:
 
 
 def scheduler_args() -> list[str]:
-    """``--local-scheduler`` when UFO_LOCAL_SCHEDULER=1, else luigid from luigi.cfg."""
-    return ["--local-scheduler"] if os.environ.get("UFO_LOCAL_SCHEDULER") == "1" else []
+    """``--local-scheduler`` when UFO_LOCAL_SCHEDULER=1, else luigid from luigi.cfg.
+
+    Under luigid the worker is kept alive, so a failed task is retried after luigid's
+    ``retry_delay`` until it succeeds or luigid disables it (then the run ends, failed).
+    """
+    if os.environ.get("UFO_LOCAL_SCHEDULER") == "1":
+        return ["--local-scheduler"]
+    return ["--worker-keep-alive"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -167,10 +167,9 @@ def test_one_spark_application_at_a_time_with_two_dates_and_two_workers(
     dates = [dt.date(2019, 3, 19), dt.date(2019, 3, 20)]
     env = cluster_env(tmp_path / "lake", database_url, small_source, spark_cluster)
     started = time.time() * 1000
-    # RangeDailyBase, not RangeDaily: RangeDaily infers completeness from file paths, and the
-    # product's output is a database row (RunLoadedTarget has no path).
+    # The backfill command of the README: RangeDaily over the two dates, two worker processes.
     result = run_on(
-        luigid, "RangeDailyBase", "--of", "TopStatesToDatabase",
+        luigid, "RangeDaily", "--of", "TopStatesToDatabase",
         "--start", dates[0].isoformat(), "--stop", (dates[-1] + dt.timedelta(days=1)).isoformat(),
         "--days-back", "100000", "--workers", "2",
         env=env, timeout=420,

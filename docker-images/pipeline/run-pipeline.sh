@@ -4,7 +4,9 @@
 # The container's health reports the outcome: healthy once the run succeeded.
 set -uo pipefail
 
-args=(--module etl TopStatesToDatabase)
+# Kept alive (luigi.cfg explains): waits for tasks another worker runs, retries failed ones
+# under luigid's retry policy until they succeed or are disabled.
+args=(--module etl TopStatesToDatabase --worker-keep-alive)
 if [ -n "${RUN_DATE:-}" ]; then
   args+=(--date "$RUN_DATE")
 fi

@@ -59,7 +59,6 @@ def test_luigi_config_points_at_luigid_and_records_history():
 def test_worker_config_leaves_logging_to_the_pipeline():
     cfg = _ini(entrypoint.luigi_config(ENV, "ufo-run-pipeline"))
     assert not cfg.has_option("core", "no_configure_logging")
-    assert cfg.getboolean("worker", "keep_alive")
 
 
 def _spark_conf(text: str) -> dict[str, str]:

@@ -39,6 +39,7 @@ import yaml
 
 from etl import logs
 from etl.config import load_settings
+from etl.errors import UfoError
 from etl.storage import Lake
 
 logger = logging.getLogger("ufo.worker")
@@ -267,12 +268,17 @@ def main(argv: list[str] | None = None) -> int:
     runner = RequestRunner(lake, scheduler_args(), worker_id, timeout=args.timeout)
     schedule = schedule_from_env()
     logger.info("worker %s watching %s", worker_id, lake.uri(REQUESTS))
-    while True:
+    if args.once:
         runner.run_pending()
-        if args.once:
-            return 0
-        if schedule is not None:
-            schedule.run_if_due(dt.datetime.now(dt.UTC))
+        return 0
+    while True:
+        try:
+            runner.run_pending()
+            if schedule is not None:
+                schedule.run_if_due(dt.datetime.now(dt.UTC))
+        except UfoError as err:
+            # A service outlives an outage of the lake or the scheduler: say so, look again later.
+            logger.error("worker: %s (retrying in %s s)", err, args.poll)
         time.sleep(args.poll)
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The luigi_worker's default command: run the pipeline once for RUN_DATE (default: yesterday)
-# against luigid, then stay up for `docker compose exec` (a pyspark shell, more runs).
+# against luigid, then serve as the worker service (python -m etl.worker: the daily schedule
+# and the run requests in the lake), staying up for `docker compose exec` too.
 # The container's health reports the outcome: healthy once the run succeeded.
 set -uo pipefail
 
@@ -23,9 +24,9 @@ for attempt in 1 2 3 4 5 6; do
 done
 
 if [ "$rc" = 0 ]; then
-  echo "ufo: pipeline finished; this worker stays up for 'docker compose exec'"
+  echo "ufo: pipeline finished; this worker now serves the schedule and run requests"
   touch /tmp/ufo-pipeline.ok
 else
   echo "ufo: error: the pipeline failed with exit code $rc (see above, and ${UFO_LOG_DIR:-the container log})" >&2
 fi
-exec sleep infinity
+exec python -m etl.worker

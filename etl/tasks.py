@@ -14,7 +14,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import luigi
@@ -75,9 +74,10 @@ class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # A forced task is complete once its outputs are newer than the request. Nothing is
-        # deleted up front: only the worker that runs the task replaces its outputs.
-        self._requested_at = time.time()
+        # A forced task notes when its outputs were written the first time Luigi asks whether it
+        # is complete (before it runs), and is complete once they have all been written again.
+        # Nothing is deleted up front: only the worker that runs the task replaces its outputs.
+        self._forced_baseline: list[float | None] | None = None
 
     def complete(self) -> bool:
         try:
@@ -90,9 +90,13 @@ class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
     def _complete(self) -> bool:
         if not (self.force or self.force_upstream):
             return super().complete()
+        outputs = luigi.task.flatten(self.output())
+        if self._forced_baseline is None:
+            self._forced_baseline = [modified_at(t) if t.exists() else None for t in outputs]
+            return False
         return all(
-            t.exists() and modified_at(t) >= int(self._requested_at)
-            for t in luigi.task.flatten(self.output())
+            t.exists() and (before is None or modified_at(t) > before)
+            for t, before in zip(outputs, self._forced_baseline)
         )
 
     def upstream(self, cls: type[UfoTask]) -> UfoTask:

@@ -54,7 +54,7 @@ class Lake:
         raise NotImplementedError
 
     def target(self, rel: str) -> luigi.Target:
-        """A Luigi target for the file ``rel`` (atomic when written through ``open('w')``)."""
+        """A Luigi target for the file ``rel`` (existence checks; writes go through put_file)."""
         raise NotImplementedError
 
     def flag(self, rel_dir: str) -> luigi.Target:

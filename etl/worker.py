@@ -149,9 +149,15 @@ class RequestRunner:
         """Run every request this worker manages to claim; how many it ran."""
         ran = 0
         for name in self.pending():
-            if self.lake.create_exclusive(f"{CLAIMS}/{name}", self.worker_id):
-                self.handle(name)
-                ran += 1
+            claim = f"{CLAIMS}/{name}"
+            if not self.lake.create_exclusive(claim, self.worker_id):
+                continue  # another worker has it
+            if not self.lake.target(f"{REQUESTS}/{name}").exists():
+                # Another worker finished it (and dropped its claim) since we listed it.
+                self.lake.remove(claim)
+                continue
+            self.handle(name)
+            ran += 1
         return ran
 
     def handle(self, name: str) -> None:

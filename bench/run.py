@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
         duckdb.sql(
             "SELECT upper(trim(State)) AS state, count(*) FROM read_csv(?, all_varchar=true, header=true, "
-            "quote='\"', escape='\"', strict_mode=false, null_padding=true) GROUP BY 1",
+            "quote='\"', escape='\"', strict_mode=false) GROUP BY 1",
             params=[str(args.source)],
         ).fetchall()
 

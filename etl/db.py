@@ -109,14 +109,6 @@ class RunResults:
     counts: list[tuple[str, str, int]]  # (period, state, sightings), every state
 
 
-def create_schema(url: str) -> None:
-    try:
-        with engine(url).begin() as conn:
-            metadata.create_all(conn)
-    except sa.exc.OperationalError as err:
-        raise _connect_error(url, err) from err
-
-
 def load_run(url: str, results: RunResults) -> None:
     """Replace the rows of ``results.run_date`` in one transaction."""
     eng = engine(url)

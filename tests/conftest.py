@@ -6,6 +6,7 @@ import datetime as dt
 import itertools
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -28,6 +29,13 @@ def shared_file(name: str) -> Path:
     if not path.is_file():
         pytest.skip(f"needs the real NUFORC data in {SHARED_UFO} (absent on this machine)")
     return path
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (nothing listens on it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def pipeline_env(storage: str, database_url: str | None, source: str | None, **extra) -> dict:

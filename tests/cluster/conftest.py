@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,19 +28,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import REAL_2019, REPO, new_database, pipeline_env, shared_file
+from tests.conftest import REAL_2019, REPO, free_port, new_database, pipeline_env, shared_file
 
 VENV_BIN = Path(sys.executable).parent
 LOOPBACK = "127.0.0.1"
 SMALL_RECORDS = 3000
 START_TIMEOUT = 90  # seconds for a daemon to come up on a busy 2-core machine
 STOP_TIMEOUT = 30
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
 
 
 def get_json(url: str, timeout: float = 10) -> object:

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
-from tests.conftest import pipeline_env, run_luigi
+from tests.conftest import free_port, pipeline_env, run_luigi
 
 pytestmark = pytest.mark.integration
 
 HEADER = "Date / Time,City,State,Shape,Duration,Summary,Posted\r\n"
 TASK_FAILED, SCHEDULING_ERROR = 30, 35
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _error_lines(stderr: str) -> list[str]:
@@ -63,7 +55,7 @@ def test_no_source_configured(tmp_path, database_url):
 
 
 def test_unreachable_database(tmp_path):
-    url = f"postgresql://nobody:secret-pw@127.0.0.1:{_closed_port()}/ufo"
+    url = f"postgresql://nobody:secret-pw@127.0.0.1:{free_port()}/ufo"
     env = pipeline_env(str(tmp_path / "lake"), url, str(tmp_path / "x.csv"))
     result = run_luigi("TopStatesToDatabase", "--date", "2019-03-29", "--local-scheduler", env=env)
     assert result.returncode == SCHEDULING_ERROR

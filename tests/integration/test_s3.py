@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import boto3
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import pipeline_env, run_luigi
+from tests.conftest import free_port, pipeline_env, run_luigi
 
 pytestmark = pytest.mark.integration
 
@@ -23,17 +22,11 @@ CREDENTIALS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3_endpoint():
     from moto.server import ThreadedMotoServer
 
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"
@@ -139,7 +132,7 @@ def test_a_missing_bucket_says_to_create_it(s3_endpoint, monkeypatch, tmp_path):
 
 
 def test_an_unreachable_endpoint_says_so(tmp_path):
-    closed = f"http://127.0.0.1:{_free_port()}"
+    closed = f"http://127.0.0.1:{free_port()}"
     env = s3_env(closed, None, str(tmp_path / "x.csv"), storage="s3://ufo-lake/lake")
     env["AWS_MAX_ATTEMPTS"] = "1"
     result = run_luigi("ReadUFOs", "--date", "2019-03-29", "--local-scheduler", env=env)

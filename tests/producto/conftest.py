@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.conftest import REPO, new_database
+from tests.conftest import REPO, free_port, new_database
 
 # Two hand-made run dates, for behaviour that does not need the real data.
 SMALL_OLD = dt.date(2020, 1, 31)
 SMALL_NEW = dt.date(2020, 2, 29)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,13 +1,17 @@
 """Every SQL statement of the web app. Values are always bound parameters, never text in SQL.
 
 The tables are those the pipeline loads (``etl/db.py``): ``ufo_runs``, ``top_states`` and
-``state_sightings``. The app only reads; its sessions are read-only as well (see ``connect``).
+``state_sightings``, and ``reject_samples`` once the loader stores rejected rows. Columns and
+tables the pipeline adds later (``ufo_runs.layout``, ``reject_samples``) are looked up in the
+catalogue first, so the app works before and after they exist. The app only reads; its sessions
+are read-only as well (see ``create_engine``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -26,6 +30,16 @@ class Run:
     valid: int
     rejected: int
     rejected_by_reason: dict[str, int]
+    layout: str | None = None
+
+
+@dataclass(frozen=True)
+class Reject:
+    """One stored rejected row: its reason, its row number in the source and its fields."""
+
+    reason: str
+    row_number: int
+    fields: Any
 
 
 def create_engine(url: str) -> sa.Engine:
@@ -41,14 +55,24 @@ def create_engine(url: str) -> sa.Engine:
 _PING = sa.text("SELECT 1")
 
 # The tables exist only once the pipeline has loaded a run: before that the app shows "no run".
-_HAS_RUNS_TABLE = sa.text("SELECT to_regclass('ufo_runs') IS NOT NULL")
+# ``layout`` is a later column of ufo_runs; selecting it only when it exists keeps older
+# databases working.
+_RUNS_SHAPE = sa.text(
+    "SELECT to_regclass('ufo_runs') IS NOT NULL AS has_runs, EXISTS ("
+    " SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+    " AND table_name = 'ufo_runs' AND column_name = 'layout') AS has_layout"
+)
 
 _RUN_COLUMNS = (
     "run_date, finished_at, source, input, header_repeat, duplicate, after_run_date, valid, "
     "rejected, rejected_by_reason"
 )
-_RUNS = sa.text(f"SELECT {_RUN_COLUMNS} FROM ufo_runs ORDER BY run_date DESC")
-_RUN = sa.text(f"SELECT {_RUN_COLUMNS} FROM ufo_runs WHERE run_date = :run_date")
+_RUN_SELECT = {
+    False: f"SELECT {_RUN_COLUMNS}, NULL::text AS layout FROM ufo_runs",
+    True: f"SELECT {_RUN_COLUMNS}, layout FROM ufo_runs",
+}
+_RUNS = {k: sa.text(f"{v} ORDER BY run_date DESC") for k, v in _RUN_SELECT.items()}
+_RUN = {k: sa.text(f"{v} WHERE run_date = :run_date") for k, v in _RUN_SELECT.items()}
 
 _PERIODS = sa.text(
     "SELECT DISTINCT period FROM state_sightings "
@@ -65,23 +89,59 @@ _STATE_SIGHTINGS = sa.text(
     "WHERE run_date = :run_date AND period = :period ORDER BY state"
 )
 
+_MONTHLY = sa.text(
+    "SELECT period, SUM(sightings)::bigint FROM state_sightings "
+    "WHERE run_date = :run_date AND period <> 'all' GROUP BY period ORDER BY period"
+)
+
+_MONTHLY_STATE = sa.text(
+    "SELECT period, sightings FROM state_sightings "
+    "WHERE run_date = :run_date AND period <> 'all' AND state = :state ORDER BY period"
+)
+
+_HAS_REJECTS = sa.text("SELECT to_regclass('reject_samples') IS NOT NULL")
+
+# Up to :limit rows of each reason (or of the one asked for), in source order.
+_REJECT_SAMPLE = sa.text(
+    "SELECT reason, row_number, fields FROM ("
+    " SELECT reason, row_number, fields,"
+    "  row_number() OVER (PARTITION BY reason ORDER BY row_number) AS nth"
+    " FROM reject_samples"
+    " WHERE run_date = :run_date AND (CAST(:reason AS text) IS NULL OR reason = :reason)"
+    ") AS numbered WHERE nth <= :limit ORDER BY reason, row_number"
+)
+
+_REJECTS_ALL = sa.text(
+    "SELECT reason, row_number, fields FROM reject_samples "
+    "WHERE run_date = :run_date AND (CAST(:reason AS text) IS NULL OR reason = :reason) "
+    "ORDER BY row_number, reason"
+)
+
 
 def ping(conn: sa.Connection) -> None:
+    """Fail unless the database answers."""
     conn.execute(_PING).scalar_one()
+
+
+def _runs_shape(conn: sa.Connection) -> tuple[bool, bool]:
+    has_runs, has_layout = conn.execute(_RUNS_SHAPE).one()
+    return bool(has_runs), bool(has_layout)
 
 
 def runs(conn: sa.Connection) -> list[Run]:
     """Every finished run date, newest first (none when nothing has been loaded yet)."""
-    if not conn.execute(_HAS_RUNS_TABLE).scalar_one():
+    has_runs, has_layout = _runs_shape(conn)
+    if not has_runs:
         return []
-    return [Run(**row._mapping) for row in conn.execute(_RUNS)]
+    return [Run(**row._mapping) for row in conn.execute(_RUNS[has_layout])]
 
 
 def run(conn: sa.Connection, run_date: dt.date) -> Run | None:
     """The run of ``run_date``, or None when that date has not been loaded."""
-    if not conn.execute(_HAS_RUNS_TABLE).scalar_one():
+    has_runs, has_layout = _runs_shape(conn)
+    if not has_runs:
         return None
-    row = conn.execute(_RUN, {"run_date": run_date}).first()
+    row = conn.execute(_RUN[has_layout], {"run_date": run_date}).first()
     return Run(**row._mapping) if row else None
 
 
@@ -100,3 +160,31 @@ def state_sightings(conn: sa.Connection, run_date: dt.date, period: str) -> dict
     """Every state's sightings in a period (states with none are absent)."""
     rows = conn.execute(_STATE_SIGHTINGS, {"run_date": run_date, "period": period})
     return {state: sightings for state, sightings in rows}
+
+
+def monthly(conn: sa.Connection, run_date: dt.date, state: str | None) -> dict[str, int]:
+    """Sightings per month (``YYYY-MM``) of the whole country or one state; months with none absent."""
+    if state is None:
+        rows = conn.execute(_MONTHLY, {"run_date": run_date})
+    else:
+        rows = conn.execute(_MONTHLY_STATE, {"run_date": run_date, "state": state})
+    return {period: int(n) for period, n in rows}
+
+
+def has_rejects(conn: sa.Connection) -> bool:
+    """True when the loader stores rejected rows in this database (``reject_samples``)."""
+    return bool(conn.execute(_HAS_REJECTS).scalar_one())
+
+
+def reject_sample(
+    conn: sa.Connection, run_date: dt.date, reason: str | None, limit: int
+) -> list[Reject]:
+    """Up to ``limit`` stored rejected rows per reason (or of one reason), in source order."""
+    params = {"run_date": run_date, "reason": reason, "limit": limit}
+    return [Reject(*row) for row in conn.execute(_REJECT_SAMPLE, params)]
+
+
+def rejects(conn: sa.Connection, run_date: dt.date, reason: str | None) -> list[Reject]:
+    """Every stored rejected row of a run (or of one reason), in source order."""
+    params = {"run_date": run_date, "reason": reason}
+    return [Reject(*row) for row in conn.execute(_REJECTS_ALL, params)]

@@ -1,0 +1,104 @@
+"""The page at ``/``: one run date's top ten, map, trends and report quality."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from producto import queries, sources
+from producto.api import API, NUFORC_COLUMNS, Db, field_values, known_run, monthly_series
+from producto.schemas import IsoDate, Period
+
+HERE = Path(__file__).resolve().parent
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(include_in_schema=False)
+
+REASONS = {
+    "posted": "posted date missing or unreadable",
+    "sighting_date": "sighting date missing or unreadable",
+    "state": "not a US state or DC",
+}
+# Rejected rows shown per reason on the page; the CSV has them all.
+SAMPLE_ROWS = 5
+# The page's form sends an empty state for "no single state".
+PageState = Annotated[str, Query(pattern=r"^([A-Z]{2})?$")]
+
+
+def default_run(runs: list[queries.Run]) -> queries.Run:
+    """The newest run of real data, or the newest run when every run is a generated sample."""
+    real = [r for r in runs if not sources.is_generated_sample(r.source)]
+    return (real or runs)[0]
+
+
+def describe(run: queries.Run) -> dict:
+    """What the page says about a run besides its figures."""
+    return {
+        "run": run,
+        "source": sources.redact(run.source),
+        "kind": sources.kind(run.source),
+        "sample": sources.is_generated_sample(run.source),
+        "layout": sources.layout_label(run.layout),
+        "share": run.rejected / run.input if run.input else 0.0,
+    }
+
+
+@router.get("/", response_class=HTMLResponse)
+def page(
+    request: Request,
+    db: Db,
+    run_date: Annotated[IsoDate | None, Query()] = None,
+    period: Period = "all",
+    per_capita: Annotated[bool, Query()] = False,
+    state: PageState = "",
+) -> Response:
+    """The page of one run date (by default the newest run of real data)."""
+    chosen = state or None
+    with db.connect() as conn:
+        all_runs = queries.runs(conn)
+        if not all_runs:
+            return templates.TemplateResponse(request, "empty.html", {})
+        shown = known_run(conn, run_date) if run_date else default_run(all_runs)
+        top = queries.top_states(conn, shown.run_date, period)
+        stored = queries.has_rejects(conn)
+        sample = queries.reject_sample(conn, shown.run_date, None, SAMPLE_ROWS) if stored else []
+        initial = {
+            "api": API,
+            "runDate": shown.run_date.isoformat(),
+            "period": period,
+            "perCapita": per_capita,
+            "state": chosen,
+            "periods": queries.periods(conn, shown.run_date),
+            "top": [{"rank": r, "state": s, "sightings": n} for r, s, n in top],
+            "counts": queries.state_sightings(conn, shown.run_date, period),
+            "states": sorted(queries.state_sightings(conn, shown.run_date, "all")),
+            "country": [m.model_dump() for m in monthly_series(conn, shown.run_date, None)],
+            "stateSeries": (
+                [m.model_dump() for m in monthly_series(conn, shown.run_date, chosen)]
+                if chosen
+                else None
+            ),
+        }
+    return templates.TemplateResponse(
+        request,
+        "index.html",
+        {
+            **describe(shown),
+            "runs": [describe(r) for r in all_runs],
+            "initial": initial,
+            "rejected_share": describe(shown)["share"],
+            "reasons": [
+                (key, REASONS.get(key, key), n)
+                for key, n in sorted(shown.rejected_by_reason.items(), key=lambda kv: -kv[1])
+            ],
+            "rejects_stored": stored,
+            "reject_sample": [(r, field_values(r.fields)) for r in sample],
+            "api": API,
+            "states": initial["states"],
+            "columns": NUFORC_COLUMNS,
+            "sample_rows": SAMPLE_ROWS,
+        },
+    )

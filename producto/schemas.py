@@ -1,0 +1,143 @@
+"""The API's answers (pydantic models) and the request values it accepts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any
+
+from fastapi import Path, Query
+from pydantic import BaseModel, BeforeValidator, Field
+
+from producto import queries, sources
+
+PERIOD_PATTERN = r"^(all|[0-9]{4}-(0[1-9]|1[0-2]))$"
+STATE_PATTERN = r"^[A-Z]{2}$"
+REASON_PATTERN = r"^[a-z_]{1,40}$"
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+# What a user is told about a bad value, by parameter name.
+BAD_VALUE = {
+    "period": "period must be 'all' or a month as YYYY-MM (for example 2018-07)",
+    "run_date": "run_date must be a date as YYYY-MM-DD (for example 2019-03-29)",
+    "state": "state must be a two-letter US state code such as CA",
+    "reason": "reason must be a reject reason such as state or sighting_date",
+    "limit": "limit must be a whole number from 1 to 1000",
+    "per_capita": "per_capita must be 1 or 0",
+}
+
+
+def _iso_date_only(value: Any) -> Any:
+    # pydantic also takes Unix times and datetimes at midnight as dates; an address names a
+    # run date one way only.
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
+        raise ValueError("not a date as YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date_only)]
+RunDate = Annotated[IsoDate, Path(description="a run date, YYYY-MM-DD")]
+Period = Annotated[
+    str, Query(pattern=PERIOD_PATTERN, description="'all' for all time, or a month as YYYY-MM")
+]
+StateCode = Annotated[
+    str | None,
+    Query(pattern=STATE_PATTERN, description="a two-letter state code; absent: the whole country"),
+]
+Reason = Annotated[
+    str | None, Query(pattern=REASON_PATTERN, description="one reject reason; absent: every reason")
+]
+Limit = Annotated[int, Query(ge=1, le=1000, description="rows per reason")]
+
+
+class RunOut(BaseModel):
+    """One finished run date and its quality report."""
+
+    run_date: dt.date
+    finished_at: dt.datetime
+    source: str = Field(description="where the reports came from, without credentials")
+    source_kind: str = Field(description="'generated sample' (the demo's) or 'real data'")
+    layout: str | None = Field(
+        description="source layout: 'index' (NUFORC index) or 'export' (NUFORC site export); "
+        "null when the loader did not record it"
+    )
+    input: int = Field(description="data rows read from the source file")
+    header_repeat: int = Field(description="repeated header rows, skipped")
+    duplicate: int = Field(description="exact duplicate rows, skipped")
+    after_run_date: int = Field(description="reports posted after the run date, not yet counted")
+    valid: int = Field(description="reports counted")
+    rejected: int = Field(description="reports rejected as unusable")
+    rejected_by_reason: dict[str, int]
+
+    @classmethod
+    def of(cls, run: queries.Run) -> RunOut:
+        """The API's view of a run: the source redacted and labelled."""
+        fields = vars(run) | {
+            "source": sources.redact(run.source),
+            "source_kind": sources.kind(run.source),
+        }
+        return cls(**fields)
+
+
+class RunDetailOut(RunOut):
+    periods: list[str] = Field(description="months (YYYY-MM) with sightings, oldest first")
+
+
+class RunsOut(BaseModel):
+    runs: list[RunOut] = Field(description="finished run dates, newest first")
+
+
+class RankedState(BaseModel):
+    rank: int
+    state: str
+    sightings: int
+
+
+class TopStatesOut(BaseModel):
+    run_date: dt.date
+    period: str
+    states: list[RankedState] = Field(description="the top ten states, best first")
+
+
+class StateSightingsOut(BaseModel):
+    run_date: dt.date
+    period: str
+    states: dict[str, int] = Field(description="sightings by state; states with none are absent")
+
+
+class MonthCount(BaseModel):
+    period: str = Field(description="a month, YYYY-MM")
+    sightings: int
+
+
+class MonthlyOut(BaseModel):
+    run_date: dt.date
+    state: str | None = Field(description="the state, or null for the whole country")
+    months: list[MonthCount] = Field(
+        description="every month from the run's first to its last month with sightings, "
+        "oldest first, 0 where there were none"
+    )
+
+
+class RejectOut(BaseModel):
+    reason: str
+    row_number: int = Field(description="the row's number in the source file")
+    fields: Any = Field(description="the row's fields as they came")
+
+
+class RejectsOut(BaseModel):
+    run_date: dt.date
+    reason: str | None
+    stored: bool = Field(
+        description="false when this database holds no rejected rows at all (no reject_samples "
+        "table: the loader does not store them yet)"
+    )
+    rejects: list[RejectOut] = Field(description="up to `limit` rows per reason, in source order")
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+class ErrorOut(BaseModel):
+    detail: str

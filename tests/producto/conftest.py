@@ -19,6 +19,31 @@ from tests.conftest import REPO, free_port, new_database
 SMALL_OLD = dt.date(2020, 1, 31)
 SMALL_NEW = dt.date(2020, 2, 29)
 
+# A database as the pipeline will leave it once ufo_runs has its layout column and the loader
+# stores rejected rows: an older run of real data (its source URL carries credentials) and a
+# newer run of the demo's generated sample. Written with plain SQL, so every figure below is
+# known by hand.
+MIXED_REAL = dt.date(2021, 5, 31)
+MIXED_SAMPLE = dt.date(2021, 6, 30)
+REAL_SOURCE = "https://reader:s3cr3t@data.example.org/nuforc/index.csv?token=abc123"
+SAMPLE_SOURCE = "/home/someone/ufo/.run/sample/nuforc_sample_2021-06-30.csv"
+# (period, state, sightings) of the real run: 2021-03 has no sightings at all.
+MIXED_COUNTS = [
+    ("all", "CA", 5), ("all", "WA", 2), ("all", "DC", 1),
+    ("2021-01", "CA", 3), ("2021-01", "WA", 2), ("2021-02", "DC", 1), ("2021-04", "CA", 2),
+]  # fmt: skip
+# (reason, row_number, fields) stored for the real run.
+MIXED_REJECTS = [
+    ("state", 4, {"Date / Time": "1/2/21 20:00", "City": "Toronto", "State": "ON",
+                  "Shape": "Light", "Duration": "5 min", "Summary": "Lights, \"three\"", "Posted": "1/3/21"}),
+    ("state", 9, {"Date / Time": "1/5/21", "City": "Paris", "State": "",
+                  "Shape": "Disk", "Duration": "1 min", "Summary": "line one\nline two", "Posted": "1/6/21"}),
+    ("state", 12, {"Date / Time": "2/1/21", "City": "Lyon", "State": "FR",
+                   "Shape": "Orb", "Duration": "", "Summary": "", "Posted": "2/2/21"}),
+    ("sighting_date", 7, {"Date / Time": "13/45/21", "City": "Austin", "State": "TX",
+                          "Shape": "Orb", "Duration": "2 min", "Summary": "=1+1", "Posted": "1/8/21"}),
+]  # fmt: skip
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _postgres_can_reach_its_directory(tmp_path_factory):
@@ -33,25 +58,103 @@ def _postgres_can_reach_its_directory(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def small_db(postgres) -> str:
-    """A database with two small hand-written runs, loaded by the pipeline's own load step."""
-    from etl.db import RunResults, load_run
+    """Two small hand-written runs in the tables as the pipeline made them before ``layout``
+    and ``reject_samples`` (plain SQL: the pipeline's load step is being changed meanwhile).
+    """
+    import json
+
+    import sqlalchemy as sa
 
     url = new_database(postgres, "producto_small")
-    quality = {
-        "input": 10, "header_repeat": 1, "duplicate": 1, "after_run_date": 1, "valid": 5,
-        "rejected": 2, "rejected_by_reason": {"posted": 0, "sighting_date": 1, "state": 1},
-    }  # fmt: skip
-    for run_date, ca in ((SMALL_OLD, 3), (SMALL_NEW, 4)):
-        load_run(
-            url,
-            RunResults(
-                run_date=run_date,
-                source="hand-written",
-                quality=quality,
-                top=[("all", 1, "CA", ca), ("all", 2, "WA", 1), ("2019-07", 1, "CA", ca)],
-                counts=[("all", "CA", ca), ("all", "WA", 1), ("2019-07", "CA", ca)],
-            ),
-        )
+    reasons = json.dumps({"posted": 0, "sighting_date": 1, "state": 1})
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        create_tables(conn, layout=False, rejects=False)
+        for run_date, ca in ((SMALL_OLD, 3), (SMALL_NEW, 4)):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO ufo_runs VALUES (:d, '2020-03-01T12:00:00+00', 'hand-written',"
+                    " 10, 1, 1, 1, 5, 2, CAST(:reasons AS jsonb))"
+                ),
+                {"d": run_date, "reasons": reasons},
+            )
+            rows = [("all", 1, "CA", ca), ("all", 2, "WA", 1), ("2019-07", 1, "CA", ca)]
+            conn.execute(
+                sa.text("INSERT INTO top_states VALUES (:d, :p, :r, :s, :n)"),
+                [{"d": run_date, "p": p, "r": r, "s": st, "n": n} for p, r, st, n in rows],
+            )
+            conn.execute(
+                sa.text("INSERT INTO state_sightings VALUES (:d, :p, :s, :n)"),
+                [{"d": run_date, "p": p, "s": st, "n": n} for p, _, st, n in rows],
+            )
+    engine.dispose()
+    return url
+
+
+def create_tables(conn, layout: bool, rejects: bool) -> None:
+    """The product tables (``etl/db.py``), with or without the later ``layout`` and rejects."""
+    import sqlalchemy as sa
+
+    conn.execute(sa.text(
+        "CREATE TABLE ufo_runs (run_date date PRIMARY KEY, finished_at timestamptz NOT NULL,"
+        " source text NOT NULL, input int NOT NULL, header_repeat int NOT NULL,"
+        " duplicate int NOT NULL, after_run_date int NOT NULL, valid int NOT NULL,"
+        " rejected int NOT NULL, rejected_by_reason jsonb NOT NULL"
+        + (", layout text)" if layout else ")")
+    ))  # fmt: skip
+    conn.execute(sa.text(
+        "CREATE TABLE top_states (run_date date, period text, rank int, state text,"
+        " sightings int, PRIMARY KEY (run_date, period, rank))"
+    ))  # fmt: skip
+    conn.execute(sa.text(
+        "CREATE TABLE state_sightings (run_date date, period text, state text, sightings int,"
+        " PRIMARY KEY (run_date, period, state))"
+    ))  # fmt: skip
+    if rejects:
+        conn.execute(sa.text(
+            "CREATE TABLE reject_samples (run_date date, reason text, row_number int, fields jsonb)"
+        ))  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def mixed_db(postgres) -> str:
+    """Real data with a redacted source and stored rejects, and a newer generated sample."""
+    import json
+
+    import sqlalchemy as sa
+
+    url = new_database(postgres, "producto_mixed")
+    engine = sa.create_engine(url)
+    run_sql = sa.text(
+        "INSERT INTO ufo_runs VALUES (:d, '2021-07-01T08:00:00+00', :source, :input, 1, 1, 0,"
+        " :input - 6, 4,"
+        " CAST(:reasons AS jsonb), :layout)"
+    )
+    with engine.begin() as conn:
+        create_tables(conn, layout=True, rejects=True)
+        conn.execute(run_sql, {"d": MIXED_REAL, "source": REAL_SOURCE, "layout": "export", "input": 20,
+                               "reasons": json.dumps({"state": 3, "sighting_date": 1})})  # fmt: skip
+        conn.execute(run_sql, {"d": MIXED_SAMPLE, "source": SAMPLE_SOURCE, "layout": None, "input": 40,
+                               "reasons": json.dumps({"state": 4})})  # fmt: skip
+        for run_date in (MIXED_REAL, MIXED_SAMPLE):
+            conn.execute(
+                sa.text("INSERT INTO state_sightings VALUES (:d, :p, :s, :n)"),
+                [{"d": run_date, "p": p, "s": s, "n": n} for p, s, n in MIXED_COUNTS],
+            )
+            ranked = {}
+            for p, s, n in sorted(MIXED_COUNTS, key=lambda c: (c[0], -c[2], c[1])):
+                ranked.setdefault(p, []).append((s, n))
+            conn.execute(
+                sa.text("INSERT INTO top_states VALUES (:d, :p, :r, :s, :n)"),
+                [{"d": run_date, "p": p, "r": i + 1, "s": s, "n": n}
+                 for p, rows in ranked.items() for i, (s, n) in enumerate(rows)],
+            )  # fmt: skip
+        conn.execute(
+            sa.text("INSERT INTO reject_samples VALUES (:d, :reason, :row, CAST(:fields AS jsonb))"),
+            [{"d": MIXED_REAL, "reason": r, "row": n, "fields": json.dumps(f)}
+             for r, n, f in MIXED_REJECTS],
+        )  # fmt: skip
+    engine.dispose()
     return url
 
 
@@ -100,6 +203,14 @@ def stop_server(server: Server) -> None:
 def real_server(real_run, tmp_path_factory):
     """``python -m producto`` on a free loopback port, over the real run's database."""
     server = start_server(real_run.database_url, tmp_path_factory.mktemp("producto") / "log")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def mixed_server(mixed_db, tmp_path_factory):
+    """``python -m producto`` over the mixed database."""
+    server = start_server(mixed_db, tmp_path_factory.mktemp("producto-mixed") / "log")
     yield server
     stop_server(server)
 

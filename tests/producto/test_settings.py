@@ -60,6 +60,9 @@ def test_openapi_is_versioned_and_no_page_loads_from_a_cdn():
         "/api/v1/runs/{run_date}",
         "/api/v1/runs/{run_date}/top-states",
         "/api/v1/runs/{run_date}/state-sightings",
+        "/api/v1/runs/{run_date}/monthly",
+        "/api/v1/runs/{run_date}/rejects",
+        "/api/v1/runs/{run_date}/rejects.csv",
     }
     for page in ("/docs", "/redoc"):
         assert client.get(page).status_code == 404

@@ -95,4 +95,12 @@ build_standin python ufo-ci/python:3.11-slim-bookworm
 build_standin postgres ufo-ci/postgres:15-bookworm
 build_standin s3 ufo-ci/minio:standin
 
+# 6. The S3A TEST STAND-IN jars (hadoop-aws 3.3.1 + AWS SDK v1 bundle, from the PyPI sdist of
+#    sagemaker-pyspark 1.4.5; Maven Central's 3.4.1 + SDK v2 pair cannot be downloaded here),
+#    where the pipeline image's S3A_JARS=local build takes them (.ci/docker-compose.ci.yml).
+#    Downloaded once into $UFO_S3A_JAR_CACHE (default ~/.cache/ufo-s3a), hard-linked after.
+say "S3A test stand-in jars -> docker-images/pipeline/s3a-jars/"
+(cd "$REPO" && "$py" -m tests.s3a --copy-to docker-images/pipeline/s3a-jars >/dev/null) \
+  || { say "could not get the S3A stand-in jars (see above)"; exit 1; }
+
 say "ready in $((SECONDS - t0)) s: $(docker version --format 'engine {{.Server.Version}}'), $(docker compose version --short 2>/dev/null || echo compose)"

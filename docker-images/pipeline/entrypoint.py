@@ -7,8 +7,10 @@ the user's home at start-up (never into an image layer):
 * ``$LUIGI_CONFIG_PATH``: the scheduler address, luigid's task-history database and state path;
   read after ``/app/luigi.cfg``, so it overrides it.
 * ``$SPARK_CONF_DIR/spark-defaults.conf``: the image's defaults plus the S3A endpoint and region
-  (from ``AWS_ENDPOINT_URL``, ``AWS_REGION``), ``spark.ufo.jdbc.*`` for the product database
-  and any ``key=value`` pairs listed (one per line or separated by spaces) in ``UFO_SPARK_CONF``.
+  (from ``AWS_ENDPOINT_URL``, ``AWS_REGION``), ``spark.ufo.jdbc.*`` for the interactive shell
+  (from ``UFO_SHELL_DATABASE_URL`` only: compose gives it the read-only role, never the owner
+  that ``UFO_DATABASE_URL`` carries) and any ``key=value`` pairs listed (one per line or
+  separated by spaces) in ``UFO_SPARK_CONF``.
 """
 
 from __future__ import annotations
@@ -60,7 +62,9 @@ def spark_defaults(env: dict[str, str]) -> str:
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
     if region:
         lines.append(f"spark.hadoop.fs.s3a.endpoint.region {region}")
-    database = env.get("UFO_DATABASE_URL")
+    # Not UFO_DATABASE_URL: this file is readable by every Spark application of the container,
+    # and the pipeline's own jobs never use JDBC.
+    database = env.get("UFO_SHELL_DATABASE_URL")
     if database:
         url = urlsplit(database)
         if url.hostname:

@@ -2,7 +2,8 @@
 
 ``entrypoint.py`` writes Luigi's and Spark's run-time configuration from the environment;
 ``fetch_jars.py`` downloads the S3A jars at build time and checks their SHA-1 (here against a
-small Maven-layout server on 127.0.0.1, since Maven Central is not reachable).
+small Maven-layout server on 127.0.0.1, since Maven Central is not reachable);
+``check_env.py`` (the check-env service) refuses the placeholders of .env.example.
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ def _load(name: str):
 
 entrypoint = _load("entrypoint")
 fetch_jars = _load("fetch_jars")
+check_env = _load("check_env")
 
 ENV = {
     "LUIGI_SCHEDULER_HOST": "luigid",
     "LUIGI_SCHEDULER_PORT": "8082",
     "LUIGID_DATABASE_URL": "postgresql+psycopg2://ufo:p%40ss@postgres:5432/luigid",
     "UFO_DATABASE_URL": "postgresql+psycopg2://ufo:s3cret@postgres:5432/ufo",
+    "UFO_SHELL_DATABASE_URL": "postgresql://ufo_reader:r3ader@postgres:5432/ufo",
     "AWS_ENDPOINT_URL": "http://minio:9000",
     "AWS_REGION": "us-east-1",
 }
@@ -72,8 +75,15 @@ def test_spark_defaults_point_s3a_at_the_store_and_jdbc_at_the_database():
     assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
     assert conf["spark.hadoop.fs.s3a.endpoint.region"] == "us-east-1"
     assert conf["spark.ufo.jdbc.url"] == "jdbc:postgresql://postgres:5432/ufo"
-    assert conf["spark.ufo.jdbc.user"] == "ufo"
+    assert conf["spark.ufo.jdbc.user"] == "ufo_reader"  # the shell's role, not the owner
+    assert conf["spark.ufo.jdbc.password"] == "r3ader"
     assert not any("access.key" in k or "secret.key" in k for k in conf)  # S3 keys: env only
+
+
+def test_spark_defaults_never_carry_the_database_owner():
+    text = entrypoint.spark_defaults({k: v for k, v in ENV.items() if "SHELL" not in k})
+    assert "s3cret" not in text and "spark.ufo.jdbc" not in text
+    assert "s3cret" not in entrypoint.spark_defaults(ENV)
 
 
 def test_spark_defaults_for_aws_s3_use_tls():
@@ -122,3 +132,40 @@ def test_fetch_jars_refuses_a_corrupt_download(maven, tmp_path):
     with pytest.raises(SystemExit, match="does not match"):
         fetch_jars.main(["--repo", url, "--dest", str(dest), "org.example:thing:1.2.3"])
     assert not (dest / "thing-1.2.3.jar").exists()
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
+
+
+def _example_values() -> dict[str, str]:
+    pairs = (ln.split("=", 1) for ln in EXAMPLE.read_text().splitlines() if "=" in ln[:40])
+    return {k: v for k, v in pairs if not k.startswith("#")}
+
+
+def test_check_env_refuses_every_placeholder_of_env_example():
+    found = check_env.problems(_example_values())
+    assert len(found) == len(check_env.CHECKED)
+    for name, line in zip(check_env.CHECKED, found):
+        assert line.startswith(f"{name} is still the placeholder 'change-me"), line
+
+
+def test_check_env_accepts_real_secrets_and_names_each_problem():
+    good = {"POSTGRES_PASSWORD": "x7Gq-2Lp_9", "UFO_READONLY_PASSWORD": "Rr8_kk-00z",
+            "S3_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}  # fmt: skip
+    assert check_env.problems(good) == []
+    bad = {**good, "POSTGRES_PASSWORD": "pa ss@word", "UFO_READONLY_PASSWORD": "short"}
+    del bad["S3_SECRET_ACCESS_KEY"]
+    assert check_env.problems(bad) == [
+        "POSTGRES_PASSWORD may contain only letters, digits, '-' and '_'.",
+        "UFO_READONLY_PASSWORD must have at least 8 characters.",
+        "S3_SECRET_ACCESS_KEY is not set: set it in .env.",
+    ]
+
+
+def test_check_env_exits_1_with_the_reasons(monkeypatch, capsys):
+    for name, value in _example_values().items():
+        monkeypatch.setenv(name, value)
+    assert check_env.main() == 1
+    err = capsys.readouterr().err
+    assert "ufo-check-env: error: POSTGRES_PASSWORD is still the placeholder" in err
+    assert "refusing to start" in err

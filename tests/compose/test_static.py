@@ -3,12 +3,17 @@
 * ``docker compose config`` accepts docker-compose.yml (alone, and with the CI override);
 * hadolint passes on every Dockerfile;
 * the S3A jar versions baked into the image match the Hadoop inside the pinned PySpark;
-* the compose file keeps its promises: ports on 127.0.0.1, health checks, no literal secrets,
-  every variable documented in .env.example.
+* the compose file keeps its promises: ports on 127.0.0.1, health checks, restart policies, no
+  literal secrets, every variable documented in .env.example, the change-me placeholders
+  refused (check-env before everything), secrets only where needed, MinIO optional for AWS S3,
+  Spark Connect behind its profile;
+* the CI override keeps the lake on S3 (s3a://) with the stand-in jars, and changes nothing of
+  the product's defaults.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -60,15 +65,36 @@ def _tool(name: str) -> str:
     return found
 
 
-def compose_config(*files: Path) -> subprocess.CompletedProcess:
+def compose_config(
+    *files: Path, output: tuple[str, ...] = ("--quiet",), **env_vars: str
+) -> subprocess.CompletedProcess:
     args = [_tool("docker-compose"), "--env-file", str(ENV_EXAMPLE)]
     for file in files:
         args += ["-f", str(file)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
     env.setdefault("CI_HOSTNAME", socket.gethostname())  # the CI override needs it
+    env.update(env_vars)
     return subprocess.run(
-        [*args, "config", "--quiet"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+        [*args, "config", *output], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
     )
+
+
+#: Distinct secrets (.env.example's placeholders are substrings of each other).
+SECRETS = {
+    "POSTGRES_PASSWORD": "owner-secret-1",
+    "UFO_READONLY_PASSWORD": "reader-secret-2",
+    "S3_SECRET_ACCESS_KEY": "s3-secret-3",
+}
+
+
+def resolved(*files: Path, profiles: str = "minio,connect") -> dict:
+    """The compose model after interpolation: .env.example's values, SECRETS for the secrets."""
+    files = files or (COMPOSE_FILE,)
+    result = compose_config(
+        *files, output=("--format", "json"), COMPOSE_PROFILES=profiles, **SECRETS
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
 
 
 def test_compose_config_accepts_the_file():
@@ -139,7 +165,7 @@ def _compose() -> dict:
     return yaml.safe_load(COMPOSE_FILE.read_text())
 
 
-ONE_SHOT = {"create-bucket"}
+ONE_SHOT = {"create-bucket", "check-env"}
 
 
 def test_every_long_running_service_has_a_healthcheck():
@@ -183,3 +209,107 @@ def test_env_example_documents_every_variable():
         index = next((i for i, line in enumerate(lines) if line.startswith(f"{name}=")), None)
         assert index is not None, f"{name} is used in docker-compose.yml but not in .env.example"
         assert lines[index - 1].startswith("#"), f"{name} has no comment in .env.example"
+
+
+def _example_value(name: str) -> str:
+    match = re.search(rf"^{name}=(.*)$", ENV_EXAMPLE.read_text(), re.MULTILINE)
+    assert match, name
+    return match.group(1)
+
+
+def _waits_for(services: dict, name: str, target: str, seen: frozenset = frozenset()) -> bool:
+    deps = services[name].get("depends_on", {})
+    return target in deps or any(
+        d not in seen and d in services and _waits_for(services, d, target, seen | {name})
+        for d in deps
+    )
+
+
+def test_every_service_waits_for_the_placeholder_check():
+    """check-env (docker-images/pipeline/check_env.py) runs before anything is created."""
+    services = resolved()["services"]
+    check = services["check-env"]
+    assert check["command"] == ["ufo-check-env"] and check.get("restart") == "no"
+    assert set(check["environment"]) == {
+        "POSTGRES_PASSWORD", "UFO_READONLY_PASSWORD", "S3_SECRET_ACCESS_KEY"
+    }  # fmt: skip
+    late = [n for n in services if n != "check-env" and not _waits_for(services, n, "check-env")]
+    assert not late, f"these services start before check-env has passed: {late}"
+    for name, service in services.items():
+        for dep, how in service.get("depends_on", {}).items():
+            if dep == "check-env":
+                assert how["condition"] == "service_completed_successfully", name
+
+
+def test_long_running_services_restart_and_one_shots_do_not():
+    for name, service in resolved()["services"].items():
+        expected = "no" if name in ONE_SHOT else "unless-stopped"
+        assert service.get("restart") == expected, name
+
+
+def _env_text(service: dict) -> str:
+    return json.dumps(service.get("environment", {}))
+
+
+def test_secrets_reach_only_the_services_that_need_them():
+    services = resolved()["services"]
+    owner, reader, s3_secret = SECRETS.values()
+    for name in ("spark-master", "spark-worker", "spark-connect", "create-bucket"):
+        env = _env_text(services[name])
+        assert owner not in env and reader not in env and "DATABASE_URL" not in env, name
+    assert s3_secret not in _env_text(services["spark-master"])
+    for name in ("spark-worker", "spark-connect", "luigi_worker"):
+        assert services[name]["environment"]["AWS_SECRET_ACCESS_KEY"] == s3_secret, name
+    # The shell's spark.ufo.jdbc.* come from UFO_SHELL_DATABASE_URL: the read-only role.
+    shell = services["luigi_worker"]["environment"]["UFO_SHELL_DATABASE_URL"]
+    assert f"{_example_value('UFO_READONLY_USER')}:{reader}@" in shell and owner not in shell
+    assert owner not in _env_text(services["producto"])
+
+
+def test_minio_is_a_profile_that_aws_users_leave_out():
+    assert "minio" in _example_value("COMPOSE_PROFILES").split(",")
+    without = resolved(profiles="")["services"]
+    assert "minio" not in without and "create-bucket" in without
+    assert without["create-bucket"]["depends_on"]["minio"]["required"] is False
+
+
+def test_spark_connect_is_a_profile_bound_to_loopback_with_a_healthcheck():
+    assert "spark-connect" not in resolved(profiles="minio")["services"]
+    service = resolved()["services"]["spark-connect"]
+    command = service["command"]
+    assert command[:3] == [
+        "spark-submit", "--class", "org.apache.spark.sql.connect.service.SparkConnectServer"
+    ]  # fmt: skip
+    assert "spark.connect.grpc.binding.port=15002" in command
+    assert "spark.dynamicAllocation.enabled=true" in command  # idle: no executors held
+    [port] = service["ports"]
+    assert (port["host_ip"], port["published"], port["target"]) == ("127.0.0.1", "15002", 15002)
+    assert "15002" in " ".join(service["healthcheck"]["test"])
+    assert service["environment"]["UFO_STORAGE"].startswith("s3://")
+
+
+def test_ci_runs_the_lake_on_the_s3_service_through_s3a():
+    from tests.s3a import HADOOP_33_SETTINGS
+
+    ci = resolved(COMPOSE_FILE, CI_OVERRIDE)["services"]
+    worker = ci["luigi_worker"]
+    assert worker["environment"]["UFO_STORAGE"] == f"s3://{_example_value('S3_BUCKET')}/lake"
+    assert worker["environment"]["AWS_ENDPOINT_URL"] == "http://minio:19000"
+    assert worker["build"]["args"]["S3A_JARS"] == "local"
+    assert not any(v.get("target") == "/lake" for v in worker.get("volumes", []))
+    for name in ("luigi_worker", "spark-worker", "spark-connect"):
+        conf = dict(
+            pair.split("=", 1) for pair in ci[name]["environment"]["UFO_SPARK_CONF"].split()
+        )
+        for key, value in HADOOP_33_SETTINGS.items():
+            if key != "fs.s3a.aws.credentials.provider":  # CI reads the keys from the env
+                assert conf[f"spark.hadoop.{key}"] == value, (name, key)
+
+
+def test_the_product_defaults_are_untouched_by_ci():
+    product = resolved()["services"]
+    assert product["luigi_worker"]["build"]["args"]["S3A_JARS"] == "download"
+    assert _dockerfile_arg("S3A_JARS") == "download"
+    assert _example_value("S3A_JARS") == "download"
+    for name, service in product.items():
+        assert "UFO_SPARK_CONF" not in service.get("environment", {}), name

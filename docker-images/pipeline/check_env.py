@@ -1,0 +1,58 @@
+#!/opt/venv/bin/python
+"""Refuse to start the environment on the placeholders of .env.example.
+
+Compose's ``${VAR:?}`` only refuses unset or empty values, and a copied .env.example is neither:
+its ``change-me`` passwords would become the real ones. docker-compose.yml runs this as the
+one-shot ``check-env`` service that every other service waits for, with the secrets in its
+environment; it exits 1 with one line per problem, and ``docker compose up`` stops there.
+
+    ufo-check-env            # checks the variables listed in CHECKED
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+#: The secrets of .env.example: compose passes each to this check.
+CHECKED = ("POSTGRES_PASSWORD", "UFO_READONLY_PASSWORD", "S3_SECRET_ACCESS_KEY")
+#: These go into database URLs as they are (.env.example says so); AWS secret keys may hold '/'.
+IN_URLS = ("POSTGRES_PASSWORD", "UFO_READONLY_PASSWORD")
+URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
+MIN_LENGTH = 8  # MinIO refuses shorter root passwords
+
+
+def problems(env: dict[str, str]) -> list[str]:
+    """What is wrong with the secrets in ``env``, one sentence each; empty when all is well."""
+    found = []
+    for name in CHECKED:
+        value = env.get(name, "")
+        if not value:
+            found.append(f"{name} is not set: set it in .env.")
+        elif value.lower().startswith("change-me"):
+            found.append(
+                f"{name} is still the placeholder {value!r} from .env.example: "
+                "set a secret of your own in .env."
+            )
+        elif name in IN_URLS and not URL_SAFE.match(value):
+            found.append(f"{name} may contain only letters, digits, '-' and '_'.")
+        elif len(value) < MIN_LENGTH:
+            found.append(f"{name} must have at least {MIN_LENGTH} characters.")
+    return found
+
+
+def main() -> int:
+    found = problems(dict(os.environ))
+    for line in found:
+        print(f"ufo-check-env: error: {line}", file=sys.stderr)
+    if found:
+        print("ufo-check-env: refusing to start; fix .env and run `docker compose up -d` again.",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    print("ufo-check-env: the secrets in .env are set and are not the placeholders")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

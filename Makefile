@@ -1,9 +1,17 @@
 # Two commands do all the set-up: `make demo` runs the pipeline, `make test` runs the tests.
+# `make up` runs the whole local product without Docker; `make stop` stops it.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV   := .venv
+VENV   ?= .venv
 BIN    := $(VENV)/bin
+# Where the demo keeps its lake, database, logs and processes (etl/demo.py, etl/localstack.py).
+UFO_RUN_DIR ?= .run
+export UFO_RUN_DIR
+# producto's and luigid's ports on 127.0.0.1.
+PORT        ?= 8000
+LUIGID_PORT ?= 8082
+LOCALSTACK  := $(BIN)/python -m etl.localstack --port $(PORT) --luigid-port $(LUIGID_PORT)
 
-.PHONY: demo producto test lint bench clean
+.PHONY: demo producto luigid up stop test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +29,26 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 demo: $(VENV)/.runtime
 	$(BIN)/python -m etl.demo
 
-## Serve producto (the web app) on http://127.0.0.1:8000 over the demo's database.
+## Serve producto (the web app) on http://127.0.0.1:$(PORT) over the demo's database; Ctrl-C stops it.
+# exec: Ctrl-C then ends producto alone and make reports no error.
 producto: $(VENV)/.runtime
-	@test -f .run/demo.env || { echo "Run 'make demo' first (or set PRODUCTO_DATABASE_URL and run python -m producto)."; exit 1; }
-	set -a; . ./.run/demo.env; set +a; $(BIN)/python -m producto --host 127.0.0.1 --port 8000
+	@test -f $(UFO_RUN_DIR)/demo.env || { echo "Run 'make demo' first (or set PRODUCTO_DATABASE_URL and run python -m producto)."; exit 1; }
+	@$(LOCALSTACK) postgres
+	@set -a; . $(abspath $(UFO_RUN_DIR))/demo.env; set +a; exec $(BIN)/python -m producto --host 127.0.0.1 --port $(PORT)
+
+## Start luigid (Luigi's scheduler and UI) on http://127.0.0.1:$(LUIGID_PORT) in the background.
+luigid: $(VENV)/.runtime
+	@test -f $(UFO_RUN_DIR)/demo.env || $(MAKE) --no-print-directory demo
+	@$(LOCALSTACK) luigid
+
+## The whole local product without Docker: the demo (if not run yet), luigid, the worker, producto.
+up: $(VENV)/.runtime
+	@test -f $(UFO_RUN_DIR)/demo.env || $(MAKE) --no-print-directory demo
+	@$(LOCALSTACK) up
+
+## Stop what `make demo`, `make luigid` and `make up` started, the demo's PostgreSQL too.
+stop:
+	@if [ -x $(BIN)/python ]; then $(LOCALSTACK) stop; else echo "no $(BIN): nothing of the demo can be running"; fi
 
 ## Set up and run the whole test suite (system packages too, when run as root).
 test: $(VENV)/.dev
@@ -38,5 +62,7 @@ lint: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(BIN)/python bench/run.py
 
+## Delete the virtualenv and the demo's data; refused while the demo's servers run (make stop).
 clean:
-	rm -rf $(VENV) .run .pytest_cache
+	@if [ -x $(BIN)/python ]; then $(LOCALSTACK) check-stopped || { echo "make clean: refused, the demo's servers still run from $(UFO_RUN_DIR): run 'make stop' first." >&2; exit 1; }; fi
+	rm -rf $(VENV) $(UFO_RUN_DIR) .pytest_cache

@@ -2,7 +2,12 @@
 
 Embedded default: the lake in ``.run/lake``, Spark in local mode, and a private PostgreSQL under
 ``.run/postgres`` (started here, left running for ``make producto``) unless UFO_DATABASE_URL is
-set. The source is UFO_SOURCE when given (real data), else a generated sample.
+set. The source is UFO_SOURCE when given (real data), else a generated sample. ``.run`` is
+UFO_RUN_DIR when set.
+
+It writes ``.run/demo.env`` for later commands (``set -a; . .run/demo.env; set +a``): the
+demo's database (UFO_DATABASE_URL, PRODUCTO_DATABASE_URL), lake (UFO_STORAGE), log directory
+(UFO_LOG_DIR), source (UFO_SOURCE) and run date (RUN_DATE).
 
     python -m etl.demo [--date YYYY-MM-DD] [--rows N]
 """
@@ -12,12 +17,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shlex
 import sys
 from pathlib import Path
 
 import luigi
 
-RUN_DIR = Path(".run")
+
+def run_dir() -> Path:
+    """Where the demo keeps its lake, database, logs and demo.env (UFO_RUN_DIR, else .run)."""
+    return Path(os.environ.get("UFO_RUN_DIR") or ".run")
 
 
 def _say(message: str = "") -> None:
@@ -28,24 +37,46 @@ def prepare(args: argparse.Namespace) -> tuple[str, str]:
     """Set UFO_* for this process (sample data and private database as needed); (source, kind)."""
     from etl import sample
     from etl.localpg import LocalPostgres
+    from etl.redact import redact_source
 
-    RUN_DIR.mkdir(exist_ok=True)
+    run = run_dir()
+    run.mkdir(parents=True, exist_ok=True)
     source = os.environ.get("UFO_SOURCE")
     if source:
-        kind = f"real data from UFO_SOURCE={source}"
+        kind = f"real data from UFO_SOURCE={redact_source(source)}"
     else:
-        source = str((RUN_DIR / "sample" / f"nuforc_sample_{args.date}.csv").resolve())
+        source = str((run / "sample" / f"nuforc_sample_{args.date}.csv").resolve())
         Path(source).parent.mkdir(exist_ok=True)
         with open(source, "w", encoding="utf-8", newline="") as out:
             sample.write(out, sample.generate(args.rows, until=args.date))
         kind = f"a generated sample of {args.rows} reports ({source}); set UFO_SOURCE for real data"
     os.environ["UFO_SOURCE"] = source
-    os.environ.setdefault("UFO_STORAGE", str((RUN_DIR / "lake").resolve()))
+    os.environ.setdefault("UFO_STORAGE", str((run / "lake").resolve()))
+    os.environ.setdefault("UFO_LOG_DIR", str((run / "logs").resolve()))
     if not os.environ.get("UFO_DATABASE_URL"):
-        server = LocalPostgres(RUN_DIR.resolve() / "postgres").start()
+        server = LocalPostgres(run.resolve() / "postgres").start()
         os.environ["UFO_DATABASE_URL"] = server.url
-        (RUN_DIR / "demo.env").write_text(f"PRODUCTO_DATABASE_URL={server.url}\n")
+    write_env(run / "demo.env", args.date)
     return source, kind
+
+
+def write_env(path: Path, date: dt.date) -> None:
+    """``demo.env``: the settings that point later commands at the demo's database and lake."""
+    url = os.environ["UFO_DATABASE_URL"]
+    values = {
+        "UFO_DATABASE_URL": url,
+        "PRODUCTO_DATABASE_URL": url,
+        "UFO_STORAGE": os.environ["UFO_STORAGE"],
+        "UFO_LOG_DIR": os.environ["UFO_LOG_DIR"],
+        "UFO_SOURCE": os.environ["UFO_SOURCE"],
+        "RUN_DATE": date.isoformat(),
+    }
+    lines = ["# Written by `make demo`; load with: set -a; . .run/demo.env; set +a"]
+    lines += [f"{name}={shlex.quote(value)}" for name, value in values.items()]
+    # A URL given in UFO_DATABASE_URL may hold a password: only this user may read the file.
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text("\n".join(lines) + "\n")
 
 
 def report(date: dt.date) -> None:
@@ -80,8 +111,11 @@ def report(date: dt.date) -> None:
     _say(
         f"  database   {db.safe_url(settings.require_database_url())} (tables top_states, state_sightings, ufo_runs)"
     )
-    if (RUN_DIR / "demo.env").exists():
-        _say("\nSee it in the browser: `make producto`, then open http://127.0.0.1:8000")
+    _say(
+        f"\nSettings for later commands: set -a; . {run_dir() / 'demo.env'}; set +a  (RUN_DATE={date})"
+    )
+    _say("See it in the browser: `make producto`, then open http://127.0.0.1:8000")
+    _say("Or the whole local product (luigid, the worker service, producto): `make up`")
 
 
 def main(argv: list[str] | None = None) -> int:

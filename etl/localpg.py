@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -99,20 +100,7 @@ class LocalPostgres:
                     "-w", "-t", "60", "-o", f"-h 127.0.0.1 -p {self.port} -k {self.directory}",
                     "start",
                 )  # fmt: skip
-            exists = self._run(_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user,
-                               "-d", "postgres", "-tAc",
-                               f"SELECT 1 FROM pg_database WHERE datname='{DATABASE}'").stdout.strip()  # fmt: skip
-            if not exists:
-                self._run(
-                    _bin("createdb"),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "-U",
-                    self.user,
-                    DATABASE,
-                )
+            self.create_database(DATABASE)
         except subprocess.CalledProcessError as err:
             log = self.directory / "postgres.log"
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
@@ -120,6 +108,17 @@ class LocalPostgres:
                 f"Could not start a private PostgreSQL in {self.directory}: {err.stderr.strip()} {tail}"
             ) from err
         return self
+
+    def create_database(self, name: str) -> str:
+        """Create database ``name`` on the running server unless it exists; its URL."""
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+            raise DatabaseError(f"{name!r} is not a plain database name (a-z, 0-9, _)")
+        exists = self._run(_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user,
+                           "-d", "postgres", "-tAc",
+                           f"SELECT 1 FROM pg_database WHERE datname='{name}'").stdout.strip()  # fmt: skip
+        if not exists:
+            self._run(_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, name)  # fmt: skip
+        return self.url.rsplit("/", 1)[0] + "/" + name
 
     def running(self) -> bool:
         if not (self.data_dir / "postmaster.pid").exists():

@@ -34,10 +34,11 @@ def test_demo_runs_the_pipeline_and_prints_the_top_ten(tmp_path):
         assert f"top10      {lake}/top10/date=2019-03-29" in out
         assert (lake / "aggregated/date=2019-03-29/_SUCCESS").exists()
         assert "make producto" in out
-        assert (
-            (tmp_path / ".run" / "demo.env")
-            .read_text()
-            .startswith("PRODUCTO_DATABASE_URL=postgresql")
-        )
+        env = (tmp_path / ".run" / "demo.env").read_text()
+        url = re.search(r"^UFO_DATABASE_URL=(postgresql\S+)$", env, re.M).group(1)
+        assert f"\nPRODUCTO_DATABASE_URL={url}\n" in env
+        assert f"\nUFO_STORAGE={lake}\n" in env
+        assert f"\nUFO_LOG_DIR={tmp_path / '.run' / 'logs'}\n" in env
+        assert "\nRUN_DATE=2019-03-29\n" in env
     finally:
         LocalPostgres(Path(tmp_path / ".run" / "postgres")).stop()

@@ -5,6 +5,7 @@ Screenshots for a person to look at are written to ``test-output/producto/``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,100 @@ def test_empty_database_page_in_the_browser(browser, empty_server):
     screenshot(w.page, "page-empty.png")
     assert w.problems == []
     w.page.close()
+
+
+def legend(page) -> list[tuple[str, float | None]]:
+    return [
+        (
+            s.inner_text(),
+            float(s.get_attribute("data-upper")) if s.get_attribute("data-upper") else None,
+        )
+        for s in page.query_selector_all("#legend span")
+    ]
+
+
+def check_legend_and_shades(page, values: dict[str, float]) -> list[str]:
+    """The legend's steps are distinct and rising, and each state's shade is its value's step."""
+    steps = legend(page)
+    assert steps[0] == ("none", None)
+    uppers = [u for _, u in steps[1:]]
+    assert uppers == sorted(set(uppers)), steps
+    assert all(u > 0 for u in uppers), steps
+    assert uppers[-1] >= max(values.values())
+    for code, value in values.items():
+        step = int(page.get_attribute(f"#map path[data-state='{code}']", "data-step"))
+        if value == 0:
+            assert step == -1, code
+        else:
+            assert uppers[step] >= value - 1e-9, (code, value, uppers)
+            assert step == 0 or uppers[step - 1] < value, (code, value, uppers)
+    labels = [text for text, _ in steps[1:]]
+    assert len(set(labels)) == len(labels), labels
+    return labels
+
+
+def test_per_capita_legend_of_a_quiet_month_has_distinct_readable_steps(
+    watched, real_server, real_expected
+):
+    from tests.producto.population import per_100k
+
+    months = real_expected.months()
+    # A month with few sightings: per-capita figures far below 1.
+    quiet = next(m for m in reversed(months) if 5 <= sum(real_expected.totals(m).values()) <= 40)
+    watched.open(f"{real_server.url}/?period={quiet}&per_capita=1")
+    page = watched.page
+    assert page.is_checked("#per-capita")
+    page.wait_for_selector("#map[data-per-capita='true']")
+    labels = check_legend_and_shades(page, per_100k(real_expected.totals(quiet)))
+    assert all(not re.fullmatch(r"≤ 0(\.0+)?", label) for label in labels), labels
+    # Counts of the same month: no "≤ 0" step beside "none".
+    page.uncheck("#per-capita")
+    page.wait_for_selector("#map[data-per-capita='false']")
+    assert "per_capita" not in page.url
+    totals = real_expected.totals(quiet)
+    counts = check_legend_and_shades(page, {c: float(totals.get(c, 0)) for c in STATES})
+    assert "≤ 0" not in counts
+    page.check("#per-capita")
+    assert "per_capita=1" in page.url
+    screenshot(page, "page-per-capita-quiet-month.png")
+    assert watched.problems == []
+
+
+def test_sightings_by_month_for_the_country_and_a_chosen_state(watched, real_server, real_expected):
+    watched.open(real_server.url + "/")
+    page = watched.page
+    country = page.wait_for_selector("#trend-chart polyline.country")
+    assert int(country.get_attribute("data-total")) == sum(real_expected.totals(None).values())
+    page.select_option("#trend-state", "WA")
+    line = page.wait_for_selector("#trend-chart polyline.state[data-series='WA']")
+    assert int(line.get_attribute("data-total")) == real_expected.totals(None)["WA"]
+    assert "state=WA" in page.url
+    screenshot(page, "page-trend-wa.png")
+    assert watched.problems == []
+
+
+@pytest.fixture
+def watched_mixed(browser, mixed_server):
+    w = Watched(browser, mixed_server.url)
+    yield w
+    w.page.close()
+
+
+def test_sample_and_real_runs_are_labelled_and_rejects_shown(watched_mixed, mixed_server):
+    from tests.producto.conftest import MIXED_REAL, MIXED_SAMPLE
+
+    watched_mixed.open(mixed_server.url + "/")
+    page = watched_mixed.page
+    assert page.inner_text("#shown-run-date") == MIXED_REAL.isoformat()
+    assert page.inner_text("#source-kind") == "real data"
+    assert "s3cr3t" not in page.content()
+    assert len(page.query_selector_all("#reject-rows tbody tr")) == 4
+    # Counts 5, 2, 1 for all time: three distinct steps, none of them 0.
+    check_legend_and_shades(page, {"CA": 5.0, "WA": 2.0, "DC": 1.0})
+    page.select_option("#run-date", MIXED_SAMPLE.isoformat())
+    page.wait_for_url(f"**run_date={MIXED_SAMPLE}**")
+    page.wait_for_selector("body[data-ready='true']")
+    assert page.inner_text("#source-kind") == "generated sample"
+    assert "No rejected rows are stored" in page.inner_text("#rejects")
+    screenshot(page, "page-generated-sample.png")
+    assert watched_mixed.problems == []

@@ -1,0 +1,285 @@
+"""The README's local product, for real: `make demo`, demo.env, `make luigid`, `make up`,
+`make producto`, `make stop`, `make clean`, and the README's producto examples.
+
+One `make demo` (a generated sample, local Spark, the demo's private PostgreSQL) in a run
+directory of its own (UFO_RUN_DIR), never the repository's `.run`; ports come from free_port.
+Whatever a test starts is stopped in a `finally` (`make stop`, then pg_ctl as a last resort).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import shlex
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.spark]
+
+README = (REPO / "README.md").read_text()
+LOCAL = README.split("<!-- local:begin -->")[1].split("<!-- local:end -->")[0]
+PRODUCTO = README.split("<!-- producto:begin -->")[1].split("<!-- producto:end -->")[0]
+
+
+def make_env(run_dir: Path, **extra: str) -> dict[str, str]:
+    """This process's environment without the pipeline's settings, plus a run directory."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UFO_", "PRODUCTO_"))}
+    env.pop("PORT", None)
+    env.pop("LUIGID_PORT", None)
+    env.update(UFO_RUN_DIR=str(run_dir), SPARK_LOCAL_IP="127.0.0.1", **extra)
+    return env
+
+
+def make(
+    target: str, env: dict[str, str], *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", "--no-print-directory", target, *args], cwd=REPO, env=env,
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def wait_for(url: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if get(url)[0] == 200:
+                return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer within {seconds} s")
+
+
+def bash(script: str, env: dict[str, str], run_dir: Path) -> subprocess.CompletedProcess:
+    """``script`` in bash from a directory whose ``.run`` is the test's run directory."""
+    return subprocess.run(
+        ["bash", "-c", script], cwd=run_dir.parent, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+
+
+def stop_all(env: dict[str, str], run_dir: Path) -> None:
+    make("stop", env, timeout=120)
+    from etl.localpg import LocalPostgres
+
+    LocalPostgres(run_dir / "postgres").stop()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """`make demo` once, in a run directory of its own; everything stopped at the end."""
+    run_dir = tmp_path_factory.mktemp("local-product") / ".run"
+    env = make_env(run_dir)
+    try:
+        result = make("demo", env, timeout=900)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        yield run_dir, env, result.stdout
+    finally:
+        stop_all(env, run_dir)
+
+
+def demo_env(run_dir: Path) -> dict[str, str]:
+    """demo.env as bash reads it with ``set -a; . .run/demo.env; set +a``."""
+    out = subprocess.run(
+        ["bash", "-c", f"set -a; . {shlex.quote(str(run_dir / 'demo.env'))}; set +a; env -0"],
+        env={"PATH": os.environ["PATH"]}, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
+
+
+def test_demo_env_gives_later_commands_the_demos_database_lake_and_date(demo):
+    run_dir, _env, stdout = demo
+    values = demo_env(run_dir)
+    url = values["UFO_DATABASE_URL"]
+    assert re.fullmatch(r"postgresql\+psycopg2://postgres@127\.0\.0\.1:\d+/ufo", url), url
+    assert values["PRODUCTO_DATABASE_URL"] == url
+    assert values["UFO_STORAGE"] == str(run_dir.resolve() / "lake")
+    assert values["UFO_LOG_DIR"] == str(run_dir.resolve() / "logs")
+    assert Path(values["UFO_SOURCE"]).name == f"nuforc_sample_{values['RUN_DATE']}.csv"
+    assert (run_dir / "lake" / "top10" / f"date={values['RUN_DATE']}" / "top_states.csv").exists()
+    assert f"(RUN_DATE={values['RUN_DATE']})" in stdout
+    assert (run_dir / "demo.env").stat().st_mode & 0o077 == 0
+
+
+def test_readme_luigi_command_runs_with_demo_env_against_make_luigid(demo):
+    run_dir, env, _ = demo
+    port = free_port()
+    env = dict(env, LUIGID_PORT=str(port))
+    try:
+        started = make("luigid", env)
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert f"http://127.0.0.1:{port}/" in started.stdout
+        status, body = get(f"http://127.0.0.1:{port}/api/task_list")
+        assert status == 200
+        again = make("luigid", env)
+        assert "already running" in again.stdout
+        config = (run_dir / "luigid" / "luigi.cfg").read_text()
+        assert "record_task_history = True" in config
+        assert re.search(
+            r"db_connection = postgresql\+psycopg2://postgres@127\.0\.0\.1:\d+/luigid", config
+        )
+        # The README's commands, verbatim but for luigid's port.
+        block = re.search(r"```sh\n(set -a; \. \.run/demo\.env; set \+a\n.*?)```", LOCAL, re.S)
+        script = block.group(1).replace("--scheduler-port 8082", f"--scheduler-port {port}")
+        script = script.replace(".venv/bin/python", str(REPO / ".venv/bin/python"))
+        ran = subprocess.run(
+            ["bash", "-c", f"cd {shlex.quote(str(REPO))} && " + script.replace(".run/", f"{run_dir}/")],
+            env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+        done = json.loads(
+            get(f"http://127.0.0.1:{port}/api/task_list?data=%7B%22status%22%3A%22DONE%22%7D")[1]
+        )
+        assert any(t["name"] == "TopStatesToDatabase" for t in done["response"].values())
+    finally:
+        stopped = make("stop", env)
+        assert "stopped luigid" in stopped.stdout
+    assert get_refused(f"http://127.0.0.1:{port}/api/task_list")
+
+
+def get_refused(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=3)
+    except (urllib.error.URLError, ConnectionError):
+        return True
+    return False
+
+
+def test_make_up_runs_the_product_and_make_stop_stops_everything(demo):
+    run_dir, env, _ = demo
+    port, luigid_port = free_port(), free_port()
+    env = dict(env, PORT=str(port), LUIGID_PORT=str(luigid_port))
+    values = demo_env(run_dir)
+    try:
+        up = make("up", env)
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        assert f"http://127.0.0.1:{port}/" in up.stdout
+        assert f"http://127.0.0.1:{luigid_port}/" in up.stdout
+        assert "stop with: make stop" in up.stdout
+        status, body = get(f"http://127.0.0.1:{port}/api/v1/runs")
+        assert status == 200
+        assert [r["run_date"] for r in json.loads(body)["runs"]] == [values["RUN_DATE"]]
+        assert get(f"http://127.0.0.1:{luigid_port}/api/task_list")[0] == 200
+        # A run request is picked up by the worker and scheduled by this luigid (the date is
+        # loaded already, so Luigi finds it complete: no Spark here).
+        requests = run_dir / "lake" / "requests"
+        requests.mkdir(parents=True, exist_ok=True)
+        (requests / "again.yaml").write_text(
+            f"task: TopStatesToDatabase\nparams: {{date: {values['RUN_DATE']}}}\n"
+        )
+        deadline = time.monotonic() + 120
+        while not (requests / "again.done.yaml").exists():
+            assert not (requests / "again.error.yaml").exists(), (
+                requests / "again.log"
+            ).read_text()
+            assert time.monotonic() < deadline, (run_dir / "logs" / "worker.log").read_text()[
+                -3000:
+            ]
+            time.sleep(1)
+        assert f"127.0.0.1:{luigid_port}" in (
+            run_dir / "luigid" / "client.cfg"
+        ).read_text().replace("\nscheduler_port = ", ":")
+        again = make("up", env)
+        assert again.stdout.count("already running") == 3
+        pids = {p.stem: json.loads(p.read_text())["pid"] for p in (run_dir / "pids").glob("*.json")}
+        assert set(pids) == {"luigid", "worker", "producto"}
+    finally:
+        stopped = make("stop", env)
+    for name in ("producto", "worker", "luigid", "postgres"):
+        assert f"stopped {name}" in stopped.stdout, stopped.stdout
+    for pid in pids.values():
+        assert not Path(f"/proc/{pid}").exists()
+    assert get_refused(f"http://127.0.0.1:{port}/health")
+    assert "nothing was running" in make("stop", env).stdout
+
+
+def test_make_clean_refuses_while_the_demos_database_runs(demo, tmp_path):
+    run_dir, env, _ = demo
+    # A stand-in virtualenv, so that a clean that went through deletes nothing of the repository.
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(REPO / ".venv" / "bin" / "python")
+    env = dict(env, VENV=str(venv))
+    try:
+        assert make("producto", dict(env, PORT="1"), "-n").returncode == 0  # parses
+        started = make("up", dict(env, PORT=str(free_port()), LUIGID_PORT=str(free_port())))
+        assert started.returncode == 0, started.stdout + started.stderr
+        refused = make("clean", env)
+        assert refused.returncode != 0
+        assert "run 'make stop' first" in refused.stderr
+        assert run_dir.exists() and venv.exists()
+    finally:
+        make("stop", env)
+
+
+def test_make_producto_serves_the_readme_examples_and_stops_quietly_on_ctrl_c(demo):
+    """`make producto PORT=N` in a terminal; the README's curl lines; then Ctrl-C."""
+    run_dir, env, _ = demo
+    port = free_port()
+    values = demo_env(run_dir)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: make in a terminal of its own, as a user runs it
+        os.chdir(REPO)
+        os.execvpe("make", ["make", "producto", f"PORT={port}"], env)
+    output = b""
+    try:
+        wait_for(f"http://127.0.0.1:{port}/health")
+        examples = [
+            line.strip() for line in PRODUCTO.splitlines() if line.strip().startswith("curl -s ")
+        ]
+        assert len(examples) >= 10
+        for line in examples:
+            expected = int(m.group(1)) if (m := re.search(r"#\s*(\d{3})\s*$", line)) else 200
+            command = (
+                line.split("#")[0]
+                .strip()
+                .replace("curl -s ", "curl -s -o /dev/null -w '%{http_code}' ", 1)
+            )
+            command = command.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+            ran = bash(f"set -a; . .run/demo.env; set +a; {command}", env, run_dir)
+            assert ran.stdout == str(expected), (line, ran.stdout, ran.stderr)
+        status, body = get(f"http://127.0.0.1:{port}/api/v1/runs/{values['RUN_DATE']}")
+        assert json.loads(body)["source_kind"] == "generated sample"
+        os.write(fd, b"\x03")  # Ctrl-C
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                output += chunk
+        _, status_code = os.waitpid(pid, 0)
+        pid = 0
+    finally:
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    text = output.decode(errors="replace")
+    assert "Application shutdown complete" in text, text
+    assert "make: ***" not in text and "Error" not in text, text
+    assert get_refused(f"http://127.0.0.1:{port}/health")

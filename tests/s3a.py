@@ -325,6 +325,22 @@ def write_spark_conf_dir(
     return conf_dir
 
 
+def copy_jars(jars: list[Path], dest: Path) -> list[Path]:
+    """Hard-link (or copy) ``jars`` into ``dest``: a build context, for S3A_JARS=local."""
+    dest.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for jar in jars:
+        target = dest / jar.name
+        if not target.exists() or target.stat().st_size != jar.stat().st_size:
+            target.unlink(missing_ok=True)
+            try:
+                os.link(jar, target)
+            except OSError:  # another file system
+                shutil.copyfile(jar, target)
+        copies.append(target)
+    return copies
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Fetch the S3A test stand-in jars (cached).")
     parser.add_argument("--copy-to", type=Path, help="also copy (hard-link) the jars here")
@@ -335,16 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     except StandInUnavailable as err:
         print(f"s3a: error: {err}", file=sys.stderr)
         return 1
-    for jar in jars:
-        if args.copy_to:
-            args.copy_to.mkdir(parents=True, exist_ok=True)
-            target = args.copy_to / jar.name
-            if not target.exists():
-                try:
-                    os.link(jar, target)
-                except OSError:  # another file system
-                    shutil.copyfile(jar, target)
-            jar = target
+    for jar in copy_jars(jars, args.copy_to) if args.copy_to else jars:
         print(jar)
     return 0
 

@@ -1,17 +1,26 @@
 """The docker-compose environment end to end: build, up, one pipeline run, check, tear down.
 
 Builds the product's images from docker-compose.yml and brings the whole stack up with
-``.ci/docker-compose.ci.yml`` on top (host networking, local stand-in base images, the lake on a
-shared volume; see that file). The luigi_worker runs the pipeline for 2019-03-29 on the real
-NUFORC file on ``up``. Then:
+``.ci/docker-compose.ci.yml`` on top (host networking, local stand-in base images, the S3
+stand-in for MinIO, and the S3A TEST STAND-IN jars of tests/s3a.py built in with
+``S3A_JARS=local``; see that file), with the profiles ``minio`` and ``connect``. The lake is
+where users have it: ``s3://$S3_BUCKET/lake`` on the S3 service, read and written by Spark as
+``s3a://``. The luigi_worker runs the pipeline for 2019-03-29 on the real NUFORC file on ``up``.
+Then:
 
+* check-env passed, and refuses a copy of .env.example's placeholders;
 * the rows in PostgreSQL equal an independent plain-Python computation (tests/reference.py),
   and the read-only role can read them but not write;
+* the lake's manifests and files on the S3 service agree with the same computation;
 * luigid's API reports every task DONE, and its task history is in PostgreSQL;
 * the Spark master's JSON API lists the workers and the finished application;
 * with two Luigi workers and two Spark workers, both workers finish the run, the Spark job ran
   once, and ``docker compose run luigi_worker python -m luigi ...`` afterwards runs nothing;
-* a non-interactive ``pyspark`` shell on the cluster reads the lake and writes to PostgreSQL;
+* a non-interactive ``pyspark`` shell on the cluster reads the lake through s3a:// and the
+  database through the read-only role; no spark-defaults.conf carries the owner's password,
+  and the Spark master and workers have no database credentials;
+* a Spark Connect client (``pyspark-client`` in a venv of its own) reads the run's aggregate
+  through the spark-connect service;
 * producto answers /health through the read-only role.
 
 Needs a Docker engine (``bash .ci/docker-engine.sh``). Without one the test skips, unless
@@ -20,11 +29,15 @@ UFO_REQUIRE_DOCKER=1 (CI), where it fails. ``docker compose down -v`` runs in an
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -32,6 +45,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import s3a
 from tests.compose.test_static import compose_binary
 from tests.conftest import REAL_2019, REAL_RUN_DATE, shared_file
 
@@ -39,8 +53,13 @@ pytestmark = [pytest.mark.compose, pytest.mark.shared_data, pytest.mark.timeout(
 
 REPO = Path(__file__).resolve().parents[2]
 FILES = ["-f", "docker-compose.yml", "-f", ".ci/docker-compose.ci.yml"]
+PROFILES = ["--profile", "minio", "--profile", "connect"]
 # The ports of .ci/docker-compose.ci.yml (host networking, all on 127.0.0.1).
 PG_PORT, LUIGID_PORT, SPARK_UI_PORT, PRODUCTO_PORT = 15432, 18082, 18080, 18000
+S3_PORT, CONNECT_PORT = 19000, 18002
+BUCKET = "ufo-lake"
+LOCAL_JARS = REPO / "docker-images" / "pipeline" / "s3a-jars"
+CONNECT_CLIENT = "pyspark-client==4.0.1"
 SPARK_MASTER_URL = "spark://spark-master:17077"
 PIPELINE_TIMEOUT = 1200
 SCALE = ("--scale", "spark-worker=2", "--scale", "luigi_worker=2")
@@ -86,7 +105,7 @@ class Stack:
     ) -> subprocess.CompletedProcess:
         binary = compose_binary()
         cmd = [binary] if binary else ["docker", "compose"]
-        cmd += ["-p", self.project, "--env-file", str(self.env_file), *FILES, *args]
+        cmd += ["-p", self.project, "--env-file", str(self.env_file), *FILES, *PROFILES, *args]
         result = subprocess.run(
             cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, **kw
         )
@@ -123,12 +142,15 @@ def stack(tmp_path_factory):
         "UFO_READONLY_PASSWORD": secrets.token_hex(12),
         "S3_ACCESS_KEY_ID": "ufo-ci",
         "S3_SECRET_ACCESS_KEY": secrets.token_hex(12),
-        "S3_BUCKET": "ufo-lake",
+        "S3_BUCKET": BUCKET,
+        "COMPOSE_PROFILES": "minio,connect",
         "UFO_DATA_DIR": str(source.parent),
         "UFO_SOURCE": f"/data/{source.name}",
         "RUN_DATE": REAL_RUN_DATE.isoformat(),
         "CI_HOSTNAME": socket.gethostname(),
     }
+    # The S3A test stand-in jars, where the S3A_JARS=local build of the CI override takes them.
+    s3a.copy_jars(s3a.require_stand_in_jars(), LOCAL_JARS)
     env_file = tmp_path_factory.mktemp("compose") / "ci.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     env_file.chmod(0o600)
@@ -201,14 +223,16 @@ def test_every_service_is_up_and_healthy(stack):
     by_service: dict[str, list[dict]] = {}
     for row in rows:
         by_service.setdefault(row["Service"], []).append(row)
-    [bucket_job] = by_service["create-bucket"]
-    assert (bucket_job["State"], bucket_job["ExitCode"]) == ("exited", 0)
+    for one_shot in ("check-env", "create-bucket"):
+        [job] = by_service[one_shot]
+        assert (job["State"], job["ExitCode"]) == ("exited", 0), job
     expected_count = {"spark-worker": 2, "luigi_worker": 2}
     for name in (
         "postgres",
         "minio",
         "spark-master",
         "spark-worker",
+        "spark-connect",
         "luigid",
         "luigi_worker",
         "producto",
@@ -333,26 +357,78 @@ def test_compose_run_against_the_scheduler_runs_nothing_twice(stack):
     assert len(_finished_apps()) == 1  # the Spark job did not run again
 
 
+def s3_client(stack: Stack):
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{S3_PORT}",
+        aws_access_key_id=stack.env["S3_ACCESS_KEY_ID"],
+        aws_secret_access_key=stack.env["S3_SECRET_ACCESS_KEY"],
+        region_name="us-east-1",
+    )
+
+
+def lake_json(stack: Stack, rel: str) -> dict:
+    body = s3_client(stack).get_object(Bucket=BUCKET, Key=f"lake/{rel}")["Body"].read()
+    return json.loads(body)
+
+
+@pytest.fixture(scope="module")
+def aggregated(stack) -> dict:
+    """The run's aggregated manifest, from the S3 service."""
+    return lake_json(stack, f"aggregated/date={REAL_RUN_DATE.isoformat()}/_MANIFEST.json")
+
+
+def test_the_lake_is_on_the_s3_service_and_agrees_with_the_reference(stack, expected, aggregated):
+    client = s3_client(stack)
+    day = REAL_RUN_DATE.isoformat()
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="lake/")
+    keys = {o["Key"] for page in pages for o in page.get("Contents", [])}
+    raw = lake_json(stack, f"raw/date={day}/_MANIFEST.json")
+    for document in (raw, aggregated):
+        assert document["run_date"] == day
+        for paths in document["files"].values():
+            missing = [p for p in paths if f"lake/{p}" not in keys]
+            assert not missing, f"{document['dataset']} manifest lists missing files {missing}"
+    assert aggregated["quality"] == expected.quality()
+    counts: dict[tuple[str, str], int] = {}
+    for rel in aggregated["files"]["aggregated"]:
+        text = client.get_object(Bucket=BUCKET, Key=f"lake/{rel}")["Body"].read().decode()
+        for row in csv.DictReader(io.StringIO(text)):
+            key = (row["month"], row["state"])
+            counts[key] = counts.get(key, 0) + int(row["sightings"])
+    assert counts == dict(+expected.by_month_state)
+    top = client.get_object(Bucket=BUCKET, Key=f"lake/top10/date={day}/top_states.csv")
+    rows = list(csv.DictReader(io.StringIO(top["Body"].read().decode())))
+    assert [(r["state"], int(r["sightings"])) for r in rows if r["period"] == "all"] == (
+        expected.top_ten()
+    )
+
+
+def _s3a_paths(aggregated: dict) -> list[str]:
+    return [f"s3a://{BUCKET}/lake/{rel}" for rel in aggregated["files"]["aggregated"]]
+
+
+# The README's shell recipe: the aggregate is the files the date's manifest lists.
 PYSPARK_SESSION = """
-import sys
-from pyspark.sql import functions as F
-lake = "file:///lake/aggregated/date={date}"
-df = spark.read.option("header", True).csv(lake)
-total = df.agg(F.sum(F.col("sightings").cast("long"))).first()[0]
+import json
+lake = "s3a://{bucket}/lake"
+m = json.loads(spark.read.text(f"{{lake}}/aggregated/date={date}/_MANIFEST.json", wholetext=True).first().value)
+df = spark.read.csv([f"{{lake}}/{{p}}" for p in m["files"]["aggregated"]], header=True, inferSchema=True)
+total = df.groupBy("state").sum("sightings").agg({{"sum(sightings)": "sum"}}).first()[0]
 print("SHELL-MASTER", spark.sparkContext.master)
 print("SHELL-TOTAL", total)
-conf = spark.sparkContext.getConf()
-props = {{"user": conf.get("spark.ufo.jdbc.user"), "password": conf.get("spark.ufo.jdbc.password"),
-         "driver": conf.get("spark.ufo.jdbc.driver")}}
-url = conf.get("spark.ufo.jdbc.url")
-df.groupBy("state").agg(F.sum(F.col("sightings").cast("long")).alias("sightings")) \\
-    .write.jdbc(url, "shell_check", mode="overwrite", properties=props)
-print("SHELL-JDBC", spark.read.jdbc(url, "shell_check", properties=props).count())
+c = spark.sparkContext.getConf()
+top = spark.read.jdbc(c.get("spark.ufo.jdbc.url"), "top_states", properties={{
+    "user": c.get("spark.ufo.jdbc.user"), "password": c.get("spark.ufo.jdbc.password")}})
+print("SHELL-JDBC-USER", c.get("spark.ufo.jdbc.user"))
+print("SHELL-JDBC", top.count())
 """
 
 
-def test_a_pyspark_shell_on_the_cluster_reads_the_lake_and_writes_to_postgres(stack, expected):
-    session = PYSPARK_SESSION.format(date=REAL_RUN_DATE.isoformat())
+def test_a_pyspark_shell_on_the_cluster_reads_the_lake_and_the_database(stack, expected):
+    session = PYSPARK_SESSION.format(bucket=BUCKET, date=REAL_RUN_DATE.isoformat())
     start = time.monotonic()
     result = stack.compose(
         "exec", "-T", "-e", "PYSPARK_DRIVER_PYTHON_OPTS=-i", "luigi_worker",
@@ -367,7 +443,125 @@ def test_a_pyspark_shell_on_the_cluster_reads_the_lake_and_writes_to_postgres(st
         result.stdout[-2000:] + result.stderr[-3000:]
     )
     assert int(lines["SHELL-TOTAL"]) == sum(expected.totals().values())
-    assert int(lines["SHELL-JDBC"]) == len(expected.totals())
+    # Through the read-only role: the database owner is in no Spark configuration.
+    assert lines["SHELL-JDBC-USER"] == stack.env["UFO_READONLY_USER"]
+    assert int(lines["SHELL-JDBC"]) == _top_state_rows(stack)
+
+
+def _top_state_rows(stack: Stack) -> int:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(stack.database_url("ufo", stack.env["POSTGRES_PASSWORD"]))
+    with engine.connect() as conn:
+        n = conn.execute(sa.text("SELECT count(*) FROM top_states")).scalar_one()
+    engine.dispose()
+    return n
+
+
+def test_secrets_stay_where_they_are_needed(stack):
+    owner = stack.env["POSTGRES_PASSWORD"]
+    for service in ("luigi_worker", "spark-worker", "spark-connect", "spark-master"):
+        conf = stack.compose(
+            "exec", "-T", service, "sh", "-c", 'cat "$SPARK_CONF_DIR/spark-defaults.conf"'
+        ).stdout
+        assert "spark.hadoop.fs.s3a.endpoint" in conf, service
+        assert owner not in conf, f"{service}'s spark-defaults.conf holds the owner's password"
+    for service in ("spark-master", "spark-worker", "spark-connect"):
+        env = stack.compose("exec", "-T", service, "env").stdout
+        assert owner not in env and stack.env["UFO_READONLY_PASSWORD"] not in env, service
+        assert "DATABASE_URL" not in env, service
+    master = stack.compose("exec", "-T", "spark-master", "env").stdout
+    assert stack.env["S3_SECRET_ACCESS_KEY"] not in master
+
+
+def test_check_env_refuses_the_placeholders_of_env_example(stack, tmp_path):
+    example = dict(
+        line.split("=", 1)
+        for line in (REPO / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    secrets_ = ("POSTGRES_PASSWORD", "UFO_READONLY_PASSWORD", "S3_SECRET_ACCESS_KEY")
+    values = {**stack.env, **{name: example[name] for name in secrets_}}
+    bad = tmp_path / "placeholders.env"
+    bad.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    binary = compose_binary()
+    cmd = [binary] if binary else ["docker", "compose"]
+    result = subprocess.run(
+        [*cmd, "-p", f"{stack.project}-check", "--env-file", str(bad), *FILES,
+         "run", "--rm", "--no-deps", "check-env"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode != 0, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "POSTGRES_PASSWORD is still the placeholder 'change-me'" in output, output[-2000:]
+    assert "refusing to start" in output
+
+
+# --- Spark Connect, from a client that has only pyspark-client ---------------------------------
+
+# The README's Spark Connect example, with the answer printed for the test.
+CONNECT_SESSION = """
+import json, sys
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.remote(sys.argv[1]).getOrCreate()
+lake = "s3a://" + sys.argv[2] + "/lake"
+m = json.loads(spark.read.text(f"{lake}/aggregated/date={sys.argv[3]}/_MANIFEST.json", wholetext=True).first().value)
+df = spark.read.csv([f"{lake}/{p}" for p in m["files"]["aggregated"]], header=True, inferSchema=True)
+totals = df.groupBy("state").sum("sightings").orderBy("sum(sightings)", ascending=False).collect()
+print("CONNECT-RESULT " + json.dumps({
+    "version": spark.version,
+    "files": [f"{lake}/{p}" for p in m["files"]["aggregated"]],
+    "totals": {r["state"]: r["sum(sightings)"] for r in totals},
+}))
+spark.stop()
+"""
+
+
+def connect_client_python(timeout: int = 900) -> Path:
+    """Python of a venv with only pyspark-client (it conflicts with pyspark): made once, cached."""
+    cache = Path(
+        os.environ.get("UFO_CONNECT_CLIENT_CACHE") or Path.home() / ".cache" / "ufo-connect-client"
+    )
+    venv = cache / f"venv-{CONNECT_CLIENT.replace('==', '-')}"
+    python, done = venv / "bin" / "python", venv / ".complete"
+    if done.is_file():
+        return python
+    shutil.rmtree(venv, ignore_errors=True)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    result = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         "--timeout", "60", CONNECT_CLIENT],
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    if result.returncode != 0:
+        pytest.fail(f"pip install {CONNECT_CLIENT} failed:\n{result.stderr[-3000:]}")
+    done.write_text(CONNECT_CLIENT + "\n")
+    return python
+
+
+def test_a_spark_connect_client_reads_the_aggregate(stack, expected, aggregated, tmp_path):
+    python = connect_client_python()
+    probe = subprocess.run(
+        [str(python), "-c", "import importlib.util as u; print(u.find_spec('pyspark.core') is None)"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert probe.stdout.strip() == "True", "the client venv must not hold the full pyspark"
+    script = tmp_path / "connect_client.py"
+    script.write_text(CONNECT_SESSION)
+    start = time.monotonic()
+    result = subprocess.run(
+        [str(python), str(script), f"sc://127.0.0.1:{CONNECT_PORT}", BUCKET,
+         REAL_RUN_DATE.isoformat()],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    stack.timings["spark_connect"] = round(time.monotonic() - start, 1)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    [line] = [ln for ln in result.stdout.splitlines() if ln.startswith("CONNECT-RESULT ")]
+    got = json.loads(line.removeprefix("CONNECT-RESULT "))
+    assert got["version"] == "4.0.1"
+    assert got["files"] == _s3a_paths(aggregated)
+    assert got["totals"] == dict(expected.totals())
 
 
 def test_producto_answers_health_through_the_read_only_role(stack):

@@ -1,6 +1,6 @@
 """Claims are leases: a live worker keeps its claim fresh, a dead worker's request is taken over.
 
-The leases here are a second or two, so that the tests end in seconds.
+The leases here are seconds long, so that the tests end in seconds.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tests.integration.test_worker import (
     wait_until,
 )
 
-LEASE = "1.5"
+LEASE = "3"  # heartbeats every second: slack for a busy machine
 
 
 def read_claim(path) -> dict | None:
@@ -43,14 +43,14 @@ def test_a_killed_workers_request_is_taken_over_after_its_lease(tmp_path):
     env = pipeline_env(str(requests.parent), None, str(src), UFO_LOCAL_SCHEDULER="1", **hook_env)
     claim = requests / ".claims" / "slow.yaml"
 
-    first = LiveWorker(env, "--once", "--lease", LEASE)
+    first = LiveWorker(dict(env, UFO_CLAIM_LEASE=LEASE), "--once")  # the lease from the env
     try:
         wait_until(lambda: first.line_with("slow.yaml", "HOOK-HANGING"), "the run", proc=first.proc)
         before = read_claim(claim)
         owner = before["worker"]
         assert owner.startswith(f"{socket.gethostname()}:{first.proc.pid}:")
-        assert before["lease"] == 1.5
-        # The running worker refreshes its claim (every lease/3 = 0.5 s).
+        assert before["lease"] == 3.0  # as UFO_CLAIM_LEASE says
+        # The running worker refreshes its claim (every lease/3 = 1 s).
         wait_until(
             lambda: (read_claim(claim) or {}).get("heartbeat", 0) > before["heartbeat"],
             "a heartbeat",
@@ -186,3 +186,12 @@ def test_a_worker_that_lost_its_claim_stops_its_run(tmp_path):
     # The new owner's claim and the request are left to it; no result is written.
     assert "thief:1" in claim.read_text()
     assert sorted(p.name for p in requests.iterdir() if p.is_file()) == ["slow.yaml"]
+
+
+def test_a_lease_that_is_not_seconds_is_refused(tmp_path):
+    requests, src = lake_with_source(tmp_path)
+    env = pipeline_env(str(requests.parent), None, str(src), UFO_CLAIM_LEASE="two minutes")
+    result = run_worker(env, timeout=60)
+    assert result.returncode == 2
+    assert "UFO_CLAIM_LEASE='two minutes' is not seconds" in result.stderr
+    assert run_worker(env, "--lease", "0", timeout=60).returncode == 2

@@ -497,6 +497,7 @@ class RequestRunner:
         self.secrets = _environment_secrets()
 
     def pending(self) -> list[str]:
+        """The names of the request files waiting in ``requests/``."""
         names = []
         for suffix in (".yaml", ".yml"):
             for rel in self.lake.files(REQUESTS, suffix):
@@ -589,16 +590,24 @@ class RequestRunner:
         self.lake.remove(f"{CLAIMS}/{name}")
 
     def _finished_by(self, name: str, worker: str) -> bool:
-        """Whether ``worker`` wrote this request's result (then died before removing it)."""
+        """Whether ``worker`` wrote this request's result (then died before removing it).
+
+        A request file newer than the result is a new request of the same name (its worker
+        died after removing the old request, before removing its claim).
+        """
         stem = name.rsplit(".", 1)[0]
         for suffix in RESULT_SUFFIXES:
-            text = _read_optional(self.lake, f"{REQUESTS}/{stem}{suffix}")
+            result = f"{REQUESTS}/{stem}{suffix}"
+            text = _read_optional(self.lake, result)
             try:
                 doc = yaml.safe_load(text) if text is not None else None
             except yaml.YAMLError:
                 continue  # not a result this worker wrote
-            if isinstance(doc, dict) and doc.get("worker") == worker:
-                return True
+            if not isinstance(doc, dict) or doc.get("worker") != worker:
+                continue
+            written = _modified_at(self.lake, result)
+            requested = _modified_at(self.lake, f"{REQUESTS}/{name}")
+            return written is None or requested is None or requested <= written
         return False
 
     # -- handling ------------------------------------------------------------------------------

@@ -150,17 +150,24 @@ def test_a_request_its_dead_worker_finished_is_not_run_again(tmp_path):
     (requests / "again.done.yaml").write_text("request: x\nstatus: done\nworker: yesterday:1\n")
     write_stale_claim(requests / ".claims" / "again.yaml")
 
+    # The dead worker finished "old.yaml" and removed it, but not its claim; then a new
+    # "old.yaml" came: newer than the result, it is run.
+    (requests / "old.yaml").write_text("task: ReadUFOs\nparams: {date: 2019-03-27}\n")
+    (requests / "old.done.yaml").write_text(finished)
+    os.utime(requests / "old.done.yaml", (time.time() - 600, time.time() - 600))
+    write_stale_claim(requests / ".claims" / "old.yaml")
+
     result = run_worker(pipeline_env(str(requests.parent), None, str(src)), "--lease", "60")
 
     assert result.returncode == 0, result.stdout[-3000:]
     runs = [ln for ln in result.stdout.splitlines() if ": running " in ln]
-    assert len(runs) == 1 and "again.yaml" in runs[0]
+    assert len(runs) == 2 and "again.yaml" in runs[0] and "old.yaml" in runs[1]
     assert (requests / "r.done.yaml").read_text() == finished
     assert not (requests / "r.yaml").exists()
     assert "r.yaml was already finished by deadhost:4242" in result.stdout
     assert list((requests / ".claims").iterdir()) == []
     env = pipeline_env(str(requests.parent), None, str(src))
-    assert read_ufos_complete(env, "2019-03-29", "2019-03-28") == [False, True]
+    assert read_ufos_complete(env, "2019-03-29", "2019-03-28", "2019-03-27") == [False, True, True]
 
 
 def test_a_worker_that_lost_its_claim_stops_its_run(tmp_path):

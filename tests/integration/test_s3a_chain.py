@@ -276,19 +276,23 @@ def write_sample(path: Path, seed: int, rows: int = 3000) -> Path:
     return path
 
 
-def attempts_of(client, dataset: str) -> dict[str, list[str]]:
-    """attempt id -> its object names, for the attempts of ``dataset``."""
+def attempts_of(
+    client, dataset: str, datasets: dict[str, str] | None = None
+) -> dict[str, list[str]]:
+    """attempt id -> its object names, for the attempts of ``dataset``.
+
+    ``datasets`` caches each attempt's dataset (its _ATTEMPT.json never changes) across calls.
+    """
+    datasets = {} if datasets is None else datasets
     found: dict[str, list[str]] = {}
     for key in keys(client, f"{PREFIX}/_attempts/"):
         attempt, _, name = key.removeprefix(f"{PREFIX}/_attempts/").partition("/")
         found.setdefault(attempt, []).append(name)
-    wanted = {}
     for attempt, names in found.items():
-        if "_ATTEMPT.json" in names:
+        if attempt not in datasets and "_ATTEMPT.json" in names:
             info = json.loads(body(client, f"{PREFIX}/_attempts/{attempt}/_ATTEMPT.json"))
-            if info.get("dataset") == dataset:
-                wanted[attempt] = names
-    return wanted
+            datasets[attempt] = info.get("dataset", "")
+    return {a: names for a, names in found.items() if datasets.get(a) == dataset}
 
 
 def kill_while_spark_writes(client, command: list[str], env: dict, timeout: float = 300) -> str:
@@ -296,7 +300,8 @@ def kill_while_spark_writes(client, command: list[str], env: dict, timeout: floa
 
     Returns the interrupted attempt. Fails if the aggregate was published first (too late).
     """
-    before = set(attempts_of(client, "aggregated"))
+    datasets: dict[str, str] = {}
+    before = set(attempts_of(client, "aggregated", datasets))
     process = subprocess.Popen(
         command, env=env, cwd=REPO, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -304,7 +309,8 @@ def kill_while_spark_writes(client, command: list[str], env: dict, timeout: floa
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            new = {a: n for a, n in attempts_of(client, "aggregated").items() if a not in before}
+            now = attempts_of(client, "aggregated", datasets)
+            new = {a: n for a, n in now.items() if a not in before}
             writing = [a for a, names in new.items() if set(names) - {"_ATTEMPT.json"}]
             if writing:
                 os.killpg(process.pid, signal.SIGKILL)

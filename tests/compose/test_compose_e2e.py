@@ -439,9 +439,10 @@ def test_a_pyspark_shell_on_the_cluster_reads_the_lake_and_the_database(stack, e
     lines = dict(
         line.split(" ", 1) for line in result.stdout.splitlines() if line.startswith("SHELL-")
     )
-    assert lines.get("SHELL-MASTER") == SPARK_MASTER_URL, (
-        result.stdout[-2000:] + result.stderr[-3000:]
-    )
+    # The shell reads its input line by line and goes on after an error: say which one.
+    output = result.stdout[-2000:] + result.stderr[-3000:]
+    assert lines.get("SHELL-MASTER") == SPARK_MASTER_URL, output
+    assert {"SHELL-TOTAL", "SHELL-JDBC"} <= set(lines), output
     assert int(lines["SHELL-TOTAL"]) == sum(expected.totals().values())
     # Through the read-only role: the database owner is in no Spark configuration.
     assert lines["SHELL-JDBC-USER"] == stack.env["UFO_READONLY_USER"]

@@ -221,3 +221,62 @@ def empty_server(database_url, tmp_path):
     server = start_server(database_url, tmp_path / "log")
     yield server
     stop_server(server)
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """A run date loaded into a database of the session's server."""
+
+    database_url: str
+    run_date: dt.date
+
+
+@pytest.fixture(scope="session")
+def real_run(postgres, real_expected) -> LoadedRun:
+    """The real 2019 file's figures for 2019-03-29, as the independent ``tests.reference``
+    computes them, in the product tables (with layout and stored rejects), by plain SQL.
+
+    This overrides the suite's pipeline run for producto's tests: the app is checked against
+    known figures without a Spark run (the pipeline is checked against the same reference in
+    tests/integration), so these tests neither wait for Spark nor break while the pipeline
+    changes.
+    """
+    import json
+
+    import sqlalchemy as sa
+
+    from tests.conftest import REAL_2019, REAL_RUN_DATE
+
+    url = new_database(postgres, "producto_real")
+    quality = real_expected.quality()
+    periods = ["all", *real_expected.months()]
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        create_tables(conn, layout=True, rejects=True)
+        conn.execute(
+            sa.text(
+                "INSERT INTO ufo_runs VALUES (:d, now(), :source, :input, :header_repeat,"
+                " :duplicate, :after_run_date, :valid, :rejected, CAST(:reasons AS jsonb), 'index')"
+            ),
+            {**quality, "d": REAL_RUN_DATE, "source": str(REAL_2019),
+             "reasons": json.dumps(quality["rejected_by_reason"])},
+        )  # fmt: skip
+        for period in periods:
+            month = None if period == "all" else period
+            conn.execute(
+                sa.text("INSERT INTO state_sightings VALUES (:d, :p, :s, :n)"),
+                [{"d": REAL_RUN_DATE, "p": period, "s": s, "n": n}
+                 for s, n in real_expected.totals(month).items()],
+            )  # fmt: skip
+            conn.execute(
+                sa.text("INSERT INTO top_states VALUES (:d, :p, :r, :s, :n)"),
+                [{"d": REAL_RUN_DATE, "p": period, "r": i + 1, "s": s, "n": n}
+                 for i, (s, n) in enumerate(real_expected.top_ten(month))],
+            )  # fmt: skip
+        conn.execute(
+            sa.text("INSERT INTO reject_samples VALUES (:d, :reason, :n, CAST(:fields AS jsonb))"),
+            [{"d": REAL_RUN_DATE, "reason": reason, "n": i + 1, "fields": json.dumps(list(row))}
+             for i, (row, reason) in enumerate(real_expected.rejects)],
+        )  # fmt: skip
+    engine.dispose()
+    return LoadedRun(url, REAL_RUN_DATE)

@@ -199,3 +199,28 @@ def test_the_apps_sessions_refuse_writes_even_for_a_superuser(postgres):
         with engine.connect() as conn:
             conn.execute(sa.text("CREATE TABLE written (x int)"))
     engine.dispose()
+
+
+def test_rejects_csv_holds_every_rejected_row_of_the_real_file(real, real_run, real_expected):
+    import csv
+    import io
+    from collections import Counter
+
+    response = real.get(f"{API}/runs/{real_run.run_date}/rejects.csv")
+    rows = list(csv.reader(io.StringIO(response.text, newline="")))[1:]
+    assert Counter(r[0] for r in rows) == Counter(
+        {k: v for k, v in real_expected.quality()["rejected_by_reason"].items() if v}
+    )
+    sample = real.get(f"{API}/runs/{real_run.run_date}/rejects", params={"limit": 3}).json()
+    reasons = Counter(r["reason"] for r in sample["rejects"])
+    assert all(
+        n == min(3, real_expected.quality()["rejected_by_reason"][k]) for k, n in reasons.items()
+    )
+
+
+def test_monthly_series_matches_every_months_total(real, real_run, real_expected):
+    body = real.get(f"{API}/runs/{real_run.run_date}/monthly", params={"state": "TX"}).json()
+    months = real_expected.months()
+    assert body["months"][0]["period"] == months[0] and body["months"][-1]["period"] == months[-1]
+    for entry in body["months"]:
+        assert entry["sightings"] == real_expected.totals(entry["period"]).get("TX", 0)

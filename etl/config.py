@@ -6,10 +6,12 @@
 | ``UFO_STORAGE``     | ``storage``       | data-lake root: a local directory or s3://bucket/pfx  |
 | ``UFO_DATABASE_URL``| ``database_url``  | SQLAlchemy URL of the PostgreSQL database             |
 | ``SPARK_MASTER``    | ``spark_master``  | ``local[*]`` (default) or ``spark://host:7077``        |
+| ``UFO_STALE_ATTEMPT_HOURS`` | ``stale_attempt_hours`` | hours after which an unpublished attempt is removed |
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 
@@ -19,6 +21,9 @@ from etl.errors import ConfigError
 
 DEFAULT_STORAGE = "lake"
 DEFAULT_SPARK_MASTER = "local[*]"
+#: An attempt that nothing published after this long was interrupted: its files are removed.
+#: Long enough that no run still writing it is that old.
+DEFAULT_STALE_ATTEMPT_HOURS = "6"
 
 _SETTINGS = {
     # attribute: (environment variable, luigi.cfg option, default)
@@ -26,6 +31,11 @@ _SETTINGS = {
     "storage": ("UFO_STORAGE", "storage", DEFAULT_STORAGE),
     "database_url": ("UFO_DATABASE_URL", "database_url", None),
     "spark_master": ("SPARK_MASTER", "spark_master", DEFAULT_SPARK_MASTER),
+    "stale_attempt_hours": (
+        "UFO_STALE_ATTEMPT_HOURS",
+        "stale_attempt_hours",
+        DEFAULT_STALE_ATTEMPT_HOURS,
+    ),  # fmt: skip
 }
 
 
@@ -37,6 +47,17 @@ class Settings:
     storage: str
     database_url: str | None
     spark_master: str
+    stale_attempt_hours: str
+
+    @property
+    def stale_attempts(self) -> dt.timedelta:
+        try:
+            hours = float(self.stale_attempt_hours)
+        except ValueError:
+            raise ConfigError(
+                f"UFO_STALE_ATTEMPT_HOURS={self.stale_attempt_hours!r} is not a number of hours."
+            ) from None
+        return dt.timedelta(hours=hours)
 
     def require_source(self) -> str:
         if not self.source:

@@ -1,21 +1,26 @@
 """The product database: its tables, and loading one run date's results in one transaction.
 
-Tables (created on first load):
+Tables (created and upgraded by ``migrate``, one serialised step, before any load):
 
 * ``top_states(run_date, period, rank, state, sightings)``: the top ten states for all time
   (``period = 'all'``) and for each month (``period = 'YYYY-MM'``).
 * ``state_sightings(run_date, period, state, sightings)``: every state's count per period,
   for the map in ``producto/``.
 * ``ufo_runs(run_date, finished_at, ...)``: one row per loaded run date with its quality
-  figures; its presence marks the run date as loaded.
+  figures, its source (without credentials) and the source's layout; its presence marks the
+  run date as loaded.
+* ``ufo_schema(version, applied_at)``: the migrations applied.
 
 Loading a run date replaces that date's rows in all three tables in one transaction, under an
 advisory lock, so concurrent loads of one date serialise and a reader never sees a half-load.
+Rows go in with PostgreSQL's COPY, so a backfill of many dates loads quickly.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -59,7 +64,22 @@ ufo_runs = sa.Table(
     sa.Column("valid", sa.Integer, nullable=False),
     sa.Column("rejected", sa.Integer, nullable=False),
     sa.Column("rejected_by_reason", JSONB, nullable=False),
+    sa.Column("layout", sa.Text, nullable=True),
 )
+
+schema_versions = sa.Table(
+    "ufo_schema",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+#: The migrations, in order: version -> statements. Version 1 is the first release's tables.
+MIGRATIONS: dict[int, list[str]] = {
+    1: [],  # the tables of metadata, as first released (created by create_all below)
+    2: ["ALTER TABLE ufo_runs ADD COLUMN IF NOT EXISTS layout text"],
+}
+SCHEMA_VERSION = max(MIGRATIONS)
 
 _LOCK_NAMESPACE = 0x55464F  # "UFO": advisory locks of this product
 
@@ -104,70 +124,129 @@ class RunResults:
 
     run_date: dt.date
     source: str
+    layout: str | None
     quality: dict
     top: list[tuple[str, int, str, int]]  # (period, rank, state, sightings)
     counts: list[tuple[str, str, int]]  # (period, state, sightings), every state
 
 
+def migrate(conn) -> None:
+    """Bring the schema to SCHEMA_VERSION: one loader at a time, each migration once.
+
+    Creating tables concurrently collides in PostgreSQL's catalog, so every loader takes the
+    same advisory lock first. Tables of the same names but another shape fail with a message.
+    """
+    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_NAMESPACE, 0)))
+    inspector = sa.inspect(conn)
+    _check_foreign_tables(inspector)
+    had_runs = inspector.has_table(ufo_runs.name)
+    metadata.create_all(conn, tables=[top_states, state_sightings, schema_versions])
+    applied = set(conn.execute(sa.select(schema_versions.c.version)).scalars())
+    if not had_runs:
+        metadata.create_all(conn, tables=[ufo_runs])  # already the newest shape
+        todo = [v for v in MIGRATIONS if v not in applied]
+        statements: list[str] = []
+    else:
+        todo = [v for v in MIGRATIONS if v not in applied]
+        statements = [sql for v in todo for sql in MIGRATIONS[v]]
+    for sql in statements:
+        conn.execute(sa.text(sql))
+    for version in todo:
+        conn.execute(schema_versions.insert().values(version=version, applied_at=sa.func.now()))
+
+
+def _check_foreign_tables(inspector) -> None:
+    for table in (top_states, state_sightings, ufo_runs):
+        if not inspector.has_table(table.name):
+            continue
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        missing = sorted({c.name for c in table.columns if c.name != "layout"} - present)
+        if missing:
+            raise DatabaseError(
+                f"The table {table.name!r} exists but is not this pipeline's (no column(s) "
+                f"{', '.join(missing)}): use another database, or drop or rename that table."
+            )
+
+
+class Loader:
+    """Loads run dates into one database: the schema migrated once, each date in its own transaction."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._engine = engine(url)
+
+    def __enter__(self) -> Loader:
+        try:
+            with self._engine.begin() as conn:
+                migrate(conn)
+        except sa.exc.OperationalError as err:
+            self._engine.dispose()
+            raise _connect_error(self.url, err) from err
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._engine.dispose()
+
+    def load(self, results: RunResults) -> None:
+        """Replace the rows of ``results.run_date`` in one transaction."""
+        try:
+            with self._engine.begin() as conn:
+                _replace(conn, results)
+        except sa.exc.OperationalError as err:
+            raise _connect_error(self.url, err) from err
+
+
 def load_run(url: str, results: RunResults) -> None:
     """Replace the rows of ``results.run_date`` in one transaction."""
-    eng = engine(url)
-    try:
-        with eng.begin() as conn:
-            metadata.create_all(conn)
-            conn.execute(
-                sa.select(
-                    sa.func.pg_advisory_xact_lock(_LOCK_NAMESPACE, _day_number(results.run_date))
-                )
-            )
-            for table in (top_states, state_sightings, ufo_runs):
-                conn.execute(table.delete().where(table.c.run_date == results.run_date))
-            _insert(
-                conn,
-                top_states,
-                results.run_date,
-                ("period", "rank", "state", "sightings"),
-                results.top,
-            )
-            _insert(
-                conn,
-                state_sightings,
-                results.run_date,
-                ("period", "state", "sightings"),
-                results.counts,
-            )
-            q = results.quality
-            conn.execute(
-                ufo_runs.insert().values(
-                    run_date=results.run_date,
-                    finished_at=sa.func.now(),
-                    source=results.source,
-                    rejected_by_reason=q["rejected_by_reason"],
-                    **{
-                        k: q[k]
-                        for k in (
-                            "input",
-                            "header_repeat",
-                            "duplicate",
-                            "after_run_date",
-                            "valid",
-                            "rejected",
-                        )
-                    },
-                )
-            )
-    except sa.exc.OperationalError as err:
-        raise _connect_error(url, err) from err
-    finally:
-        eng.dispose()
+    with Loader(url) as loader:
+        loader.load(results)
 
 
-def _insert(
-    conn, table: sa.Table, run_date: dt.date, names: tuple[str, ...], rows: Iterable[tuple]
+def _replace(conn, results: RunResults) -> None:
+    day = results.run_date
+    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_NAMESPACE, _day_number(day))))
+    for table in (top_states, state_sightings, ufo_runs):
+        conn.execute(table.delete().where(table.c.run_date == day))
+    _copy(conn, top_states, ("period", "rank", "state", "sightings"), day, results.top)
+    _copy(conn, state_sightings, ("period", "state", "sightings"), day, results.counts)
+    q = results.quality
+    conn.execute(
+        ufo_runs.insert().values(
+            run_date=day,
+            finished_at=sa.func.now(),
+            source=results.source,
+            layout=results.layout,
+            rejected_by_reason=q["rejected_by_reason"],
+            **{
+                k: q[k]
+                for k in (
+                    "input",
+                    "header_repeat",
+                    "duplicate",
+                    "after_run_date",
+                    "valid",
+                    "rejected",
+                )
+            },
+        )
+    )
+
+
+def _copy(
+    conn, table: sa.Table, names: tuple[str, ...], run_date: dt.date, rows: Iterable[tuple]
 ) -> None:
-    values = [{"run_date": run_date, **dict(zip(names, row))} for row in rows]
-    if values:
-        conn.execute(table.insert(), values)
+    """Insert ``rows`` (with ``run_date``) into ``table`` with COPY, inside the open transaction."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    day = run_date.isoformat()
+    writer.writerows((day, *row) for row in rows)
+    buffer.seek(0)
+    columns = ", ".join(("run_date", *names))
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.copy_expert(f"COPY {table.name} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+    finally:
+        cursor.close()
 
 
 def _day_number(day: dt.date) -> int:
@@ -185,6 +264,24 @@ def run_loaded(url: str, run_date: dt.date) -> bool:
                 sa.select(ufo_runs.c.run_date).where(ufo_runs.c.run_date == run_date)
             )
             return found.first() is not None
+    except sa.exc.OperationalError as err:
+        raise _connect_error(url, err) from err
+    finally:
+        eng.dispose()
+
+
+def loaded_dates(url: str, dates: Iterable[dt.date]) -> set[dt.date]:
+    """Which of ``dates`` have been loaded completely: one query for them all."""
+    wanted = list(dates)
+    eng = engine(url)
+    try:
+        with eng.connect() as conn:
+            if not sa.inspect(conn).has_table(ufo_runs.name):
+                return set()
+            found = conn.execute(
+                sa.select(ufo_runs.c.run_date).where(ufo_runs.c.run_date.in_(wanted))
+            )
+            return set(found.scalars())
     except sa.exc.OperationalError as err:
         raise _connect_error(url, err) from err
     finally:

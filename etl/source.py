@@ -22,9 +22,15 @@ from typing import IO
 from urllib.parse import urlparse
 
 from etl.errors import SourceError
+from spark_jobs import layouts
 
-HEADER = ("Date / Time", "City", "State", "Shape", "Duration", "Summary", "Posted")
 _CHUNK = 1 << 20
+#: Records per Parquet row group: Spark reads row groups in parallel, so even the 16 MB index
+#: becomes several splits.
+ROW_GROUP = 32_768
+
+# A valid CSV field may be longer than the csv module's default limit (131,072 characters).
+csv.field_size_limit(1 << 30)
 
 
 def _cp1252_fallback(err: UnicodeDecodeError) -> tuple[str, int]:
@@ -37,20 +43,27 @@ codecs.register_error("ufo_cp1252_fallback", _cp1252_fallback)
 
 
 @dataclass(frozen=True)
-class Transcoded:
-    """What ``transcode`` found out about a source file."""
+class Ingested:
+    """What ``ingest`` found out about a source file."""
 
     encoding: str
     bytes_in: int
-    records: int  # data records after the header, as a CSV reader sees them
+    records: int  # data records after the header, blank lines left out
+    blank_lines: int
+    layout: str
+    columns: tuple[str, ...]  # the layout's columns as the source's header spells them
 
 
 @contextmanager
-def fetched(source: str) -> Iterator[str]:
-    """A local, decompressed copy of ``source`` (a temporary file, removed afterwards)."""
+def fetched(uri: str, shown: str | None = None) -> Iterator[str]:
+    """A local, decompressed copy of ``uri`` (a temporary file, removed afterwards).
+
+    Messages name the source as ``shown`` (the URI without credentials).
+    """
+    source = shown or uri
     with tempfile.TemporaryDirectory(prefix="ufo-source-") as tmp:
         raw = os.path.join(tmp, "download")
-        _download(source, raw)
+        _download(uri, raw, source)
         with open(raw, "rb") as handle:
             magic = handle.read(2)
         if magic == b"\x1f\x8b":
@@ -64,12 +77,12 @@ def fetched(source: str) -> Iterator[str]:
         yield raw
 
 
-def _download(source: str, dest: str) -> None:
-    parsed = urlparse(source)
+def _download(uri: str, dest: str, source: str) -> None:
+    parsed = urlparse(uri)
     scheme = parsed.scheme.lower()
     if scheme in ("http", "https"):
         try:
-            with urllib.request.urlopen(source, timeout=60) as response, open(dest, "wb") as out:
+            with urllib.request.urlopen(uri, timeout=60) as response, open(dest, "wb") as out:
                 shutil.copyfileobj(response, out, _CHUNK)
         except urllib.error.HTTPError as err:
             raise SourceError(
@@ -97,7 +110,7 @@ def _download(source: str, dest: str) -> None:
                 f"Cannot read {source} from S3 ({err}): check AWS_ENDPOINT_URL and credentials."
             ) from err
     elif scheme in ("", "file") or len(scheme) == 1:  # a bare path (or a Windows drive letter)
-        path = parsed.path if scheme == "file" else source
+        path = parsed.path if scheme == "file" else uri
         path = os.path.expanduser(path)
         if not os.path.isfile(path):
             raise SourceError(
@@ -130,39 +143,74 @@ def open_decoded(path: str, encoding: str) -> IO[str]:
     return open(path, encoding=encoding, errors=errors, newline="")
 
 
-def check_header(first_record: list[str] | None, source: str) -> None:
-    """Raise SourceError naming what is wrong with the header of ``source``."""
+def read_layout(first_record: list[str] | None, source: str) -> layouts.Match:
+    """The layout of ``source`` from its header; SourceError saying what is wrong otherwise."""
     if first_record is None:
-        raise SourceError(f"{source} is empty: give a NUFORC report index with a header row.")
-    present = {field.strip().lower() for field in first_record}
-    missing = [h for h in HEADER if h.lower() not in present]
-    if missing:
+        raise SourceError(f"{source} is empty: give a NUFORC report file with a header row.")
+    try:
+        return layouts.match(first_record)
+    except layouts.LayoutError as err:
         raise SourceError(
-            f"{source} is not a NUFORC report index: missing column(s) "
-            + ", ".join(repr(m) for m in missing)
-            + f". The first line must be the header {','.join(HEADER)}."
-        )
+            f"{source} is not a NUFORC report file: {err}. The first line must be the header."
+        ) from err
 
 
-def transcode(path: str, out: IO[str], source: str) -> Transcoded:
-    """Copy the file at ``path`` to ``out`` as UTF-8, checking its layout on the way.
+def ingest(path: str, utf8_copy: IO[str], parquet_path: str, source: str) -> Ingested:
+    """Read the source file at ``path`` once: a UTF-8 copy to ``utf8_copy`` and the raw zone.
 
-    The text is copied unchanged (quotes, line endings and all); the CSV reader runs beside
-    the copy only to check the header and count the records.
+    The raw zone is Parquet at ``parquet_path``: one string column per column of the source's
+    layout, named as its header spells them, one row per record (quoted commas, newlines and
+    spaces kept exactly). Extra columns are left out (the UTF-8 copy keeps them); a short record
+    gets empty strings, a blank line is no record.
     """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     encoding = detect_encoding(path)
     with open_decoded(path, encoding) as text:
-        tee = _TeeReader(text, out)
+        tee = _TeeReader(text, utf8_copy)
         reader = csv.reader(tee)
-        check_header(next(reader, None), source)
-        records = sum(1 for _ in reader)
+        found = read_layout(next(reader, None), source)
+        width = len(found.positions)
+        identity = found.positions == tuple(range(width))
+        schema = pa.schema([pa.field(name, pa.string(), nullable=False) for name in found.names])
+        records = blank = 0
+        with pq.ParquetWriter(parquet_path, schema, compression="snappy") as writer:
+            batch: list[list[str]] = []
+            for record in reader:
+                if not record:
+                    blank += 1
+                    continue
+                if not (identity and len(record) == width):
+                    record = [record[p] if p < len(record) else "" for p in found.positions]
+                batch.append(record)
+                if len(batch) == ROW_GROUP:
+                    _write_batch(writer, schema, batch)
+                    records += len(batch)
+                    batch = []
+            if batch or records == 0:
+                _write_batch(writer, schema, batch)
+                records += len(batch)
         tee.drain()
     if records == 0:
         raise SourceError(f"{source} has a header but no reports: give a file with data rows.")
-    return Transcoded(
+    return Ingested(
         encoding="utf-8" if encoding == "utf-8-sig" else "cp1252",
         bytes_in=os.path.getsize(path),
         records=records,
+        blank_lines=blank,
+        layout=found.layout.name,
+        columns=found.names,
+    )
+
+
+def _write_batch(writer, schema, batch: list[list[str]]) -> None:
+    import pyarrow as pa
+
+    columns = list(zip(*batch)) if batch else [() for _ in schema]
+    writer.write_table(
+        pa.Table.from_arrays([pa.array(c, type=pa.string()) for c in columns], schema=schema),
+        row_group_size=ROW_GROUP,
     )
 
 

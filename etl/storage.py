@@ -3,13 +3,25 @@
 Tasks ask the lake for Luigi targets by relative path (``raw/date=2019-03-29/...``) and never
 know where the data lives. ``spark_uri`` gives the same place as Spark sees it (``file://`` or
 ``s3a://``).
+
+Multi-file outputs are committed with a manifest (``Lake.publish``): an attempt writes its files
+under ``_attempts/<attempt>/`` where no reader looks, then one small JSON file,
+``<dataset>/date=D/_MANIFEST.json``, is written in one step (a rename locally, one PUT on S3) and
+names every file of the date's outputs. A reader follows the manifest, so it sees the previous
+attempt's files or the new ones, never a mix; an interrupted attempt publishes nothing. Attempts
+no manifest names any more are removed afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import json
 import os
+import secrets
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -25,9 +37,29 @@ _BOTO_DEFAULTS = {
 }
 
 
+MANIFEST = "_MANIFEST.json"
+ATTEMPTS = "_attempts"
+ATTEMPT_INFO = "_ATTEMPT.json"
+MANIFEST_FORMAT = 1
+
+
 def partition(dataset: str, date) -> str:
     """The relative path of one run date's partition of a dataset."""
     return f"{dataset}/date={date.isoformat()}"
+
+
+def manifest_rel(dataset: str, date) -> str:
+    """Where the manifest of one run date's outputs of ``dataset`` is."""
+    return f"{partition(dataset, date)}/{MANIFEST}"
+
+
+def _attempt_started(attempt: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.strptime(attempt.split("-", 1)[0], "%Y%m%dT%H%M%SZ").replace(
+            tzinfo=dt.UTC
+        )
+    except ValueError:
+        return None
 
 
 class Lake:
@@ -90,6 +122,131 @@ class Lake:
     def remove(self, rel: str) -> None:
         """Delete a file or directory, if present."""
         raise NotImplementedError
+
+    def subdirs(self, rel_dir: str) -> list[str]:
+        """Names of the directories (prefixes) directly under ``rel_dir``."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def writing(self, rel: str) -> Iterator[str]:
+        """A local path to write ``rel`` to; it is in the lake when the block ends."""
+        with tempfile.TemporaryDirectory(prefix="ufo-") as tmp:
+            local = os.path.join(tmp, os.path.basename(rel))
+            yield local
+            self.put_file(local, rel)
+
+    def exists(self, rel: str) -> bool:
+        return self.target(rel).exists()
+
+    # --- attempts and manifests -------------------------------------------------------------
+
+    def new_attempt(self, dataset: str, dates: Iterable) -> str:
+        """A fresh attempt directory (relative path) for writing ``dataset`` of ``dates``."""
+        now = dt.datetime.now(dt.UTC)
+        attempt = f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+        rel = f"{ATTEMPTS}/{attempt}"
+        info = {
+            "dataset": dataset,
+            "dates": sorted(d.isoformat() for d in dates),
+            "started_at": now.isoformat(timespec="seconds"),
+        }
+        self.write_text(f"{rel}/{ATTEMPT_INFO}", json.dumps(info, indent=2))
+        return rel
+
+    def manifest(self, dataset: str, date) -> dict | None:
+        """The published manifest of ``dataset`` for ``date``, or None."""
+        rel = manifest_rel(dataset, date)
+        if not self.exists(rel):
+            return None
+        return json.loads(self.read_text(rel))
+
+    def publish(
+        self, dataset: str, date, attempt_rel: str, files: dict[str, list[str]], **extra
+    ) -> str | None:
+        """Make ``files`` (lake-relative, under ``attempt_rel``) the outputs of ``date`` at once.
+
+        Returns the attempt the previous manifest named, if another one: it may now be unused.
+        """
+        previous = self.manifest(dataset, date)
+        document = {
+            "format": MANIFEST_FORMAT,
+            "dataset": dataset,
+            "run_date": date.isoformat(),
+            "attempt": attempt_rel.rsplit("/", 1)[-1],
+            "committed_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+            "files": {kind: list(paths) for kind, paths in files.items()},
+            **extra,
+        }
+        self.write_text(manifest_rel(dataset, date), json.dumps(document, indent=2))
+        if previous and previous.get("attempt") != document["attempt"]:
+            return previous.get("attempt")
+        return None
+
+    def retire(self, attempts: Iterable[str | None]) -> list[str]:
+        """Remove the given attempts that no published manifest names any more; those removed."""
+        removed = []
+        for attempt in {a for a in attempts if a}:
+            if not self._referenced(attempt):
+                self.remove(f"{ATTEMPTS}/{attempt}")
+                removed.append(attempt)
+        return removed
+
+    def sweep(self, older_than: dt.timedelta) -> list[str]:
+        """Remove attempts started longer than ``older_than`` ago that no manifest names."""
+        cutoff = dt.datetime.now(dt.UTC) - older_than
+        stale = []
+        for attempt in self.subdirs(ATTEMPTS):
+            started = _attempt_started(attempt)
+            if started is not None and started < cutoff:
+                stale.append(attempt)
+        return self.retire(stale)
+
+    def _referenced(self, attempt: str) -> bool:
+        info_rel = f"{ATTEMPTS}/{attempt}/{ATTEMPT_INFO}"
+        if not self.exists(info_rel):
+            return False
+        info = json.loads(self.read_text(info_rel))
+        for day in info.get("dates", []):
+            found = self.manifest(info["dataset"], dt.date.fromisoformat(day))
+            if found and found.get("attempt") == attempt:
+                return True
+        return False
+
+
+class ManifestTarget(luigi.Target):
+    """One run date's published outputs of a dataset: exists once its manifest is written."""
+
+    def __init__(self, lake: Lake, dataset: str, date):
+        self.lake = lake
+        self.dataset = dataset
+        self.date = date
+        self.rel = manifest_rel(dataset, date)
+
+    @property
+    def path(self) -> str:
+        return self.lake.uri(self.rel)
+
+    def exists(self) -> bool:
+        return self.lake.exists(self.rel)
+
+    def manifest(self) -> dict:
+        found = self.lake.manifest(self.dataset, self.date)
+        if found is None:
+            raise StorageError(
+                f"{self.path} is missing: run the task that publishes {self.dataset} for "
+                f"{self.date} first."
+            )
+        return found
+
+    def files(self, kind: str) -> list[str]:
+        """Lake-relative paths of the ``kind`` files of this date's outputs."""
+        return list(self.manifest()["files"].get(kind, []))
+
+    def modified_at(self) -> float:
+        return modified_at(self.lake.target(self.rel))
+
+    def __repr__(self) -> str:
+        return f"ManifestTarget({self.path})"
 
 
 class LocalLake(Lake):
@@ -154,9 +311,20 @@ class LocalLake(Lake):
     def remove(self, rel: str) -> None:
         path = self._path(rel)
         if os.path.isdir(path):
-            shutil.rmtree(path)
+            shutil.rmtree(path, ignore_errors=True)
         elif os.path.exists(path):
             os.remove(path)
+
+    def subdirs(self, rel_dir: str) -> list[str]:
+        base = Path(self._path(rel_dir))
+        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+    @contextlib.contextmanager
+    def writing(self, rel: str) -> Iterator[str]:
+        # Attempt files are written in place: nothing reads an attempt before it is published.
+        path = self._path(rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        yield path
 
 
 class S3Lake(Lake):
@@ -228,6 +396,18 @@ class S3Lake(Lake):
     def remove(self, rel: str) -> None:
         uri = self.uri(rel)
         self._guard(lambda: self.client.remove(uri, recursive=True), rel)
+
+    def subdirs(self, rel_dir: str) -> list[str]:
+        s3 = self.client.s3.meta.client
+        prefix = self._key(rel_dir).rstrip("/") + "/"
+        names = []
+        pages = s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix, Delimiter="/"
+        )
+        for page in self._guard(lambda: list(pages), rel_dir):
+            for common in page.get("CommonPrefixes", []):
+                names.append(common["Prefix"][len(prefix) :].rstrip("/"))
+        return sorted(names)
 
     def _guard(self, call, rel: str):
         """Run an S3 call; turn the usual failures into a StorageError that says what to fix."""

@@ -1,6 +1,11 @@
-"""The UFO pipeline's Luigi tasks, one atomic output each, partitioned by run date.
+"""The UFO pipeline's Luigi tasks, partitioned by run date, each date's outputs committed at once.
 
 ReadUFOs -> AggregateUFOsByState (spark-submit) -> TopTenStates -> TopStatesToDatabase
+
+Every task takes ``--date``. Luigi's scheduler may hand a worker many pending dates of one task
+as a single batch (a backfill with ``RangeDaily``): ``date`` is then a ``RunDates`` tuple, the
+source is fetched once, Spark runs once for all of them, and each date is still published (and
+loaded) on its own, so a batch is complete only when every one of its dates is.
 """
 
 from __future__ import annotations
@@ -13,22 +18,21 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
+import time
 from pathlib import Path
 
 import luigi
 from luigi.contrib.external_program import ExternalProgramRunError
 from luigi.contrib.spark import SparkSubmitTask
 
-from etl import db, logs, source, topten
+from etl import db, logs, redact, source, topten
 from etl.config import Settings, load_settings
 from etl.errors import DataError, UfoError
-from etl.storage import Lake, modified_at, partition
+from etl.storage import Lake, ManifestTarget, modified_at
 
 logger = logging.getLogger("ufo")
 
 SPARK_JOB = Path(__file__).resolve().parent.parent / "spark_jobs" / "aggregate_by_state.py"
-RAW_FILE = "nuforc_reports.csv"
 
 
 def report_failure(task: luigi.Task, exception: BaseException) -> None:
@@ -49,16 +53,64 @@ def _yesterday() -> dt.date:
     return dt.date.today() - dt.timedelta(days=1)
 
 
-class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
-    """Base of the pipeline's tasks: the run date, the settings and the lake.
+class RunDates(tuple):
+    """Several run dates handled as one batch: distinct and in order."""
 
-    Range tools (``RangeDaily``) ask each date's task whether it is complete (the naive bulk
-    check): the database target has no path for them to list.
+    def __new__(cls, dates) -> RunDates:
+        return super().__new__(cls, sorted(set(dates)))
+
+
+def _batch(dates) -> dt.date | RunDates:
+    merged = RunDates(
+        d for value in dates for d in (value if isinstance(value, tuple) else (value,))
+    )
+    return merged[0] if len(merged) == 1 else merged
+
+
+class RunDateParameter(luigi.DateParameter):
+    """A run date, or a comma-separated batch of them (``YYYY-MM-DD,YYYY-MM-DD``).
+
+    The default, yesterday, is worked out each time a task is made, not once at import: a
+    worker service that runs for days must not keep the day it started on.
     """
 
-    date = luigi.DateParameter(
-        default=_yesterday(),
-        description="Run date: the snapshot covers reports posted on or before it (default: yesterday).",
+    def __init__(self, **kwargs):
+        super().__init__(batch_method=_batch, **kwargs)
+
+    @property
+    def _default(self):
+        return _yesterday()
+
+    @_default.setter
+    def _default(self, value) -> None:
+        pass  # the default is always yesterday
+
+    def parse(self, s: str):
+        if "," in s:
+            return _batch(super(RunDateParameter, self).parse(p.strip()) for p in s.split(","))
+        return super().parse(s)
+
+    def serialize(self, x) -> str:
+        if isinstance(x, RunDates):
+            return ",".join(d.isoformat() for d in x)
+        return super().serialize(x)
+
+    def normalize(self, x):
+        if isinstance(x, RunDates):
+            return x
+        return super().normalize(x)
+
+
+class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
+    """Base of the pipeline's tasks: the run date(s), the settings and the lake.
+
+    Range tools (``RangeDaily``) ask each date's task whether it is complete (the naive bulk
+    check, or a task's own ``bulk_complete``).
+    """
+
+    date = RunDateParameter(
+        description="Run date: the snapshot covers reports posted on or before it (default: "
+        "yesterday). A batch of dates is comma-separated.",
     )
 
     force = luigi.BoolParameter(
@@ -72,12 +124,20 @@ class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
         description="Like --force, for this task and every task upstream of it.",
     )
 
+    #: Dates per batch in a backfill (a Spark run covers them all; a failure fails them all).
+    max_batch_size = 1000
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # A forced task notes when its outputs were written the first time Luigi asks whether it
         # is complete (before it runs), and is complete once they have all been written again.
         # Nothing is deleted up front: only the worker that runs the task replaces its outputs.
         self._forced_baseline: list[float | None] | None = None
+
+    @property
+    def dates(self) -> tuple[dt.date, ...]:
+        """The run dates of this task: one, or a batch."""
+        return tuple(self.date) if isinstance(self.date, RunDates) else (self.date,)
 
     def complete(self) -> bool:
         try:
@@ -100,7 +160,7 @@ class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
         )
 
     def upstream(self, cls: type[UfoTask]) -> UfoTask:
-        """The task ``cls`` for this run date, forced when this one is forced upstream."""
+        """The task ``cls`` for the same run date(s), forced when this one is forced upstream."""
         return cls(date=self.date, force=self.force_upstream, force_upstream=self.force_upstream)
 
     # Read at use, not cached on the task: Luigi reuses task instances within a process, and a
@@ -113,43 +173,80 @@ class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
     def lake(self) -> Lake:
         return _lake(self.settings.storage)
 
-    def partition(self, dataset: str) -> str:
-        return partition(dataset, self.date)
+    def published(self, dataset: str) -> dict[dt.date, ManifestTarget]:
+        """The manifest of ``dataset`` for each run date: that date's outputs, all or none."""
+        return {day: ManifestTarget(self.lake, dataset, day) for day in self.dates}
+
+    def tidy(self, superseded) -> None:
+        """Remove attempts no manifest names any more, and stale ones of interrupted runs."""
+        removed = self.lake.retire(superseded)
+        removed += self.lake.sweep(self.settings.stale_attempts)
+        if removed:
+            logger.info("removed %d unused attempt(s) from the lake", len(removed))
+
+    def progress(self, done: int, started: float, what: str) -> None:
+        total = len(self.dates)
+        if total > 1 and (done == total or done % max(1, total // 10) == 0):
+            elapsed = time.monotonic() - started
+            left = elapsed / done * (total - done) if done else 0
+            logger.info(
+                "%s: %d of %d dates, %.1f s so far, about %.0f s left",
+                what, done, total, elapsed, left,
+            )  # fmt: skip
 
 
 class ReadUFOs(UfoTask):
-    """The raw report index of the run date, as UTF-8, in ``raw/date=.../``."""
+    """The source of the run date, checked and read into the raw zone (Parquet and a UTF-8 copy)."""
 
-    def output(self) -> luigi.Target:
-        return self.lake.target(self.output_rel)
+    def output(self) -> dict[dt.date, ManifestTarget]:
+        return self.published("raw")
 
     def run(self) -> None:
         uri = self.settings.require_source()
+        shown = redact.redact_source(uri)
         self.lake.check()
-        with source.fetched(uri) as local, tempfile.TemporaryDirectory() as tmp:
-            utf8 = os.path.join(tmp, RAW_FILE)
-            with open(utf8, "w", encoding="utf-8", newline="") as out:
-                info = source.transcode(local, out, uri)
-            self.lake.put_file(utf8, self.output_rel)
+        attempt = self.lake.new_attempt("raw", self.dates)
+        files = {
+            "records": [f"{attempt}/raw/records.parquet"],
+            "source": [f"{attempt}/raw/source.csv"],
+        }
+        try:
+            with (
+                self.lake.writing(files["records"][0]) as parquet,
+                self.lake.writing(files["source"][0]) as copy,
+                source.fetched(uri, shown) as local,
+                open(copy, "w", encoding="utf-8", newline="") as out,
+            ):
+                info = source.ingest(local, out, parquet, shown)
+        except Exception:
+            self.lake.remove(attempt)  # nothing was published: leave nothing behind
+            raise
+        details = {
+            "source": shown,
+            "layout": info.layout,
+            "columns": list(info.columns),
+            "encoding": info.encoding,
+            "bytes": info.bytes_in,
+            "records": info.records,
+            "blank_lines": info.blank_lines,
+        }
+        superseded = [
+            self.lake.publish("raw", day, attempt, files, **details) for day in self.dates
+        ]
+        self.tidy(superseded)
         logger.info(
-            "ReadUFOs %s: %d records from %s (%s, %d bytes)",
-            self.date,
-            info.records,
-            uri,
-            info.encoding,
-            info.bytes_in,
-        )
-
-    @property
-    def output_rel(self) -> str:
-        return f"{self.partition('raw')}/{RAW_FILE}"
+            "ReadUFOs %s: %d records (%s layout) from %s (%s, %d bytes) into %s",
+            _span(self.dates), info.records, info.layout, shown, info.encoding, info.bytes_in,
+            self.lake.uri(files["records"][0]),
+        )  # fmt: skip
 
 
 class AggregateUFOsByState(UfoTask, SparkSubmitTask):
-    """Sightings per (month, state), the rejected rows and the quality report of the run date.
+    """Sightings per (month, state), the rejected rows and the quality report of each run date.
 
-    Runs ``spark_jobs/aggregate_by_state.py`` with spark-submit; the master comes from
-    SPARK_MASTER (or ``[ufo] spark_master``), other flags from luigi.cfg's ``[spark]``.
+    Runs ``spark_jobs/aggregate_by_state.py`` once for all of its dates; the master comes from
+    SPARK_MASTER (or ``[ufo] spark_master``), other flags from luigi.cfg's ``[spark]``. The job
+    writes into a fresh attempt directory; each date is then published with one manifest.
     """
 
     app = str(SPARK_JOB)
@@ -157,26 +254,26 @@ class AggregateUFOsByState(UfoTask, SparkSubmitTask):
 
     @property
     def name(self) -> str:
-        return f"AggregateUFOsByState {self.date}"
+        return f"AggregateUFOsByState {_span(self.dates)}"
 
     def requires(self) -> ReadUFOs:
         return self.upstream(ReadUFOs)
 
-    def output(self) -> dict[str, luigi.Target]:
-        return {
-            "aggregated": self.lake.flag(self.partition("aggregated")),
-            "rejects": self.lake.flag(self.partition("rejects")),
-            "report": self.lake.target(f"{self.partition('reports')}/quality.json"),
-        }
+    def output(self) -> dict[dt.date, ManifestTarget]:
+        return self.published("aggregated")
+
+    @functools.cached_property
+    def attempt(self) -> str:
+        """This run's attempt directory in the lake (made on first use)."""
+        return self.lake.new_attempt("aggregated", self.dates)
 
     def app_options(self) -> list[str]:
-        return [
-            "--input", self.lake.spark_uri(f"{self.partition('raw')}/{RAW_FILE}"),
-            "--run-date", self.date.isoformat(),
-            "--output", self.lake.spark_uri(self.partition("aggregated")),
-            "--rejects", self.lake.spark_uri(self.partition("rejects")),
-            "--report", self.lake.spark_uri(f"{self.partition('reports')}/quality.json"),
-        ]  # fmt: skip
+        raw = self.input()
+        args = []
+        for day in self.dates:
+            records = raw[day].files("records")[0]
+            args += ["--snapshot", f"{day.isoformat()}={self.lake.spark_uri(records)}"]
+        return args + ["--output", self.lake.spark_uri(self.attempt)]
 
     @property
     def master(self) -> str:
@@ -212,13 +309,47 @@ class AggregateUFOsByState(UfoTask, SparkSubmitTask):
 
     def run(self) -> None:
         self._spark_output: list[str] = []
+        started = time.monotonic()
         try:
             super().run()
         except ExternalProgramRunError as err:
+            self.lake.remove(self.attempt)  # nothing was published: leave nothing behind
             raise SparkJobError.from_run_error(err) from None
         finally:
             self._keep_spark_output()
-        logger.info("AggregateUFOsByState %s: %s", self.date, self.quality())
+        spark_seconds = time.monotonic() - started
+        job = json.loads(self.lake.read_text(f"{self.attempt}/_job.json"))
+        raw = self.input()
+        superseded = []
+        for done, day in enumerate(self.dates, start=1):
+            result = job["dates"][day.isoformat()]
+            files = {
+                kind: [f"{self.attempt}/{rel}" for rel in paths]
+                for kind, paths in result["files"].items()
+            }
+            source_info = raw[day].manifest()
+            superseded.append(
+                self.lake.publish(
+                    "aggregated",
+                    day,
+                    self.attempt,
+                    files,
+                    quality=result["quality"],
+                    layout=result["layout"],
+                    source=source_info.get("source", ""),
+                    raw_attempt=source_info["attempt"],
+                )  # fmt: skip
+            )
+            self.progress(done, started, "AggregateUFOsByState published")
+        self.tidy(superseded)
+        for day in self.dates[:3]:
+            logger.info(
+                "AggregateUFOsByState %s: %s", day, job["dates"][day.isoformat()]["quality"]
+            )
+        logger.info(
+            "AggregateUFOsByState %s: %d date(s) in one Spark run of %.1f s, published in %s",
+            _span(self.dates), len(self.dates), spark_seconds, self.lake.uri(self.attempt),
+        )  # fmt: skip
 
     def _keep_spark_output(self) -> None:
         path = logs.spark_log_path(self.task_id)
@@ -229,9 +360,6 @@ class AggregateUFOsByState(UfoTask, SparkSubmitTask):
             )
             logger.info("spark-submit output of %s kept in %s", self.task_id, path)
 
-    def quality(self) -> dict:
-        return json.loads(self.lake.read_text(f"{self.partition('reports')}/quality.json"))
-
 
 class SparkJobError(DataError):
     """spark-submit failed; carries the job's own error line and the tail of its output."""
@@ -240,7 +368,9 @@ class SparkJobError(DataError):
     def from_run_error(cls, err: ExternalProgramRunError) -> SparkJobError:
         # Never str(err): luigi's message includes the whole environment, secrets and all.
         stderr = err.err or ""
-        job_errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+        # PySpark prints the driver's own output on stdout: the job's reason may be on either.
+        lines = (err.out or "").splitlines() + stderr.splitlines()
+        job_errors = [line for line in lines if line.startswith("error: ")]
         if job_errors:
             return cls(job_errors[-1].removeprefix("error: ") + " Fix the source and run again.")
         tail = "\n".join(stderr.splitlines()[-40:])
@@ -253,29 +383,22 @@ class TopTenStates(UfoTask):
     def requires(self) -> AggregateUFOsByState:
         return self.upstream(AggregateUFOsByState)
 
-    @property
-    def output_rel(self) -> str:
-        return f"{self.partition('top10')}/top_states.csv"
-
-    def output(self) -> luigi.Target:
-        return self.lake.target(self.output_rel)
-
-    def aggregate(self) -> list[tuple[str, str, int]]:
-        files = self.lake.files(self.partition("aggregated"), ".csv")
-        if not files:
-            raise DataError(
-                f"No aggregate files in {self.lake.uri(self.partition('aggregated'))}: "
-                "re-run AggregateUFOsByState for this date with --force."
-            )
-        return topten.read_aggregate(io.StringIO(self.lake.read_text(rel)) for rel in files)
+    def output(self) -> dict[dt.date, luigi.Target]:
+        return {day: self.lake.target(top_rel(day)) for day in self.dates}
 
     def run(self) -> None:
-        rows = topten.top_states(topten.counts_by_period(self.aggregate()))
-        with tempfile.TemporaryDirectory() as tmp:
-            local = os.path.join(tmp, "top_states.csv")
-            with open(local, "w", encoding="utf-8", newline="") as out:
-                topten.write_rows(out, topten.TOP_COLUMNS, rows)
-            self.lake.put_file(local, self.output_rel)
+        started = time.monotonic()
+        for done, (day, aggregate) in enumerate(self.input().items(), start=1):
+            try:
+                rows = topten.top_states(
+                    topten.counts_by_period(read_aggregate(self.lake, aggregate))
+                )
+            except DataError as err:
+                raise DataError(f"run date {day}: {err}") from None
+            text = io.StringIO()
+            topten.write_rows(text, topten.TOP_COLUMNS, rows)
+            self.lake.write_text(top_rel(day), text.getvalue())
+            self.progress(done, started, "TopTenStates")
 
 
 class TopStatesToDatabase(UfoTask):
@@ -287,28 +410,63 @@ class TopStatesToDatabase(UfoTask):
             "aggregate": self.upstream(AggregateUFOsByState),
         }
 
-    def output(self) -> db.RunLoadedTarget:
-        return db.RunLoadedTarget(self.settings.require_database_url(), self.date)
+    def output(self) -> dict[dt.date, db.RunLoadedTarget]:
+        url = self.settings.require_database_url()
+        return {day: db.RunLoadedTarget(url, day) for day in self.dates}
+
+    @classmethod
+    def bulk_complete(cls, parameter_tuples):
+        """The run dates among ``parameter_tuples`` already loaded: one query for them all."""
+        dates = list(parameter_tuples)
+        loaded = db.loaded_dates(load_settings().require_database_url(), dates)
+        return [d for d in dates if d in loaded]
 
     def run(self) -> None:
-        top = topten.read_top(io.StringIO(self.lake.read_text(self.requires()["top"].output_rel)))
-        aggregate = self.requires()["top"].aggregate()
-        counts = [
-            (period, state, n)
-            for period, by_state in topten.counts_by_period(aggregate).items()
-            for state, n in sorted(by_state.items())
-        ]
-        results = db.RunResults(
-            run_date=self.date,
-            source=self.settings.source or "",
-            quality=self.requires()["aggregate"].quality(),
-            top=top,
-            counts=counts,
-        )
-        db.load_run(self.settings.require_database_url(), results)
+        url = self.settings.require_database_url()
+        inputs = self.input()
+        started = time.monotonic()
+        with db.Loader(url) as loader:
+            for done, day in enumerate(self.dates, start=1):
+                aggregate = inputs["aggregate"][day]
+                manifest = aggregate.manifest()
+                top = topten.read_top(io.StringIO(self.lake.read_text(top_rel(day))))
+                counts = [
+                    (period, state, n)
+                    for period, by_state in topten.counts_by_period(
+                        read_aggregate(self.lake, aggregate)
+                    ).items()
+                    for state, n in sorted(by_state.items())
+                ]
+                loader.load(
+                    db.RunResults(
+                        run_date=day,
+                        source=manifest.get("source", ""),
+                        layout=manifest.get("layout"),
+                        quality=manifest["quality"],
+                        top=top,
+                        counts=counts,
+                    )
+                )
+                self.progress(done, started, "TopStatesToDatabase loaded")
         logger.info(
-            "TopStatesToDatabase %s: %d top-ten rows loaded into %s",
-            self.date,
-            len(top),
-            db.safe_url(self.settings.require_database_url()),
-        )
+            "TopStatesToDatabase %s: %d date(s) loaded into %s in %.1f s",
+            _span(self.dates), len(self.dates), db.safe_url(url), time.monotonic() - started,
+        )  # fmt: skip
+
+
+def top_rel(day: dt.date) -> str:
+    """Where the top-ten file of a run date is in the lake."""
+    return f"top10/date={day.isoformat()}/top_states.csv"
+
+
+def read_aggregate(lake: Lake, aggregate: ManifestTarget) -> list[tuple[str, str, int]]:
+    """The (month, state, sightings) rows of a published aggregate."""
+    return topten.read_aggregate(
+        io.StringIO(lake.read_text(rel)) for rel in aggregate.files("aggregated")
+    )
+
+
+def _span(dates: tuple[dt.date, ...]) -> str:
+    if len(dates) == 1:
+        return dates[0].isoformat()
+    return f"{dates[0]}..{dates[-1]} ({len(dates)} dates)"

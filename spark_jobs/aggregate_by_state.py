@@ -1,23 +1,28 @@
-"""Count UFO sightings per (month, US state) from a raw NUFORC report index.
+"""Count UFO sightings per (month, US state) for one or many run dates, in one pass over the input.
 
-A standalone PySpark job: Luigi's ``AggregateUFOsByState`` submits it, and it runs the same
-with plain spark-submit::
+A standalone PySpark job: Luigi's ``AggregateUFOsByState`` submits it (and publishes what it
+writes), and it runs the same with plain spark-submit::
 
     spark-submit spark_jobs/aggregate_by_state.py \\
-        --input lake/raw/date=2019-03-29/nuforc_reports.csv \\
-        --run-date 2019-03-29 \\
-        --output lake/aggregated/date=2019-03-29 \\
-        --rejects lake/rejects/date=2019-03-29 \\
-        --report lake/reports/date=2019-03-29/quality.json
+        --snapshot 2019-03-29=lake/_attempts/A/raw/records.parquet \\
+        --snapshot 2019-03-30=lake/_attempts/A/raw/records.parquet \\
+        --output lake/_attempts/B
 
-The input is UTF-8 (``ReadUFOs`` transcodes on the way in). Outputs:
+The input is the raw zone's Parquet (``ReadUFOs``): one string column per field of a known
+layout (``layouts.py``), named as the source's header spells it. Each run date D is a snapshot:
+the reports posted on or before D. Every distinct row is classified once, and every date's
+figures are derived from that. Under ``--output``:
 
-* ``--output``: CSV ``month,state,sightings`` (complete only with ``_SUCCESS``);
-* ``--rejects``: CSV of every rejected row, its seven original fields and ``reason``;
-* ``--report``: ``quality.json`` with the row counts, which add up to ``input``.
+* ``aggregated/date=D/part-*.csv``: ``month,state,sightings`` of snapshot D;
+* ``rejects/since=S/part-*.csv``: rejected rows, their fields under the source's header names
+  and ``reason``. Snapshot D's rejects are the files with ``S <= D`` (a row rejected on D stays
+  rejected later, so each row is written once however many dates a run covers);
+* ``reports/date=D/quality.json``: the row counts of snapshot D, which add up to ``input``;
+* ``_job.json``: all of the above per date, for the publisher.
 
-The data rules (README, "Data contract") are in ``transform_classify``; the transforms are pure
-functions of their DataFrames and arguments.
+Nothing here is visible to readers until ``AggregateUFOsByState`` publishes each date's manifest.
+The data rules (README, "Data contract") are in ``transform_classify`` and ``snapshot_counts``;
+the transforms are pure functions of their DataFrames and arguments.
 """
 
 from __future__ import annotations
@@ -25,155 +30,203 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
+import os
 import sys
+from collections import defaultdict
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.window import Window
 
-#: The NUFORC index header, in file order, and the column names used inside the job.
-HEADER = ("Date / Time", "City", "State", "Shape", "Duration", "Summary", "Posted")
-COLUMNS = ("date_time", "city", "state", "shape", "duration", "summary", "posted")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import layouts  # noqa: E402  (beside this file: shipped with the job, no package needed)
+from layouts import US_STATES, WHITESPACE, Layout, LayoutError  # noqa: E402
 
-#: The 50 US states and DC.
-US_STATES = frozenset(
-    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH "
-    "NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY".split()
-)
-
-#: Row outcomes, in the order the rules are checked. Only the reasons in REJECT_REASONS are
-#: rejects; header repeats, duplicates and later-posted reports are counted, not rejected.
+#: Row outcomes, in the order the rules are checked. Only REJECT_REASONS are rejects; header
+#: repeats, duplicates and later-posted reports are counted, not rejected.
 HEADER_REPEAT = "header_repeat"
 DUPLICATE = "duplicate"
 AFTER_RUN_DATE = "after_run_date"
 VALID = "valid"
 REJECT_REASONS = ("posted", "sighting_date", "state")
 
-_POSTED_RE = r"^(\d{1,2})/(\d{1,2})/(\d{2})$"
-_SIGHTING_RE = r"^(\d{1,2})/(\d{1,2})/(\d{2})( (\d{1,2}):(\d{2}))?$"
+#: The quality report's fields, in order; ``input`` is the sum of the next five.
+QUALITY_FIELDS = (
+    "run_date", "input", HEADER_REPEAT, DUPLICATE, AFTER_RUN_DATE, VALID, "rejected",
+    "rejected_by_reason",
+)  # fmt: skip
 
 
-class LayoutError(ValueError):
-    """The input is not in the NUFORC index layout."""
+def field(i: int) -> str:
+    """The job's name for the layout's ``i``-th column."""
+    return f"f{i}"
 
 
-def _normalise(name: str) -> str:
-    return name.strip().lower()
+def _trim(column: Column) -> Column:
+    """The value without surrounding ASCII whitespace (plain trim only strips spaces)."""
+    return F.btrim(column, F.lit(WHITESPACE))
 
 
-def transform_select_columns(raw: DataFrame) -> DataFrame:
-    """The seven NUFORC columns, renamed to COLUMNS, with missing values as empty strings.
+def transform_select_columns(raw: DataFrame) -> tuple[Layout, tuple[str, ...], DataFrame]:
+    """The layout of ``raw``, its columns' own names, and its fields as ``f0..fn`` strings.
 
-    Header names are matched ignoring case and surrounding spaces; other columns are ignored.
+    Missing values become empty strings. Raises LayoutError when the columns are no layout.
     """
-    by_name = {_normalise(c): c for c in raw.columns}
-    missing = [h for h in HEADER if _normalise(h) not in by_name]
-    if missing:
-        raise LayoutError(
-            "the input is not a NUFORC report index: missing column(s) "
-            + ", ".join(repr(m) for m in missing)
-            + f"; expected the header {','.join(HEADER)!r}"
-        )
-    return raw.select(
+    found = layouts.match(raw.columns)
+    # Renamed by position first: Spark cannot tell ``State`` from ``state`` by name.
+    positional = raw.toDF(*(f"_c{i}" for i in range(len(raw.columns))))
+    selected = positional.select(
         *(
-            F.coalesce(F.col(f"`{by_name[_normalise(h)]}`").cast("string"), F.lit("")).alias(c)
-            for h, c in zip(HEADER, COLUMNS)
+            F.coalesce(F.col(f"_c{p}").cast("string"), F.lit("")).alias(field(i))
+            for i, p in enumerate(found.positions)
         )
     )
+    return found.layout, found.names, selected
 
 
 def _safe_date(year: Column, month: Column, day: Column) -> tuple[Column, Column]:
     """(is_valid, date) for integer year/month/day columns, without raising on bad values."""
-    month_ok = month.between(1, 12)
-    first = F.make_date(year, F.when(month_ok, month).otherwise(F.lit(1)), F.lit(1))
+    month_ok = month.between(1, 12) & year.between(1, 9999)
+    first = F.make_date(
+        F.when(month_ok, year).otherwise(F.lit(2000)),
+        F.when(month_ok, month).otherwise(F.lit(1)),
+        F.lit(1),
+    )
     valid = month_ok & (day >= 1) & (day <= F.dayofmonth(F.last_day(first)))
-    return valid, F.when(valid, F.date_add(first, (day - 1).cast("int")))
+    return F.coalesce(valid, F.lit(False)), F.when(valid, F.date_add(first, (day - 1).cast("int")))
 
 
-def transform_classify(rows: DataFrame, run_date: dt.date) -> DataFrame:
-    """Distinct rows with their multiplicity ``n``, ``outcome``, ``month`` and ``state_code``.
+def _part(parts: Column, i: int) -> Column:
+    return F.try_element_at(parts, F.lit(i)).try_cast("int")
 
-    ``outcome`` is the first rule a row fails (README, "Data contract"): ``header_repeat``,
-    then (for the distinct row itself) ``posted``, ``after_run_date``, ``sighting_date``,
-    ``state``, or ``valid``. The ``n - 1`` extra copies of a non-header row are duplicates.
+
+def transform_classify(rows: DataFrame, layout: Layout) -> DataFrame:
+    """Distinct rows with their multiplicity ``n``, ``outcome``, ``posted_date``, ``month``, ``state_code``.
+
+    ``outcome`` is the first rule a distinct row fails, leaving out the run date (README, "Data
+    contract"): ``header_repeat``, ``posted``, ``sighting_date``, ``state`` or ``valid``. Whether
+    a row is in a run date's snapshot is decided later from ``posted_date``.
     """
-    distinct = rows.groupBy(*COLUMNS).agg(F.count(F.lit(1)).alias("n"))
+    names = [field(i) for i in range(len(layout.columns))]
+    col = {key: F.col(field(i)) for i, key in enumerate(layout.keys)}
+    distinct = rows.groupBy(*names).agg(F.count(F.lit(1)).alias("n"))
 
+    # Each step is its own projection over the previous one's columns: every field is trimmed
+    # and split once, and the generated code stays small enough to compile.
     is_header = F.lit(True)
-    for header, column in zip(HEADER, COLUMNS):
-        is_header = is_header & (F.lower(F.trim(F.col(column))) == _normalise(header))
+    for key in layout.keys:
+        is_header = is_header & (F.lower(_trim(col[key])) == key)
+    country_ok = F.lit(True)
+    if layout.country is not None:
+        country = F.lower(_trim(col[layouts.normalise(layout.country)]))
+        country_ok = country == layout.country_value
+    trimmed = distinct.select(
+        *names,
+        "n",
+        is_header.alias("is_header"),
+        _trim(col[layouts.normalise(layout.posted)]).alias("posted"),
+        _trim(col[layouts.normalise(layout.sighting)]).alias("sighting"),
+        F.upper(_trim(col[layouts.normalise(layout.state)])).alias("state_code"),
+        country_ok.alias("country_ok"),
+    )
 
-    posted = F.trim(F.col("posted"))
-    posted_match = posted.rlike(_POSTED_RE)
-    p_month = F.regexp_extract(posted, _POSTED_RE, 1).cast("int")
-    p_day = F.regexp_extract(posted, _POSTED_RE, 2).cast("int")
-    p_yy = F.regexp_extract(posted, _POSTED_RE, 3).cast("int")
-    p_year = F.when(p_yy >= 70, p_yy + 1900).otherwise(p_yy + 2000)
+    posted_ok = F.col("posted").rlike(layout.posted_pattern())
+    sighting_ok = F.col("sighting").rlike(layout.sighting_pattern())
+    split = trimmed.select(
+        *names,
+        "n",
+        "is_header",
+        "state_code",
+        "country_ok",
+        F.when(posted_ok, F.split("posted", "/")).alias("p"),
+        F.when(sighting_ok, F.split("sighting", "[/ :]")).alias("s"),
+    )
+
+    p_month, p_day, p_year = (_part(F.col("p"), i) for i in (1, 2, 3))
+    if layout.posted_year_digits == 2:
+        p_year = F.when(p_year >= 70, p_year + 1900).otherwise(p_year + 2000)
     posted_valid, posted_date = _safe_date(p_year, p_month, p_day)
-    posted_ok = posted_match & posted_valid
 
-    sighting = F.trim(F.col("date_time"))
-    s_match = sighting.rlike(_SIGHTING_RE)
-    s_month = F.regexp_extract(sighting, _SIGHTING_RE, 1).cast("int")
-    s_day = F.regexp_extract(sighting, _SIGHTING_RE, 2).cast("int")
-    s_yy = F.regexp_extract(sighting, _SIGHTING_RE, 3).cast("int")
-    has_time = F.regexp_extract(sighting, _SIGHTING_RE, 4) != ""
-    s_hour = F.regexp_extract(sighting, _SIGHTING_RE, 5).cast("int")
-    s_minute = F.regexp_extract(sighting, _SIGHTING_RE, 6).cast("int")
-    # The latest century that does not put the sighting after the year it was posted.
-    century = F.floor(p_year / 100).cast("int") * 100
-    s_year = F.when(century + s_yy <= p_year, century + s_yy).otherwise(century + s_yy - 100)
+    s_month, s_day, s_year = (_part(F.col("s"), i) for i in (1, 2, 3))
+    s_hour, s_minute = _part(F.col("s"), 4), _part(F.col("s"), 5)
+    if layout.sighting_year_digits == 2:
+        # The latest century that does not put the sighting after the year it was posted.
+        century = F.floor(p_year / 100).cast("int") * 100
+        s_year = F.when(century + s_year <= p_year, century + s_year).otherwise(
+            century + s_year - 100
+        )
     s_valid, s_date = _safe_date(s_year, s_month, s_day)
-    time_ok = ~has_time | (s_hour.between(0, 24) & s_minute.between(0, 59))
-    sighting_ok = s_match & s_valid & time_ok
+    time_ok = s_hour.isNull() | (s_hour.between(0, 24) & s_minute.between(0, 59))
+    dated = split.select(
+        *names,
+        "n",
+        "is_header",
+        "state_code",
+        "country_ok",
+        posted_date.alias("posted_date"),
+        F.when(posted_valid, F.when(s_valid & time_ok, s_date)).alias("sighting_date"),
+    )
 
-    state_code = F.upper(F.trim(F.col("state")))
-    state_ok = state_code.isin(*sorted(US_STATES))
-
+    state_ok = F.col("state_code").isin(*sorted(US_STATES)) & F.col("country_ok")
     outcome = (
-        F.when(is_header, F.lit(HEADER_REPEAT))
-        .when(~posted_ok, F.lit("posted"))
-        .when(posted_date > F.lit(run_date), F.lit(AFTER_RUN_DATE))
-        .when(~sighting_ok, F.lit("sighting_date"))
+        F.when(F.col("is_header"), F.lit(HEADER_REPEAT))
+        .when(F.col("posted_date").isNull(), F.lit("posted"))
+        .when(F.col("sighting_date").isNull(), F.lit("sighting_date"))
         .when(~state_ok, F.lit("state"))
         .otherwise(F.lit(VALID))
     )
-    return distinct.select(
-        *COLUMNS,
+    classified = dated.select(*names, "n", "state_code", "posted_date", "sighting_date",
+                              outcome.alias("outcome"))  # fmt: skip
+    valid = F.col("outcome") == VALID
+    return classified.select(
+        *names,
         "n",
-        outcome.alias("outcome"),
-        F.when(outcome == VALID, F.date_format(s_date, "yyyy-MM")).alias("month"),
-        F.when(outcome == VALID, state_code).alias("state_code"),
+        "outcome",
+        F.when(F.col("outcome") != HEADER_REPEAT, F.col("posted_date")).alias("posted_date"),
+        F.when(valid, F.date_format("sighting_date", "yyyy-MM")).alias("month"),
+        F.when(valid, F.col("state_code")).alias("state_code"),
     )
 
 
-def transform_count_by_month_state(classified: DataFrame) -> DataFrame:
-    """Sightings per (month ``YYYY-MM``, state): each valid report counted once."""
-    return (
-        classified.where(F.col("outcome") == VALID)
-        .groupBy("month", F.col("state_code").alias("state"))
-        .agg(F.count(F.lit(1)).alias("sightings"))
-        .orderBy("month", "state")
-    )
+def transform_keep_reject_text(classified: DataFrame) -> DataFrame:
+    """``classified`` with the fields of rows that are no reject emptied (null).
 
-
-def transform_rejects(classified: DataFrame) -> DataFrame:
-    """Every rejected row: its seven fields under the original header names and its reason."""
-    return classified.where(F.col("outcome").isin(*REJECT_REASONS)).select(
-        *(F.col(c).alias(h) for c, h in zip(COLUMNS, HEADER)), F.col("outcome").alias("reason")
-    )
+    Only rejects need their text once rows are classified: the cached rows stay small.
+    """
+    rejected = F.col("outcome").isin(*REJECT_REASONS)
+    return classified.select(
+        *(F.when(rejected, F.col(c)).alias(c) if c.startswith("f") and c[1:].isdigit() else c
+          for c in classified.columns)
+    )  # fmt: skip
 
 
 def transform_outcome_counts(classified: DataFrame) -> DataFrame:
-    """Input rows per outcome, duplicates included: ``outcome, rows``."""
-    header = F.col("outcome") == HEADER_REPEAT
-    per_row = classified.select(
-        F.col("outcome"),
-        F.when(header, F.col("n")).otherwise(F.lit(1)).alias("rows"),
+    """Distinct rows and input rows per (outcome, posted date): ``outcome, posted_date, rows, n``."""
+    return classified.groupBy("outcome", "posted_date").agg(
+        F.count(F.lit(1)).alias("rows"), F.sum("n").alias("n")
     )
-    duplicates = classified.where(~header & (F.col("n") > 1)).select(
-        F.lit(DUPLICATE).alias("outcome"), (F.col("n") - 1).alias("rows")
-    )
-    return per_row.unionByName(duplicates).groupBy("outcome").agg(F.sum("rows").alias("rows"))
+
+
+def snapshot_counts(
+    outcome_counts: list[tuple[str, dt.date | None, int, int]], run_date: dt.date
+) -> dict:
+    """The quality report of snapshot ``run_date`` from ``(outcome, posted_date, rows, n)``.
+
+    Header repeats and duplicates count in every snapshot; a row with a valid Posted date after
+    the run date counts as ``after_run_date`` whatever its other faults.
+    """
+    counts: dict[str, int] = defaultdict(int)
+    for outcome, posted_date, rows, n in outcome_counts:
+        if outcome == HEADER_REPEAT:
+            counts[HEADER_REPEAT] += n
+            continue
+        counts[DUPLICATE] += n - rows
+        if outcome != "posted" and posted_date > run_date:
+            counts[AFTER_RUN_DATE] += rows
+        else:
+            counts[outcome] += rows
+    return quality_report(counts, run_date)
 
 
 def quality_report(outcome_counts: dict[str, int], run_date: dt.date) -> dict:
@@ -195,16 +248,83 @@ def quality_report(outcome_counts: dict[str, int], run_date: dt.date) -> dict:
     return report
 
 
-def extract(spark: SparkSession, path: str) -> DataFrame:
-    """The raw report index as strings, quoted commas and newlines honoured."""
+def _dates(spark: SparkSession, run_dates: list[dt.date]) -> DataFrame:
+    return spark.createDataFrame([(d,) for d in run_dates], "date date")
+
+
+def transform_count_by_month_state(classified: DataFrame, run_dates: DataFrame) -> DataFrame:
+    """Sightings per (run date, month ``YYYY-MM``, state): valid reports posted by the run date.
+
+    Valid rows are counted per (posted date, month, state) once; each count holds from its
+    posted date until the next one of the same (month, state), so every run date picks exactly
+    one cumulative count per (month, state) with a range join against the (small) run dates.
+    """
+    per_day = (
+        classified.where(F.col("outcome") == VALID)
+        .groupBy("month", "state_code", "posted_date")
+        .agg(F.count(F.lit(1)).alias("added"))
+    )
+    series = Window.partitionBy("month", "state_code").orderBy("posted_date")
+    steps = per_day.select(
+        "month",
+        F.col("state_code").alias("state"),
+        F.col("posted_date").alias("since"),
+        F.lead("posted_date").over(series).alias("until"),
+        F.sum("added").over(series.rowsBetween(Window.unboundedPreceding, 0)).alias("sightings"),
+    )
+    dates = F.broadcast(run_dates)
+    joined = steps.join(
+        dates,
+        (dates["date"] >= steps["since"])
+        & (steps["until"].isNull() | (dates["date"] < steps["until"])),
+    )
+    return joined.select(
+        F.date_format("date", "yyyy-MM-dd").alias("date"), "month", "state", "sightings"
+    )
+
+
+def transform_rejects(
+    classified: DataFrame, names: tuple[str, ...], run_dates: list[dt.date]
+) -> DataFrame:
+    """Rejected rows under their own header names, with ``reason`` and ``since``.
+
+    ``since`` is the first run date whose snapshot holds the row: the first one for a bad Posted
+    date, else the first on or after the posted date. Rows posted after every run date are in
+    no snapshot and left out.
+    """
+    ordered = F.array(*(F.lit(d) for d in sorted(run_dates)))
+    first_after = F.try_element_at(F.filter(ordered, lambda d: d >= F.col("posted_date")), F.lit(1))
+    since = F.when(F.col("outcome") == "posted", ordered[0]).otherwise(first_after)
     return (
-        spark.read.option("header", True)
-        .option("multiLine", True)
+        classified.where(F.col("outcome").isin(*REJECT_REASONS))
+        .select(
+            *(F.col(field(i)).alias(name) for i, name in enumerate(names)),
+            F.col("outcome").alias("reason"),
+            F.date_format(since, "yyyy-MM-dd").alias("since"),
+        )
+        .where(F.col("since").isNotNull())
+    )
+
+
+def extract(spark: SparkSession, path: str) -> DataFrame:
+    """The raw zone's records: Parquet, one string column per field, split across the cores."""
+    return spark.read.parquet(path)
+
+
+def load_csv(df: DataFrame, path: str, partition: str, sort: list[str]) -> None:
+    """CSV with a header under ``path/{partition}=V/``, one file per value ``V``.
+
+    Spark's CSV writer trims fields by default; rejects must keep them as they came.
+    """
+    (
+        df.repartition(partition)
+        .sortWithinPartitions(partition, *sort)
+        .write.mode("append")
+        .partitionBy(partition)
+        .option("header", True)
         .option("escape", '"')
-        .option("encoding", "UTF-8")
-        .option("inferSchema", False)
-        .option("enforceSchema", False)
-        .option("mode", "PERMISSIVE")
+        .option("ignoreLeadingWhiteSpace", False)
+        .option("ignoreTrailingWhiteSpace", False)
         .csv(path)
     )
 
@@ -215,34 +335,24 @@ def _filesystem(spark: SparkSession, path: str):
     return target.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), target
 
 
-def load_csv(spark: SparkSession, df: DataFrame, path: str) -> None:
-    """One CSV file with a header under ``path``, with ``_SUCCESS``, replacing what was there.
-
-    Written complete beside the old output (under ``_staging/``, which Spark's partition
-    discovery ignores), then swapped in: a reader sees the old output or the new one, never a
-    half-written mix.
-    """
-    parent, name = path.rstrip("/").rsplit("/", 1)
-    staging = f"{parent}/_staging/{name}"
-    (
-        df.coalesce(1)
-        .write.mode("overwrite")
-        .option("header", True)
-        .option("escape", '"')
-        # Spark's CSV writer trims fields by default; rejects must keep them as they came.
-        .option("ignoreLeadingWhiteSpace", False)
-        .option("ignoreTrailingWhiteSpace", False)
-        .csv(staging)
-    )
-    fs, final = _filesystem(spark, path)
-    _, staged = _filesystem(spark, staging)
-    fs.delete(final, True)
-    if not fs.rename(staged, final):
-        raise OSError(f"could not move {staging} to {path}")
+def list_files(spark: SparkSession, path: str) -> list[str]:
+    """Paths (relative to ``path``) of the data files under ``path``, recursively."""
+    fs, root = _filesystem(spark, path)
+    if not fs.exists(root):
+        return []
+    prefix = root.toUri().getPath().rstrip("/") + "/"
+    found = []
+    files = fs.listFiles(root, True)
+    while files.hasNext():
+        name = files.next().getPath().toUri().getPath()
+        rel = name[len(prefix) :] if name.startswith(prefix) else name
+        if not any(part.startswith(("_", ".")) for part in rel.split("/")):
+            found.append(rel)
+    return sorted(found)
 
 
 def load_json(spark: SparkSession, document: dict, path: str) -> None:
-    """Write ``document`` to ``path`` through Hadoop's FileSystem (local or s3a), replacing it."""
+    """Write ``document`` to ``path`` through Hadoop's FileSystem (local or s3a)."""
     fs, target = _filesystem(spark, path)
     stream = fs.create(target, True)
     try:
@@ -251,37 +361,131 @@ def load_json(spark: SparkSession, document: dict, path: str) -> None:
         stream.close()
 
 
+def input_bytes(spark: SparkSession, paths: list[str]) -> int:
+    total = 0
+    for path in paths:
+        fs, target = _filesystem(spark, path)
+        total += fs.getContentSummary(target).getLength()
+    return total
+
+
+def size_shuffles(spark: SparkSession, nbytes: int) -> int:
+    """Shuffle partitions fitted to the input, unless spark.sql.shuffle.partitions was given.
+
+    Spark's default of 200 turns a small input into hundreds of tiny tasks: use about one
+    partition per 128 MB, and at least one per core.
+    """
+    if spark.sparkContext.getConf().contains("spark.sql.shuffle.partitions"):
+        return int(spark.conf.get("spark.sql.shuffle.partitions"))
+    partitions = max(spark.sparkContext.defaultParallelism, math.ceil(nbytes / (128 << 20)))
+    spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
+    return partitions
+
+
+def run_group(
+    spark: SparkSession, source: str, run_dates: list[dt.date], output: str
+) -> tuple[str, dict[str, dict]]:
+    """Classify one input once and write every run date's outputs; its layout and quality reports."""
+    layout, names, rows = transform_select_columns(extract(spark, source))
+    classified = transform_keep_reject_text(transform_classify(rows, layout)).persist()
+    try:
+        counts = [
+            (r["outcome"], r["posted_date"], r["rows"], r["n"])
+            for r in transform_outcome_counts(classified).collect()
+        ]
+        reports = {d.isoformat(): snapshot_counts(counts, d) for d in run_dates}
+        empty = [d for d, report in reports.items() if report["input"] == 0]
+        if empty:
+            raise LayoutError(f"{source} holds no reports")
+        load_csv(
+            transform_count_by_month_state(classified, _dates(spark, run_dates)),
+            f"{output}/aggregated",
+            partition="date",
+            sort=["month", "state"],
+        )
+        load_csv(
+            transform_rejects(classified, names, run_dates),
+            f"{output}/rejects",
+            partition="since",
+            sort=["reason"],
+        )
+    finally:
+        classified.unpersist()
+    return layout.name, reports
+
+
+def publishable(
+    spark: SparkSession, output: str, reports: dict[str, dict], layout_of: dict[str, str]
+) -> dict:
+    """``_job.json``: for each run date its quality report and the files of its outputs."""
+    aggregated = defaultdict(list)
+    for rel in list_files(spark, f"{output}/aggregated"):
+        aggregated[rel.split("/", 1)[0].removeprefix("date=")].append(f"aggregated/{rel}")
+    rejects = [
+        (rel.split("/", 1)[0].removeprefix("since="), f"rejects/{rel}")
+        for rel in list_files(spark, f"{output}/rejects")
+    ]
+    dates = {}
+    for day, report in sorted(reports.items()):
+        report_rel = f"reports/date={day}/quality.json"
+        load_json(spark, report, f"{output}/{report_rel}")
+        dates[day] = {
+            "quality": report,
+            "layout": layout_of[day],
+            "files": {
+                "aggregated": aggregated.get(day, []),
+                "rejects": sorted(rel for since, rel in rejects if since <= day),
+                "report": [report_rel],
+            },
+        }
+    return {"format": 1, "dates": dates}
+
+
+def _snapshot(text: str) -> tuple[dt.date, str]:
+    day, sep, path = text.partition("=")
+    if not sep or not path:
+        raise argparse.ArgumentTypeError(f"{text!r} is not DATE=INPUT")
+    return dt.date.fromisoformat(day), path
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input", required=True, help="raw report index (UTF-8 CSV)")
-    parser.add_argument("--run-date", required=True, type=dt.date.fromisoformat)
-    parser.add_argument("--output", required=True, help="directory for month,state,sightings")
-    parser.add_argument("--rejects", required=True, help="directory for the rejected rows")
-    parser.add_argument("--report", required=True, help="path of quality.json")
+    parser.add_argument(
+        "--snapshot", action="append", type=_snapshot, required=True, metavar="DATE=INPUT",
+        help="a run date and the raw zone (Parquet) it reads; repeat for more dates",
+    )  # fmt: skip
+    parser.add_argument("--output", required=True, help="directory for this run's outputs")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    spark = SparkSession.builder.appName(f"AggregateUFOsByState {args.run_date}").getOrCreate()
+    groups: dict[str, list[dt.date]] = defaultdict(list)
+    for day, source in args.snapshot:
+        groups[source].append(day)
+    days = sorted(d for ds in groups.values() for d in ds)
+    name = f"AggregateUFOsByState {days[0]}" + (
+        f"..{days[-1]} ({len(days)} dates)" if len(days) > 1 else ""
+    )
+    spark = SparkSession.builder.appName(name).getOrCreate()
     try:
-        raw = extract(spark, args.input)
-        try:
-            rows = transform_select_columns(raw)
-        except LayoutError as err:
-            print(f"error: {args.input}: {err}", file=sys.stderr)
-            return 2
-        classified = transform_classify(rows, args.run_date).cache()
-        counts = {r["outcome"]: r["rows"] for r in transform_outcome_counts(classified).collect()}
-        report = quality_report(counts, args.run_date)
-        if report["input"] == 0:
-            print(f"error: {args.input}: the file holds no reports", file=sys.stderr)
-            return 2
-        # The aggregate is written last: its _SUCCESS flag marks the whole step complete.
-        load_csv(spark, transform_rejects(classified), args.rejects)
-        load_json(spark, report, args.report)
-        load_csv(spark, transform_count_by_month_state(classified), args.output)
-        print(json.dumps(report, sort_keys=True))
+        size_shuffles(spark, input_bytes(spark, list(groups)))
+        reports: dict[str, dict] = {}
+        layout_of: dict[str, str] = {}
+        for source, run_dates in groups.items():
+            try:
+                layout, found = run_group(spark, source, sorted(set(run_dates)), args.output)
+            except LayoutError as err:
+                # PySpark's driver output goes to stdout: say it on both, the publisher reads either.
+                print(f"error: {source}: {err}", flush=True)
+                print(f"error: {source}: {err}", file=sys.stderr, flush=True)
+                return 2
+            reports.update(found)
+            layout_of.update(dict.fromkeys(found, layout))
+        job = publishable(spark, args.output, reports, layout_of)
+        load_json(spark, job, f"{args.output}/_job.json")
+        for day in sorted(reports):
+            print(json.dumps(reports[day], sort_keys=True))
         return 0
     finally:
         spark.stop()

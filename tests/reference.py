@@ -14,12 +14,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 HEADER = ["date / time", "city", "state", "shape", "duration", "summary", "posted"]
+EXPORT = ["details", "date", "city", "state", "country", "shape", "summary", "report_date",
+          "posted_date", "image"]  # fmt: skip
+WS = " \t\r\n\f\v"  # "surrounding spaces" in the contract: ASCII whitespace
 STATES = set(
     "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH "
     "NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY".split()
 )
 POSTED = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{2})")
 SIGHTED = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{2})(?: (\d{1,2}):(\d{2}))?")
+POSTED4 = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
+SIGHTED4 = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?: (\d{1,2}):(\d{2}))?")
 
 
 @dataclass
@@ -74,20 +79,24 @@ def decode(data: bytes) -> str:
 
 def classify(data: bytes, run_date: dt.date) -> Expected:
     rows = list(csv.reader(io.StringIO(decode(data), newline="")))
-    header = [h.strip().lower() for h in rows[0]]
-    index = [header.index(h) for h in HEADER]
+    header = [h.strip(WS).lower() for h in rows[0]]
+    layout = HEADER if all(h in header for h in HEADER) else EXPORT
+    index = [header.index(h) for h in layout]  # the first column of each name
+    check = _check if layout is HEADER else _check_export
     expected = Expected()
     seen: set[tuple] = set()
     for raw in rows[1:]:
+        if not raw:
+            continue  # a blank line is no record
         row = tuple(raw[i] if i < len(raw) else "" for i in index)
-        if [v.strip().lower() for v in row] == HEADER:
+        if [v.strip(WS).lower() for v in row] == layout:
             expected.counts["header_repeat"] += 1
             continue
         if row in seen:
             expected.counts["duplicate"] += 1
             continue
         seen.add(row)
-        outcome, month, state = _check(row, run_date)
+        outcome, month, state = check(row, run_date)
         expected.counts[outcome] += 1
         if outcome == "valid":
             expected.by_month_state[(month, state)] += 1
@@ -98,7 +107,7 @@ def classify(data: bytes, run_date: dt.date) -> Expected:
 
 def _check(row: tuple, run_date: dt.date) -> tuple[str, str | None, str | None]:
     when, _city, state, _shape, _duration, _summary, posted = row
-    p = POSTED.fullmatch(posted.strip())
+    p = POSTED.fullmatch(posted.strip(WS))
     posted_on = None
     if p:
         yy = int(p.group(3))
@@ -107,7 +116,7 @@ def _check(row: tuple, run_date: dt.date) -> tuple[str, str | None, str | None]:
         return "posted", None, None
     if posted_on > run_date:
         return "after_run_date", None, None
-    s = SIGHTED.fullmatch(when.strip())
+    s = SIGHTED.fullmatch(when.strip(WS))
     if not s:
         return "sighting_date", None, None
     yy = int(s.group(3))
@@ -117,7 +126,27 @@ def _check(row: tuple, run_date: dt.date) -> tuple[str, str | None, str | None]:
         return "sighting_date", None, None
     if s.group(4) is not None and not (0 <= int(s.group(4)) <= 24 and 0 <= int(s.group(5)) <= 59):
         return "sighting_date", None, None
-    code = state.strip().upper()
+    code = state.strip(WS).upper()
     if code not in STATES:
+        return "state", None, None
+    return "valid", f"{sighted_on.year:04d}-{sighted_on.month:02d}", code
+
+
+def _check_export(row: tuple, run_date: dt.date) -> tuple[str, str | None, str | None]:
+    _details, when, _city, state, country, _shape, _summary, _report, posted, _image = row
+    p = POSTED4.fullmatch(posted.strip(WS))
+    posted_on = _date(int(p.group(3)), int(p.group(1)), int(p.group(2))) if p else None
+    if posted_on is None:
+        return "posted", None, None
+    if posted_on > run_date:
+        return "after_run_date", None, None
+    s = SIGHTED4.fullmatch(when.strip(WS))
+    sighted_on = _date(int(s.group(3)), int(s.group(1)), int(s.group(2))) if s else None
+    if sighted_on is None:
+        return "sighting_date", None, None
+    if s.group(4) is not None and not (0 <= int(s.group(4)) <= 24 and 0 <= int(s.group(5)) <= 59):
+        return "sighting_date", None, None
+    code = state.strip(WS).upper()
+    if country.strip(WS).lower() != "usa" or code not in STATES:
         return "state", None, None
     return "valid", f"{sighted_on.year:04d}-{sighted_on.month:02d}", code

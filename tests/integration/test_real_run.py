@@ -12,6 +12,14 @@ import sqlalchemy as sa
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.shared_data]
 
 
+def _manifest(run) -> dict:
+    return json.loads((run.storage / "aggregated/date=2019-03-29/_MANIFEST.json").read_text())
+
+
+def _files(run, kind: str) -> list:
+    return [run.storage / rel for rel in _manifest(run)["files"][kind]]
+
+
 def _rows(url: str, sql: str, **params) -> list[tuple]:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
@@ -21,7 +29,9 @@ def _rows(url: str, sql: str, **params) -> list[tuple]:
 
 
 def test_quality_report_matches_and_adds_up(real_run, real_expected):
-    report = json.loads((real_run.storage / "reports/date=2019-03-29/quality.json").read_text())
+    [report_file] = _files(real_run, "report")
+    report = json.loads(report_file.read_text())
+    assert _manifest(real_run)["quality"] == report
     expected = real_expected.quality()
     assert {k: report[k] for k in expected} == expected
     parts = ("header_repeat", "duplicate", "after_run_date", "valid", "rejected")
@@ -68,8 +78,8 @@ def test_every_state_count_is_loaded(real_run, real_expected):
 
 
 def test_rejects_hold_every_rejected_row_with_its_reason(real_run, real_expected):
-    files = sorted((real_run.storage / "rejects/date=2019-03-29").glob("part-*.csv"))
-    with open(files[0], encoding="utf-8", newline="") as handle:
+    [reject_file] = _files(real_run, "rejects")
+    with open(reject_file, encoding="utf-8", newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == [
         "Date / Time",
@@ -87,23 +97,42 @@ def test_rejects_hold_every_rejected_row_with_its_reason(real_run, real_expected
 
 
 def test_the_aggregate_counts_every_valid_report(real_run, real_expected):
-    files = sorted((real_run.storage / "aggregated/date=2019-03-29").glob("part-*.csv"))
-    with open(files[0], encoding="utf-8") as handle:
+    [aggregate_file] = _files(real_run, "aggregated")
+    with open(aggregate_file, encoding="utf-8") as handle:
         got = {(r["month"], r["state"]): int(r["sightings"]) for r in csv.DictReader(handle)}
     assert got == dict(real_expected.by_month_state)
-    assert (real_run.storage / "aggregated/date=2019-03-29/_SUCCESS").exists()
 
 
 def test_the_run_is_recorded(real_run, real_expected):
-    [(source, valid, finished)] = _rows(
-        real_run.database_url, "SELECT source, valid, finished_at FROM ufo_runs WHERE run_date = :d",
+    [(source, valid, finished, layout)] = _rows(
+        real_run.database_url, "SELECT source, valid, finished_at, layout FROM ufo_runs WHERE run_date = :d",
         d=real_run.run_date,
     )  # fmt: skip
     assert source == str(real_run.source)
+    assert layout == "index"
     assert valid == real_expected.quality()["valid"]
     assert finished is not None
 
 
-def test_raw_copy_is_the_source_in_utf8(real_run):
-    raw = real_run.storage / "raw/date=2019-03-29/nuforc_reports.csv"
-    assert raw.read_bytes() == real_run.source.read_bytes()  # already UTF-8: copied unchanged
+def test_raw_zone_holds_the_source_in_utf8_and_every_record(real_run):
+    import pyarrow.parquet as pq
+
+    raw = json.loads((real_run.storage / "raw/date=2019-03-29/_MANIFEST.json").read_text())
+    [copy] = raw["files"]["source"]
+    assert (real_run.storage / copy).read_bytes() == real_run.source.read_bytes()  # UTF-8 already
+    [records] = raw["files"]["records"]
+    parquet = pq.ParquetFile(real_run.storage / records)
+    assert parquet.metadata.num_rows == raw["records"] == 119727
+    assert parquet.metadata.num_row_groups > 1  # Spark splits it across cores
+    with open(real_run.source, encoding="utf-8", newline="") as handle:
+        expected = list(csv.reader(handle))[1:]
+    assert [list(r.values()) for r in parquet.read().to_pylist()] == expected
+
+
+def test_every_attempt_left_in_the_lake_is_published(real_run):
+    attempts = sorted(p.name for p in (real_run.storage / "_attempts").iterdir())
+    manifests = {_manifest(real_run)["attempt"]}
+    manifests.add(
+        json.loads((real_run.storage / "raw/date=2019-03-29/_MANIFEST.json").read_text())["attempt"]
+    )
+    assert sorted(manifests) == attempts  # no attempt left behind that nothing names

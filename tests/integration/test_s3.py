@@ -81,7 +81,13 @@ def test_a_source_on_s3(s3, s3_endpoint):
     result = run_luigi("ReadUFOs", "--date", "2019-03-29", "--local-scheduler",
                        env=s3_env(s3_endpoint, None, f"s3://{BUCKET}/incoming/index.csv"))  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "lake/raw/date=2019-03-29/nuforc_reports.csv" in _keys(s3)
+    keys = _keys(s3)
+    manifest = json.loads(
+        s3.get_object(Bucket=BUCKET, Key="lake/raw/date=2019-03-29/_MANIFEST.json")["Body"].read()
+    )
+    assert manifest["layout"] == "index" and manifest["records"] == 1
+    for rel in manifest["files"]["records"] + manifest["files"]["source"]:
+        assert f"lake/{rel}" in keys
 
 
 def test_top_ten_and_load_from_an_s3_lake(s3, s3_endpoint, database_url):
@@ -90,12 +96,14 @@ def test_top_ten_and_load_from_an_s3_lake(s3, s3_endpoint, database_url):
     aggregate = "month,state,sightings\n2019-01,CA,5\n2019-01,NY,7\n2019-02,CA,4\n2019-02,TX,1\n"
     quality = {"input": 17, "header_repeat": 0, "duplicate": 0, "after_run_date": 0, "valid": 17,
                "rejected": 0, "rejected_by_reason": {"posted": 0, "sighting_date": 0, "state": 0}}  # fmt: skip
+    manifest = {"format": 1, "dataset": "aggregated", "run_date": "2019-03-29", "attempt": "a1",
+                "files": {"aggregated": ["_attempts/a1/aggregated/part-00000-x.csv"], "rejects": [],
+                          "report": []},
+                "quality": quality, "layout": "index", "source": "s3://incoming/index.csv"}  # fmt: skip
     for key, body in {
-        f"lake/raw/{day}/nuforc_reports.csv": HEADER,
-        f"lake/aggregated/{day}/part-00000-x.csv": aggregate,
-        f"lake/aggregated/{day}/_SUCCESS": "",
-        f"lake/rejects/{day}/_SUCCESS": "",
-        f"lake/reports/{day}/quality.json": json.dumps(quality),
+        f"lake/raw/{day}/_MANIFEST.json": json.dumps({"files": {}, "attempt": "a0"}),
+        "lake/_attempts/a1/aggregated/part-00000-x.csv": aggregate,
+        f"lake/aggregated/{day}/_MANIFEST.json": json.dumps(manifest),
     }.items():
         s3.put_object(Bucket=BUCKET, Key=key, Body=body.encode())
     result = run_luigi("TopStatesToDatabase", "--date", "2019-03-29", "--local-scheduler",
@@ -159,4 +167,4 @@ def test_spark_reads_and_writes_s3a(s3, s3_endpoint, tmp_path, database_url):
     env = s3_env(s3_endpoint, database_url, str(src))
     result = run_luigi("TopStatesToDatabase", "--date", "2019-03-29", "--local-scheduler", env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "lake/aggregated/date=2019-03-29/_SUCCESS" in _keys(s3)
+    assert "lake/aggregated/date=2019-03-29/_MANIFEST.json" in _keys(s3)

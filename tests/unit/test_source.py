@@ -17,11 +17,70 @@ HEADER = "Date / Time,City,State,Shape,Duration,Summary,Posted\r\n"
 ROW = '6/13/11 22:18,Ardenvoir,WA,Light,1 minute,"a light, \u201cbright\u201d\nwhite",6/20/11\r\n'
 
 
-def transcode(path: Path, name: str | None = None) -> tuple[str, source.Transcoded]:
+def transcode(path: Path, name: str | None = None) -> tuple[str, source.Ingested]:
+    """The UTF-8 copy and what ``ingest`` found; the Parquet lands beside the source."""
     with source.fetched(str(path)) as local:
         out = io.StringIO(newline="")
-        info = source.transcode(local, out, name or str(path))
+        info = source.ingest(local, out, str(path) + ".parquet", name or str(path))
     return out.getvalue(), info
+
+
+def records(path: Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(str(path) + ".parquet").to_pylist()
+
+
+def test_the_raw_zone_keeps_every_field_exactly(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_bytes(
+        (HEADER + ROW + " 1/1/19 , x ,,,,,\r\n" + "\r\n" + "1/1/19,short\r\n").encode()
+    )
+    _, info = transcode(path)
+    assert (info.records, info.blank_lines, info.layout) == (3, 1, "index")
+    got = records(path)
+    assert got[0] == {"Date / Time": "6/13/11 22:18", "City": "Ardenvoir", "State": "WA",
+                      "Shape": "Light", "Duration": "1 minute",
+                      "Summary": "a light, \u201cbright\u201d\nwhite", "Posted": "6/20/11"}  # fmt: skip
+    assert got[1]["Date / Time"] == " 1/1/19 " and got[1]["City"] == " x "
+    assert got[2] == {"Date / Time": "1/1/19", "City": "short", "State": "", "Shape": "",
+                      "Duration": "", "Summary": "", "Posted": ""}  # fmt: skip
+
+
+def test_columns_in_any_order_extra_ones_left_out_and_the_first_of_a_name_wins(tmp_path):
+    path = tmp_path / "in.csv"
+    header = "Extra,posted,STATE,Summary,Duration,Shape,City,Date / Time,state\r\n"
+    path.write_bytes((header + "e,6/20/11,WA,s,d,Light,Town,6/13/11 1:00,ON\r\n").encode())
+    _, info = transcode(path)
+    assert info.columns == (
+        "Date / Time",
+        "City",
+        "STATE",
+        "Shape",
+        "Duration",
+        "Summary",
+        "posted",
+    )
+    [got] = records(path)
+    assert got["STATE"] == "WA" and "Extra" not in got
+
+
+def test_the_export_layout_is_recognised(tmp_path):
+    path = tmp_path / "in.csv"
+    header = "details,date,city,state,country,shape,summary,report_date,posted_date,image\r\n"
+    path.write_bytes(
+        (header + "u,6/13/2011 22:18,Town,WA,USA,,s,6/14/2011,6/20/2011,Y\r\n").encode()
+    )
+    _, info = transcode(path)
+    assert info.layout == "export" and records(path)[0]["country"] == "USA"
+
+
+def test_fields_longer_than_the_csv_modules_default_limit_are_read(tmp_path):
+    path = tmp_path / "in.csv"
+    long = "x" * 200_000
+    path.write_bytes((HEADER + f'1/1/19,T,CA,,,"{long}",1/2/19\r\n').encode())
+    transcode(path)
+    assert records(path)[0]["Summary"] == long
 
 
 def test_utf8_is_copied_unchanged(tmp_path):
@@ -82,7 +141,8 @@ def test_http_download(tmp_path):
     [
         (b"", "is empty"),
         (HEADER.encode(), "has a header but no reports"),
-        (b"Date,City,State\r\n1/1/19,x,CA\r\n", "missing column(s) 'Date / Time', 'Shape', 'Duration', 'Summary', 'Posted'"),
+        (b"Date / Time,City,State\r\n1/1/19,x,CA\r\n", "missing column(s) 'Shape', 'Duration', 'Summary', 'Posted' of the NUFORC report index"),
+        (b"date,city,state,country\r\n1/1/2019,x,CA,USA\r\n", "missing column(s) 'details', 'shape', 'summary', 'report_date', 'posted_date', 'image' of the NUFORC site export"),
     ],
 )  # fmt: skip
 def test_bad_files_say_what_is_wrong(tmp_path, content, message):

@@ -26,10 +26,10 @@ def settings(monkeypatch, tmp_path):
 def test_importing_etl_touches_nothing():
     # No network, Spark or database at import: a plain import in a fresh interpreter with
     # settings that point nowhere must succeed quickly and start no JVM.
-    code = "import etl, sys; assert 'pyspark' not in sys.modules; print(len(etl.__all__))"
+    code = "import etl, sys; assert 'pyspark' not in sys.modules; print(sorted(etl.__all__))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "4"
+    assert "AggregateUFOsByState" in out.stdout
 
 
 def test_the_task_graph():
@@ -52,21 +52,47 @@ def test_the_task_graph():
     assert all(dep.date == D for dep in luigi.task.flatten(top.requires()))
 
 
-def test_the_default_date_is_yesterday():
-    assert ReadUFOs().date == dt.date.today() - dt.timedelta(days=1)
+def test_the_default_date_is_worked_out_when_a_task_is_made(monkeypatch):
+    # A worker service runs for days: "yesterday" must follow the clock, not the import.
+    class Tomorrow(dt.date):
+        @classmethod
+        def today(cls):
+            return dt.date(2031, 5, 2)
+
+    monkeypatch.setattr("etl.tasks.dt.date", Tomorrow)
+    assert ReadUFOs().date == dt.date(2031, 5, 1)
+
+
+def test_a_batch_of_dates_is_one_task_with_every_date():
+    param = ReadUFOs.get_params()[0][1]
+    batch = param._parse_list(["2019-03-28", "2019-03-26", "2019-03-27", "2019-03-26"])
+    task = ReadUFOs(date=batch)
+    assert task.dates == (dt.date(2019, 3, 26), dt.date(2019, 3, 27), dt.date(2019, 3, 28))
+    assert param.serialize(batch) == "2019-03-26,2019-03-27,2019-03-28"
+    assert ReadUFOs.from_str_params({"date": "2019-03-26,2019-03-28"}).dates == (
+        dt.date(2019, 3, 26), dt.date(2019, 3, 28))  # fmt: skip
+    assert sorted(task.output()) == list(task.dates)  # complete only when every date is
 
 
 def test_outputs_are_partitioned_by_date(settings):
     lake = str(settings)
-    assert ReadUFOs(date=D).output().path == f"{lake}/raw/date=2019-03-29/nuforc_reports.csv"
+    assert ReadUFOs(date=D).output()[D].path == f"{lake}/raw/date=2019-03-29/_MANIFEST.json"
     outs = AggregateUFOsByState(date=D).output()
-    assert outs["aggregated"].path == f"{lake}/aggregated/date=2019-03-29/_SUCCESS"
-    assert outs["rejects"].path == f"{lake}/rejects/date=2019-03-29/_SUCCESS"
-    assert outs["report"].path == f"{lake}/reports/date=2019-03-29/quality.json"
-    assert TopTenStates(date=D).output().path == f"{lake}/top10/date=2019-03-29/top_states.csv"
+    assert outs[D].path == f"{lake}/aggregated/date=2019-03-29/_MANIFEST.json"
+    assert TopTenStates(date=D).output()[D].path == f"{lake}/top10/date=2019-03-29/top_states.csv"
+
+
+def _publish_raw(lake_root, day):
+    from etl.storage import Lake
+
+    lake = Lake.from_uri(str(lake_root))
+    attempt = lake.new_attempt("raw", [day])
+    lake.publish("raw", day, attempt, {"records": [f"{attempt}/raw/records.parquet"]})
+    return attempt
 
 
 def test_spark_submit_argv(settings):
+    attempt = _publish_raw(settings, D)
     task = AggregateUFOsByState(date=D)
     argv = task.program_args()
     lake = f"file://{settings}"
@@ -76,20 +102,30 @@ def test_spark_submit_argv(settings):
     assert argv[argv.index("--name") + 1] == "AggregateUFOsByState 2019-03-29"
     app = argv.index(str(SPARK_JOB))
     assert argv[app + 1 :] == [
-        "--input", f"{lake}/raw/date=2019-03-29/nuforc_reports.csv",
-        "--run-date", "2019-03-29",
-        "--output", f"{lake}/aggregated/date=2019-03-29",
-        "--rejects", f"{lake}/rejects/date=2019-03-29",
-        "--report", f"{lake}/reports/date=2019-03-29/quality.json",
+        "--snapshot", f"2019-03-29={lake}/{attempt}/raw/records.parquet",
+        "--output", f"{lake}/{task.attempt}",
     ]  # fmt: skip
+    assert task.attempt.startswith("_attempts/") and task.attempt != attempt
+
+
+def test_a_batch_runs_one_spark_submit_for_every_date(settings):
+    days = [D - dt.timedelta(days=1), D]
+    for day in days:
+        _publish_raw(settings, day)
+    args = AggregateUFOsByState(
+        date=ReadUFOs.get_params()[0][1]._parse_list([str(d) for d in days])
+    ).app_options()
+    assert [a.split("=")[0] for a in args if a.startswith("2019")] == ["2019-03-28", "2019-03-29"]
 
 
 def test_s3_storage_gives_s3a_paths_to_spark_and_s3_paths_to_luigi(monkeypatch):
+    from etl.storage import Lake
+
+    lake = Lake.from_uri("s3://ufo-lake/prod")
+    assert lake.spark_uri("_attempts/a/x") == "s3a://ufo-lake/prod/_attempts/a/x"
     monkeypatch.setenv("UFO_STORAGE", "s3://ufo-lake/prod")
-    task = AggregateUFOsByState(date=D)
-    args = task.app_options()
-    assert args[args.index("--output") + 1] == "s3a://ufo-lake/prod/aggregated/date=2019-03-29"
-    assert task.output()["report"].path == "s3://ufo-lake/prod/reports/date=2019-03-29/quality.json"
+    out = AggregateUFOsByState(date=D).output()[D]
+    assert out.path == "s3://ufo-lake/prod/aggregated/date=2019-03-29/_MANIFEST.json"
 
 
 def test_local_master_runs_python_workers_with_this_interpreter(monkeypatch):
@@ -116,15 +152,10 @@ def test_spark_failures_never_show_the_environment():
                                   stdout="", stderr="log line\nerror: bad layout\n")  # fmt: skip
     message = str(SparkJobError.from_run_error(err))
     assert message == "bad layout Fix the source and run again."
-    err.err = "just a JVM crash"
+    # PySpark prints the driver's own lines on stdout: the reason is found there too.
+    err = ExternalProgramRunError("failed", ["spark-submit"], env={},
+                                  stdout="error: no reports\n", stderr="INFO x\n" * 50)  # fmt: skip
+    assert str(SparkJobError.from_run_error(err)).startswith("no reports")
+    err.out, err.err = "", "just a JVM crash"
     assert "s3cr3t" not in str(SparkJobError.from_run_error(err))
     assert "just a JVM crash" in str(SparkJobError.from_run_error(err))
-
-
-def test_package_exports_the_tasks():
-    assert set(etl.__all__) == {
-        "ReadUFOs",
-        "AggregateUFOsByState",
-        "TopTenStates",
-        "TopStatesToDatabase",
-    }

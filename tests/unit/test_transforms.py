@@ -12,7 +12,7 @@ from spark_jobs import aggregate_by_state as job
 pytestmark = pytest.mark.spark
 
 RUN = dt.date(2019, 3, 29)
-HEADER = list(job.HEADER)
+HEADER = ["Date / Time", "City", "State", "Shape", "Duration", "Summary", "Posted"]
 
 
 def row(when="6/13/11 22:18", city="Ardenvoir", state="WA", posted="6/20/11", shape="Light",
@@ -20,28 +20,52 @@ def row(when="6/13/11 22:18", city="Ardenvoir", state="WA", posted="6/20/11", sh
     return [when, city, state, shape, duration, summary, posted]
 
 
-def classify(spark, rows, run_date=RUN, header=HEADER):
+def classify(spark, rows, header=HEADER):
     raw = spark.createDataFrame(rows, schema=header)
-    return job.transform_classify(job.transform_select_columns(raw), run_date)
+    layout, _names, selected = job.transform_select_columns(raw)
+    return job.transform_classify(selected, layout)
+
+
+def in_snapshot(outcome: str, posted_date, run_date) -> str:
+    """A distinct row's outcome on ``run_date``: data rule 6, written out here for the tests."""
+    if outcome in ("header_repeat", "posted") or posted_date <= run_date:
+        return outcome
+    return "after_run_date"
 
 
 def outcomes(spark, rows, run_date=RUN) -> dict[str, str]:
-    """Outcome per distinct row, keyed by its Date / Time field."""
-    return {r["date_time"]: r["outcome"] for r in classify(spark, rows, run_date).collect()}
+    """Outcome per distinct row on ``run_date``, keyed by its Date / Time field."""
+    return {
+        r["f0"]: in_snapshot(r["outcome"], r["posted_date"], run_date)
+        for r in classify(spark, rows).collect()
+    }
 
 
 def counts(spark, rows, run_date=RUN) -> dict[str, int]:
-    classified = classify(spark, rows, run_date)
-    return {r["outcome"]: r["rows"] for r in job.transform_outcome_counts(classified).collect()}
+    grouped = job.transform_outcome_counts(classify(spark, rows)).collect()
+    report = job.snapshot_counts([tuple(r) for r in grouped], run_date)
+    flat = {
+        k: v for k, v in report.items() if isinstance(v, int) and k != "input" and k != "rejected"
+    }
+    flat.update(report["rejected_by_reason"])
+    return {k: v for k, v in flat.items() if v}
 
 
 # Rule 1: the layout.
 def test_header_is_matched_ignoring_case_and_spaces_and_extra_columns_are_ignored(spark):
     header = [" date / time ", "CITY", "State", "shape", "Duration", "Summary", "POSTED ", "Extra"]
     raw = spark.createDataFrame([row() + ["x"]], schema=header)
-    selected = job.transform_select_columns(raw)
-    assert selected.columns == list(job.COLUMNS)
-    assert selected.first()["state"] == "WA"
+    layout, names, selected = job.transform_select_columns(raw)
+    assert layout.name == "index"
+    assert names == tuple(header[:7])  # the source's own spelling, for the rejects
+    assert selected.columns == ["f0", "f1", "f2", "f3", "f4", "f5", "f6"]
+    assert selected.first()["f2"] == "WA"
+
+
+def test_a_repeated_column_name_takes_the_first(spark):
+    raw = spark.createDataFrame([row() + ["ON"]], schema=HEADER + ["state"])
+    _layout, names, selected = job.transform_select_columns(raw)
+    assert names[2] == "State" and selected.first()["f2"] == "WA"
 
 
 def test_another_layout_names_the_missing_columns(spark):
@@ -51,12 +75,13 @@ def test_another_layout_names_the_missing_columns(spark):
     for name in ("Date / Time", "State", "Shape", "Duration", "Summary", "Posted"):
         assert repr(name) in str(err.value)
     assert "'City'" not in str(err.value).split(";")[0]
+    assert "report index" in str(err.value)
 
 
 def test_missing_values_become_empty_strings(spark):
     raw = spark.createDataFrame([[None] * 7], schema="`Date / Time` string, City string, "
                                 "State string, Shape string, Duration string, Summary string, Posted string")  # fmt: skip
-    assert list(job.transform_select_columns(raw).first()) == [""] * 7
+    assert list(job.transform_select_columns(raw)[2].first()) == [""] * 7
 
 
 # Rules 3 and 4: repeated headers and exact duplicates.
@@ -139,7 +164,7 @@ def test_a_leap_day_in_a_common_year_is_rejected(spark):
 # Rule 8: the state.
 def test_states_are_trimmed_and_upper_cased(spark):
     rows = [row(when="1/1/10 1:00", state=" fl "), row(when="1/2/10 1:00", state="Ca")]
-    got = {r["date_time"]: (r["outcome"], r["state_code"]) for r in classify(spark, rows).collect()}
+    got = {r["f0"]: (r["outcome"], r["state_code"]) for r in classify(spark, rows).collect()}
     assert got == {"1/1/10 1:00": ("valid", "FL"), "1/2/10 1:00": ("valid", "CA")}
 
 
@@ -167,6 +192,11 @@ def test_a_row_is_rejected_for_the_first_rule_it_fails(spark):
 
 
 # Aggregate, rejects and quality report.
+def aggregate(spark, rows, run_dates):
+    dates = spark.createDataFrame([(d,) for d in run_dates], "date date")
+    return job.transform_count_by_month_state(classify(spark, rows), dates)
+
+
 def test_count_by_month_and_state(spark):
     rows = [
         row(when="1/5/19 1:00", state="CA", posted="2/1/19"),
@@ -176,19 +206,51 @@ def test_count_by_month_and_state(spark):
         row(when="2/7/19 1:00", state="CA", posted="2/8/19"),  # a duplicate: counted once
         row(when="2/8/19 1:00", state="ON", posted="2/8/19"),  # rejected
     ]
-    got = job.transform_count_by_month_state(classify(spark, rows))
     expected = spark.createDataFrame(
-        [("2019-01", "CA", 2), ("2019-01", "NY", 1), ("2019-02", "CA", 1)],
-        "month string, state string, sightings long",
-    )
-    assertDataFrameEqual(got, expected)
+        [("2019-03-29", "2019-01", "CA", 2), ("2019-03-29", "2019-01", "NY", 1),
+         ("2019-03-29", "2019-02", "CA", 1)],
+        "date string, month string, state string, sightings long",
+    )  # fmt: skip
+    assertDataFrameEqual(aggregate(spark, rows, [RUN]), expected)
+
+
+def test_every_run_date_counts_what_was_posted_by_then(spark):
+    rows = [
+        row(when="1/5/19 1:00", state="CA", posted="1/10/19"),
+        row(when="1/6/19 1:00", state="CA", posted="1/12/19"),
+        row(when="1/7/19 1:00", state="NY", posted="1/12/19"),
+        row(when="1/8/19 1:00", state="CA", posted="1/20/19"),
+    ]
+    days = [dt.date(2019, 1, d) for d in (9, 10, 11, 12, 25)]
+    got = {(r["date"], r["state"]): r["sightings"] for r in aggregate(spark, rows, days).collect()}
+    assert got == {
+        ("2019-01-10", "CA"): 1, ("2019-01-11", "CA"): 1,
+        ("2019-01-12", "CA"): 2, ("2019-01-12", "NY"): 1,
+        ("2019-01-25", "CA"): 3, ("2019-01-25", "NY"): 1,
+    }  # fmt: skip
 
 
 def test_rejects_keep_the_original_fields_and_the_reason(spark):
     bad = row(when="unknown", state=" on ", summary='He said "look",\nthen ran')
-    got = job.transform_rejects(classify(spark, [bad, row()])).collect()
-    assert [list(r) for r in got] == [bad + ["sighting_date"]]
-    assert job.transform_rejects(classify(spark, [row()])).columns == HEADER + ["reason"]
+    got = job.transform_rejects(classify(spark, [bad, row()]), tuple(HEADER), [RUN]).collect()
+    assert [list(r) for r in got] == [bad + ["sighting_date", "2019-03-29"]]
+    columns = job.transform_rejects(classify(spark, [row()]), tuple(HEADER), [RUN]).columns
+    assert columns == HEADER + ["reason", "since"]
+
+
+def test_a_reject_is_written_once_for_the_first_run_date_that_holds_it(spark):
+    rows = [
+        row(when="x1", posted="1/10/19"),
+        row(when="x2", posted="1/12/19"),
+        row(when="x3", posted="bad"),
+        row(when="x4", posted="2/1/19"),  # after every run date: in no snapshot
+    ]
+    days = [dt.date(2019, 1, 11), dt.date(2019, 1, 15)]
+    got = {
+        r["Date / Time"]: r["since"]
+        for r in job.transform_rejects(classify(spark, rows), tuple(HEADER), days).collect()
+    }
+    assert got == {"x1": "2019-01-11", "x2": "2019-01-15", "x3": "2019-01-11"}
 
 
 def test_quality_report_adds_up(spark):
@@ -201,7 +263,8 @@ def test_quality_report_adds_up(spark):
         row(when="x"),
         row(posted="4/1/19", when="y"),
     ]
-    report = job.quality_report(counts(spark, rows), RUN)
+    grouped = job.transform_outcome_counts(classify(spark, rows)).collect()
+    report = job.snapshot_counts([tuple(r) for r in grouped], RUN)
     assert report == {
         "run_date": "2019-03-29",
         "input": 7,
@@ -217,3 +280,53 @@ def test_quality_report_adds_up(spark):
 def test_quality_report_refuses_counts_that_do_not_add_up():
     with pytest.raises(AssertionError):
         job.quality_report({"valid": 1, "bogus": 1}, RUN)
+
+
+def test_surrounding_whitespace_is_ignored_in_dates_and_states(spark):
+    rows = [row(when="\t6/13/11 22:18 ", state=" wa\r\n", posted=" 6/20/11\t")]
+    assert outcomes(spark, rows) == {"\t6/13/11 22:18 ": "valid"}
+
+
+# The NUFORC site export layout.
+EXPORT = ["details", "date", "city", "state", "country", "shape", "summary", "report_date",
+          "posted_date", "image"]  # fmt: skip
+
+
+def export_row(date="6/13/2011 22:18", state="WA", country="USA", posted="6/20/2011", n=1):
+    return [f"https://nuforc.org/sighting/?id={n}", date, "Seattle", state, country, "Light",
+            "a light", "6/14/2011", posted, ""]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "date, state, country, posted, outcome",
+    [
+        ("6/13/2011 22:18", "WA", "USA", "6/20/2011", "valid"),
+        ("06/03/2011", " wa ", " usa ", " 6/20/2011 ", "valid"),  # padded, no time
+        ("6/13/2011 24:00", "DC", "USA", "6/20/2011", "valid"),
+        ("6/13/2011 22:18", "WA", "Australia", "6/20/2011", "state"),  # Western Australia
+        ("6/13/2011 22:18", "Tasmania", "Australia", "6/20/2011", "state"),
+        ("6/13/2011 22:18", "-", "USA", "6/20/2011", "state"),
+        ("6/13/2011 22:18", "ON", "Canada", "6/20/2011", "state"),
+        ("6/13/11 22:18", "WA", "USA", "6/20/2011", "sighting_date"),  # a 2-digit year
+        ("6/31/2011", "WA", "USA", "6/20/2011", "sighting_date"),
+        ("6/13/2011 22:60", "WA", "USA", "6/20/2011", "sighting_date"),
+        ("6/13/2011 22:18", "WA", "USA", "6/20/11", "posted"),
+        ("6/13/2011 22:18", "WA", "USA", "", "posted"),
+        ("6/13/2011 22:18", "WA", "USA", "4/1/2019", "after_run_date"),
+    ],
+)
+def test_export_layout_rules(spark, date, state, country, posted, outcome):
+    raw = spark.createDataFrame([export_row(date, state, country, posted)], schema=EXPORT)
+    layout, _names, selected = job.transform_select_columns(raw)
+    assert layout.name == "export"
+    [got] = job.transform_classify(selected, layout).collect()
+    assert in_snapshot(got["outcome"], got["posted_date"], RUN) == outcome
+
+
+def test_export_layout_sighting_month_and_state(spark):
+    raw = spark.createDataFrame(
+        [export_row("12/31/2018 23:59", " tx ", "USA", "1/2/2019")], schema=EXPORT
+    )
+    layout, _names, selected = job.transform_select_columns(raw)
+    [got] = job.transform_classify(selected, layout).collect()
+    assert (got["outcome"], got["month"], got["state_code"]) == ("valid", "2018-12", "TX")

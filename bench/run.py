@@ -1,24 +1,29 @@
 """Benchmark: the pipeline against baselines measured in the same run, as ratios.
 
-    python bench/run.py [--source FILE] [--repeat 3]        (or: make bench)
+    python bench/run.py [--source FILE] [--repeat 3] [--sizes 100000,1000000,10000000]
+                        [--backfill 30,365] [--out .run/bench/results.json]     (or: make bench)
 
-Times, each ``--repeat`` times, medians reported:
+Three measures, each against a baseline timed in the same run (these machines are noisy, so
+only ratios within one run mean anything):
 
-* ``spark_submit_noop``: a spark-submit of an application that does nothing (JVM start-up);
-* ``chain``: the whole chain (ReadUFOs -> ... -> TopStatesToDatabase), forced, on the file,
-  local Spark, a private PostgreSQL;
-* ``python_reference``: the same aggregation by a single process in plain Python (the test
-  suite's independent reading of the data contract);
-* ``duckdb_scan``: DuckDB reading the same CSV and counting reports per state (a floor for a
-  single-process engine; not the full contract).
+* daily latency: the whole chain (``TopStatesToDatabase`` on a fresh lake, local Spark, a private
+  PostgreSQL) on the real 2019 index, against a no-op ``spark-submit`` (JVM and SparkSession
+  start-up: the floor of anything that starts Spark);
+* scale: ``AggregateUFOsByState`` on generated files of each size (``python -m etl.sample``),
+  against DuckDB computing the same data contract in SQL over the same raw-zone Parquet, and the
+  plain-Python reference (``tests/reference.py``) over the CSV. DuckDB's figures must equal the
+  pipeline's (a second independent check), or the benchmark fails;
+* backfill: ``RangeDaily`` over 30 and 365 run dates against one run date.
 
-Timings are for comparison within one run only: these machines are noisy.
+Prints a table and writes every timing and ratio as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
+import io
 import json
 import os
 import statistics
@@ -33,99 +38,249 @@ sys.path.insert(0, str(REPO))
 
 DEFAULT_SOURCE = REPO.parent / "shared" / "data" / "ufo" / "nuforc_index_2019-03-21.csv"
 RUN_DATE = dt.date(2019, 3, 29)
+WS = " \t\r\n\f\v"
 
 
-def timed(fn) -> float:
+def luigi(*args: str, env: dict, timeout: int = 7200) -> float:
+    """Seconds ``python -m luigi --module etl ARGS --local-scheduler`` took; fails loudly."""
     start = time.perf_counter()
-    fn()
+    proc = subprocess.run(
+        [sys.executable, "-m", "luigi", "--module", "etl", *args, "--local-scheduler", "--no-lock"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    took = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"luigi {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return took
+
+
+def noop_spark_submit(tmp: Path, env: dict) -> float:
+    app = tmp / "noop.py"
+    app.write_text(
+        "from pyspark.sql import SparkSession\n"
+        "SparkSession.builder.appName('noop').getOrCreate().stop()\n"
+    )
+    from etl.tasks import AggregateUFOsByState
+
+    submit = AggregateUFOsByState(date=RUN_DATE).spark_submit
+    start = time.perf_counter()
+    subprocess.run([submit, "--master", "local[*]", str(app)], env=env, check=True,
+                   capture_output=True, timeout=600)  # fmt: skip
     return time.perf_counter() - start
 
 
-def spark_submit() -> str:
-    from etl.tasks import AggregateUFOsByState
+def duckdb_contract(parquet: str, run_date: dt.date) -> tuple[dict, dict]:
+    """The data contract (index layout, rules 3-9) in DuckDB SQL: (quality, {(month, state): n})."""
+    import duckdb
 
-    return AggregateUFOsByState(date=RUN_DATE).spark_submit
+    ws = "".join(f"chr({ord(c)})" if i == 0 else f" || chr({ord(c)})" for i, c in enumerate(WS))
+    sql = f"""
+    WITH src AS (
+      SELECT "Date / Time" AS w, "City" AS c, "State" AS s, "Shape" AS sh, "Duration" AS du,
+             "Summary" AS su, "Posted" AS p FROM read_parquet('{parquet}')),
+    d AS (SELECT w, c, s, sh, du, su, p, count(*) AS n FROM src GROUP BY ALL),
+    t AS (
+      SELECT n,
+        lower(trim(w, {ws})) = 'date / time' AND lower(trim(c, {ws})) = 'city'
+          AND lower(trim(s, {ws})) = 'state' AND lower(trim(sh, {ws})) = 'shape'
+          AND lower(trim(du, {ws})) = 'duration' AND lower(trim(su, {ws})) = 'summary'
+          AND lower(trim(p, {ws})) = 'posted' AS is_header,
+        regexp_extract(trim(p, {ws}), '^(\\d{{1,2}})/(\\d{{1,2}})/(\\d{{2}})$', ['m', 'd', 'y']) AS pp,
+        regexp_extract(trim(w, {ws}), '^(\\d{{1,2}})/(\\d{{1,2}})/(\\d{{2}})(?: (\\d{{1,2}}):(\\d{{2}}))?$',
+                       ['m', 'd', 'y', 'h', 'mi']) AS ss,
+        upper(trim(s, {ws})) AS code
+      FROM d),
+    y AS (
+      SELECT *, CASE WHEN pp.y = '' THEN NULL WHEN pp.y::int >= 70 THEN 1900 + pp.y::int
+                     ELSE 2000 + pp.y::int END AS py
+      FROM t),
+    dates AS (
+      SELECT *,
+        CASE WHEN py IS NOT NULL AND pp.m::int BETWEEN 1 AND 12 AND pp.d::int BETWEEN 1 AND
+             day(last_day(make_date(py, pp.m::int, 1))) THEN make_date(py, pp.m::int, pp.d::int) END
+          AS posted_date,
+        CASE WHEN ss.y = '' OR py IS NULL THEN NULL
+             WHEN (py // 100) * 100 + ss.y::int <= py THEN (py // 100) * 100 + ss.y::int
+             ELSE (py // 100) * 100 + ss.y::int - 100 END AS sy
+      FROM y),
+    sighted AS (
+      SELECT *,
+        CASE WHEN sy IS NOT NULL AND ss.m::int BETWEEN 1 AND 12 AND ss.d::int BETWEEN 1 AND
+             day(last_day(make_date(sy, ss.m::int, 1)))
+             AND (ss.h = '' OR (ss.h::int BETWEEN 0 AND 24 AND ss.mi::int BETWEEN 0 AND 59))
+             THEN make_date(sy, ss.m::int, ss.d::int) END AS sighting_date
+      FROM dates),
+    o AS (
+      SELECT n, code, sighting_date,
+        CASE WHEN is_header THEN 'header_repeat'
+             WHEN posted_date IS NULL THEN 'posted'
+             WHEN posted_date > DATE '{run_date}' THEN 'after_run_date'
+             WHEN sighting_date IS NULL THEN 'sighting_date'
+             WHEN code NOT IN ({", ".join(f"'{s}'" for s in sorted(_states()))}) THEN 'state'
+             ELSE 'valid' END AS outcome
+      FROM sighted)
+    SELECT outcome, strftime(sighting_date, '%Y-%m') AS month, code,
+           count(*) AS rows, sum(n) AS n
+    FROM o GROUP BY ALL
+    """
+    counts: dict[str, int] = {}
+    by_month_state: dict[tuple[str, str], int] = {}
+    for outcome, month, code, rows, n in duckdb.sql(sql).fetchall():
+        if outcome == "header_repeat":
+            counts[outcome] = counts.get(outcome, 0) + n
+            continue
+        counts["duplicate"] = counts.get("duplicate", 0) + n - rows
+        counts[outcome] = counts.get(outcome, 0) + rows
+        if outcome == "valid":
+            by_month_state[(month, code)] = rows
+    reasons = {r: counts.get(r, 0) for r in ("posted", "sighting_date", "state")}
+    quality = {
+        "input": sum(counts.values()),
+        **{k: counts.get(k, 0) for k in ("header_repeat", "duplicate", "after_run_date", "valid")},
+        "rejected": sum(reasons.values()),
+        "rejected_by_reason": reasons,
+    }
+    return quality, by_month_state
+
+
+def _states() -> frozenset[str]:
+    from spark_jobs.layouts import US_STATES
+
+    return US_STATES
+
+
+def published_aggregate(lake: Path, day: dt.date) -> tuple[dict, dict]:
+    manifest = json.loads((lake / f"aggregated/date={day}/_MANIFEST.json").read_text())
+    counts = {}
+    for rel in manifest["files"]["aggregated"]:
+        for r in csv.DictReader(io.StringIO((lake / rel).read_text())):
+            counts[(r["month"], r["state"])] = int(r["sightings"])
+    quality = {k: v for k, v in manifest["quality"].items() if k != "run_date"}
+    return quality, counts
+
+
+def raw_parquet(lake: Path, day: dt.date) -> str:
+    manifest = json.loads((lake / f"raw/date={day}/_MANIFEST.json").read_text())
+    return str(lake / manifest["files"]["records"][0])
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "latest.json")
+    parser.add_argument("--sizes", default="100000,1000000,10000000")
+    parser.add_argument("--backfill", default="30,365")
+    parser.add_argument("--reference-max", type=int, default=1_000_000,
+                        help="largest size the plain-Python reference is timed on")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=REPO / ".run" / "bench" / "results.json")
     args = parser.parse_args(argv)
     if not args.source.is_file():
-        print(
-            f"bench: no source file {args.source}: give --source (e.g. from python -m etl.sample)",
-            file=sys.stderr,
-        )
-        return 2
+        raise SystemExit(f"no source file {args.source}: give --source FILE (a NUFORC index)")
 
+    from etl import sample
     from etl.localpg import LocalPostgres
     from tests import reference
 
-    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable)
-    work = Path(tempfile.mkdtemp(prefix="ufo-bench-"))
-    server = LocalPostgres(work / "postgres").start()
-    env.update(UFO_SOURCE=str(args.source), UFO_STORAGE=str(work / "lake"), UFO_DATABASE_URL=server.url,
-               SPARK_MASTER="local[*]")  # fmt: skip
-    data = args.source.read_bytes()
+    results: dict = {"machine": os.uname().nodename, "cpus": os.cpu_count(), "when":
+                     dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="ufo-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        pg = LocalPostgres(tmp / "pg").start()
+        base = dict(os.environ, SPARK_MASTER="local[*]", SPARK_LOCAL_IP="127.0.0.1",
+                    UFO_DATABASE_URL=pg.url)  # fmt: skip
+        base.pop("UFO_LOG_DIR", None)
+        try:
+            # Daily latency, interleaved with its baseline.
+            noop, chain = [], []
+            for i in range(args.repeat):
+                noop.append(noop_spark_submit(tmp, base))
+                env = dict(base, UFO_STORAGE=str(tmp / f"chain{i}"), UFO_SOURCE=str(args.source))
+                chain.append(luigi("TopStatesToDatabase", "--date", str(RUN_DATE), "--force",
+                                   env=env))  # fmt: skip
+                print(f"round {i + 1}: no-op {noop[-1]:.1f} s, chain {chain[-1]:.1f} s", flush=True)
+            results["daily"] = {"noop_spark_submit_s": noop, "chain_s": chain,
+                                "ratio_chain_to_noop": median(chain) / median(noop)}  # fmt: skip
 
-    def noop():
-        subprocess.run([spark_submit(), "--master", "local[1]", str(REPO / "bench" / "noop_app.py")],
-                       env=env, check=True, capture_output=True)  # fmt: skip
+            # Scale.
+            results["scale"] = {}
+            for size in [int(s) for s in args.sizes.split(",") if s]:
+                src = tmp / f"sample_{size}.csv"
+                with open(src, "w", encoding="utf-8", newline="") as out:
+                    sample.write(out, sample.generate(size, until=RUN_DATE, seed=size % 997))
+                lake = tmp / f"scale{size}"
+                env = dict(base, UFO_STORAGE=str(lake), UFO_SOURCE=str(src))
+                read_s = luigi("ReadUFOs", "--date", str(RUN_DATE), env=env)
+                spark_s = luigi("AggregateUFOsByState", "--date", str(RUN_DATE), env=env)
+                parquet = raw_parquet(lake, RUN_DATE)
+                start = time.perf_counter()
+                dq, dcounts = duckdb_contract(parquet, RUN_DATE)
+                duck_s = time.perf_counter() - start
+                pq_, pcounts = published_aggregate(lake, RUN_DATE)
+                if (dq, dcounts) != (pq_, pcounts):
+                    raise SystemExit(
+                        f"DuckDB and the pipeline disagree at {size} rows:\n{dq}\n{pq_}"
+                    )
+                entry = {"bytes": src.stat().st_size, "read_ufos_s": read_s,
+                         "aggregate_s": spark_s, "duckdb_s": duck_s,
+                         "ratio_aggregate_to_duckdb": spark_s / duck_s}  # fmt: skip
+                if size <= args.reference_max:
+                    start = time.perf_counter()
+                    expected = reference.classify(src.read_bytes(), RUN_DATE)
+                    entry["python_reference_s"] = time.perf_counter() - start
+                    entry["ratio_aggregate_to_python"] = spark_s / entry["python_reference_s"]
+                    assert {k: pq_[k] for k in expected.quality()} == expected.quality()
+                results["scale"][size] = entry
+                print(f"{size} rows: {entry}", flush=True)
 
-    def chain():
-        subprocess.run([sys.executable, "-m", "luigi", "--module", "etl", "TopStatesToDatabase",
-                        "--date", RUN_DATE.isoformat(), "--local-scheduler", "--no-lock", "--force-upstream"],
-                       env=env, cwd=REPO, check=True, capture_output=True)  # fmt: skip
+            # Backfill: one run date, then N, each into a fresh lake and database.
+            results["backfill"] = {}
+            for days in [1] + [int(d) for d in args.backfill.split(",") if d]:
+                start_day = RUN_DATE - dt.timedelta(days=days - 1)
+                url = pg.create_database(f"backfill{days}")
+                env = dict(base, UFO_STORAGE=str(tmp / f"backfill{days}"),
+                           UFO_SOURCE=str(args.source), UFO_DATABASE_URL=url)  # fmt: skip
+                took = luigi("RangeDaily", "--of", "TopStatesToDatabase", "--start", str(start_day),
+                             "--stop", str(RUN_DATE + dt.timedelta(days=1)), "--days-back", "36500",
+                             "--task-limit", str(days + 1), env=env)  # fmt: skip
+                results["backfill"][days] = {"seconds": took}
+                print(f"backfill of {days} run date(s): {took:.1f} s", flush=True)
+            one = results["backfill"][1]["seconds"]
+            for entry in results["backfill"].values():
+                entry["ratio_to_one_date"] = entry["seconds"] / one
+        finally:
+            pg.stop()
 
-    def python_reference():
-        reference.classify(data, RUN_DATE).top_ten()
-
-    def duckdb_scan():
-        import duckdb
-
-        duckdb.sql(
-            "SELECT upper(trim(State)) AS state, count(*) FROM read_csv(?, all_varchar=true, header=true, "
-            "quote='\"', escape='\"', strict_mode=false) GROUP BY 1",
-            params=[str(args.source)],
-        ).fetchall()
-
-    cases = {
-        "spark_submit_noop": noop,
-        "chain": chain,
-        "python_reference": python_reference,
-        "duckdb_scan": duckdb_scan,
-    }
-    times: dict[str, list[float]] = {name: [] for name in cases}
-    try:
-        for i in range(args.repeat):  # interleaved, so drift hits every case alike
-            for name, fn in cases.items():
-                times[name].append(timed(fn))
-                print(f"  round {i + 1}: {name:<18} {times[name][-1]:7.2f} s", flush=True)
-    finally:
-        server.stop()
-    median = {name: statistics.median(values) for name, values in times.items()}
-    ratios = {
-        "chain / spark_submit_noop": median["chain"] / median["spark_submit_noop"],
-        "chain / python_reference": median["chain"] / median["python_reference"],
-        "python_reference / duckdb_scan": median["python_reference"] / median["duckdb_scan"],
-    }
-    print(
-        f"\nsource: {args.source} ({len(data):,} bytes), {args.repeat} rounds, {os.cpu_count()} cores"
-    )
-    for name, value in median.items():
-        print(f"  median {name:<18} {value:7.2f} s")
-    for name, value in ratios.items():
-        print(f"  ratio  {name:<32} {value:6.2f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {"source": str(args.source), "times": times, "median": median, "ratios": ratios},
-            indent=2,
-        )
-    )
+    args.out.write_text(json.dumps(results, indent=2))
+    print_table(results)
+    print(f"\nall figures: {args.out}")
     return 0
+
+
+def print_table(results: dict) -> None:
+    daily = results["daily"]
+    print("\n| measure | time | baseline | ratio |\n|---|---|---|---|")
+    print(f"| chain on the real 2019 file / no-op spark-submit | {median(daily['chain_s']):.1f} s "
+          f"| {median(daily['noop_spark_submit_s']):.1f} s | {daily['ratio_chain_to_noop']:.2f} |")  # fmt: skip
+    for size, e in results["scale"].items():
+        print(f"| AggregateUFOsByState, {int(size):,} rows / DuckDB, same contract | "
+              f"{e['aggregate_s']:.1f} s | {e['duckdb_s']:.2f} s | {e['ratio_aggregate_to_duckdb']:.1f} |")  # fmt: skip
+        if "python_reference_s" in e:
+            print(f"| AggregateUFOsByState, {int(size):,} rows / plain Python | {e['aggregate_s']:.1f} s "
+                  f"| {e['python_reference_s']:.1f} s | {e['ratio_aggregate_to_python']:.2f} |")  # fmt: skip
+    one = (
+        results["backfill"]["1"]["seconds"]
+        if "1" in results["backfill"]
+        else results["backfill"][1]["seconds"]
+    )
+    for days, e in results["backfill"].items():
+        if int(days) > 1:
+            print(f"| RangeDaily over {days} run dates / one run date | {e['seconds']:.1f} s "
+                  f"| {one:.1f} s | {e['ratio_to_one_date']:.2f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -93,19 +94,44 @@ def normalise_url(url: str) -> str:
 
 
 def safe_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    try:
-        return sa.engine.make_url(normalise_url(url)).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
+    """The URL without its password, for messages and logs (a password may hold ``@`` or ``/``)."""
+    scheme, sep, rest = normalise_url(url).partition("://")
+    if not sep:
         return "<unparsable URL>"
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not at:
+        return f"{scheme}://{rest}"
+    user, colon, _password = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{hostpart}"
+
+
+def _timeouts() -> dict:
+    """libpq connection settings: give up on a server that accepts but never answers."""
+    connect = int(os.environ.get("UFO_DB_CONNECT_TIMEOUT", "10"))
+    statement_ms = int(float(os.environ.get("UFO_DB_STATEMENT_TIMEOUT", "600")) * 1000)
+    return {
+        "connect_timeout": connect,
+        "options": f"-c statement_timeout={statement_ms}",
+        # A silent server after the connection: the kernel gives up on unacknowledged data.
+        "tcp_user_timeout": connect * 1000,
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+    }
 
 
 def engine(url: str) -> sa.Engine:
-    try:
-        return sa.create_engine(normalise_url(url), pool_pre_ping=True)
-    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as err:
+    if not normalise_url(url).startswith("postgresql+psycopg2://"):
         raise DatabaseError(
-            f"UFO_DATABASE_URL is not a usable database URL ({err}): "
+            f"UFO_DATABASE_URL={safe_url(url)} is not a PostgreSQL URL: use "
+            "postgresql://user:password@host:port/database."
+        )
+    try:
+        return sa.create_engine(normalise_url(url), pool_pre_ping=True, connect_args=_timeouts())
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as err:
+        raise DatabaseError(
+            f"UFO_DATABASE_URL is not a usable database URL ({type(err).__name__}): "
             "use postgresql+psycopg2://user:password@host:port/database."
         ) from err
 

@@ -1,7 +1,7 @@
-"""A realistic generator of NUFORC report index files, for offline demos and scale tests.
+"""A realistic generator of NUFORC report files, for offline demos and scale tests.
 
-    python -m etl.sample --rows 20000 --out sample.csv [--until 2019-03-29] [--seed 7]
-                         [--encoding utf-8|cp1252]   # .gz output when FILE ends in .gz
+    python -m etl.sample --rows 20000 [--out FILE] [--layout index|export] [--until 2019-03-29]
+                         [--seed 7] [--encoding utf-8|cp1252]   # .gz output when FILE ends in .gz
 
 The rows follow the real index's layout (``Date / Time,City,State,Shape,Duration,Summary,
 Posted``, CRLF records, RFC-4180 quoting) and carry its quirks in about the real proportions:
@@ -10,6 +10,12 @@ times, day ``00``, 4-digit years and free text, foreign reports with an empty st
 provinces, lower-case states, quoted commas, quotes and newlines, HTML entities, and, with
 ``--encoding cp1252``, Windows-1252 smart quotes. ``--rows`` counts the data records written
 (header repeats and duplicates included).
+
+``--layout export`` writes today's NUFORC site export instead (``details,date,city,state,country,
+shape,summary,report_date,posted_date,image``; see ``spark_jobs/layouts.py``) with its quirks:
+four-digit years with and without zero padding, missing times, foreign regions and ``-`` as
+states beside a country column, empty shapes, summaries cut near 135 characters and quoted when
+they hold commas or quotes, report dates before the sighting, and proper UTF-8 text.
 """
 
 from __future__ import annotations
@@ -22,8 +28,11 @@ import io
 import random
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
-HEADER = ["Date / Time", "City", "State", "Shape", "Duration", "Summary", "Posted"]
+from spark_jobs import layouts
+
+HEADER = list(layouts.INDEX.columns)
 
 # (state, relative weight, a few cities): weights roughly follow the real index.
 STATES = [
@@ -112,53 +121,128 @@ def _report(rng: random.Random, until: dt.date, start: dt.date) -> list[str]:
     return [when, city, state, rng.choice(SHAPES), rng.choice(DURATIONS), summary, posted_text]
 
 
+FOREIGN_REGIONS = [("Tasmania", "Australia"), ("Tamil Nadu", "India"), ("WA", "Australia"),
+                   ("England", "United Kingdom"), ("Jalisco", "Mexico"), ("-", "Germany"),
+                   ("", "Japan"), ("Bavaria", "Germany")]  # fmt: skip
+EXPORT_SUMMARIES = [
+    "Bright orange orb moved silently north, then faded – no sound at all.",
+    "Saw a “triangle” of lights, hovered 5 min at about 30° above the horizon.",
+    'My wife said "look up", and we both saw it, a silver disk, over the lake.',
+    "Café owner and two customers watched a string of lights pass overhead, very fast, very high.",
+    "Flash of green light near the mountains; a fireball, or something else?",
+    "MADAR Node 137",
+]
+
+
+def _export_report(rng: random.Random, until: dt.date, start: dt.date, number: int) -> list[str]:
+    span = (until - start).days
+    posted = start + dt.timedelta(days=rng.randrange(span + 1))
+    sighted = posted - dt.timedelta(days=int(rng.expovariate(1 / 30)))
+    reported = sighted + dt.timedelta(days=rng.randrange(0, 8))
+    if reported > posted:
+        reported = posted
+    if rng.random() < 0.01:
+        reported = sighted - dt.timedelta(days=rng.randrange(1, 30))  # a report before the sighting
+    roll = rng.random()
+    if roll < 0.85:
+        state, _, cities = rng.choices(STATES, weights=[w for _, w, _ in STATES])[0]
+        city, country = rng.choice(cities), "USA"
+        if rng.random() < 0.3:
+            state, city = rng.choice(OTHER_STATES), f"Town {rng.randrange(1, 400)}"
+    elif roll < 0.92:
+        state, city, country = rng.choice(PROVINCES), f"Town {rng.randrange(1, 80)}", "Canada"
+    else:
+        (state, country), city = rng.choice(FOREIGN_REGIONS), f"Place {rng.randrange(1, 50)}"
+    padded = rng.random() < 0.3
+    fmt = (
+        (lambda d: f"{d.month:02d}/{d.day:02d}/{d.year}")
+        if padded
+        else (lambda d: f"{d.month}/{d.day}/{d.year}")
+    )
+    when = fmt(sighted)
+    quirk = rng.random()
+    if quirk < 0.9:
+        when += (
+            f" {rng.randrange(24):02d}:{rng.randrange(60):02d}"
+            if padded
+            else f" {rng.randrange(24)}:{rng.randrange(60):02d}"
+        )
+    elif quirk < 0.995:
+        pass  # no time: still valid
+    else:
+        when = rng.choice(
+            ["", "unknown", f"{sighted.month}/{sighted.day}/{sighted.year % 100:02d}"]
+        )
+    summary = rng.choice(EXPORT_SUMMARIES)
+    shape = "" if summary.startswith("MADAR") or rng.random() < 0.05 else rng.choice(SHAPES[:-2])
+    posted_text = fmt(posted) if rng.random() > 0.0005 else ""
+    return [f"https://nuforc.org/sighting/?id={number}", when, city, state, country, shape,
+            summary[:135], fmt(reported), posted_text, "Y" if rng.random() < 0.05 else ""]  # fmt: skip
+
+
 def generate(
-    rows: int, until: dt.date, seed: int = 7, start: dt.date | None = None
+    rows: int, until: dt.date, seed: int = 7, start: dt.date | None = None, layout: str = "index"
 ) -> Iterator[list[str]]:
-    """``rows`` data records (after the header) with the real index's quirks."""
+    """``rows`` data records (after the header) in ``layout``, with its real quirks."""
     rng = random.Random(seed)
     start = start or until - dt.timedelta(days=20 * 365)
+    header = list(layouts.by_name(layout).columns)
     recent: list[list[str]] = []
     for i in range(rows):
         if i and rng.random() < 0.0078:  # ~ the real share of repeated headers
-            yield list(HEADER)
+            yield list(header)
         elif recent and rng.random() < 0.0003:
             yield list(rng.choice(recent))  # an exact duplicate
         else:
-            row = _report(rng, until, start)
+            if layout == "export":
+                row = _export_report(rng, until, start, 100_000 + i)
+            else:
+                row = _report(rng, until, start)
             recent = (recent + [row])[-50:]
             yield row
 
 
-def write(out: io.TextIOBase, rows: Iterator[list[str]]) -> None:
+def write(out: io.TextIOBase, rows: Iterator[list[str]], layout: str = "index") -> None:
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(HEADER)
+    writer.writerow(layouts.by_name(layout).columns)
     writer.writerows(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Generate a NUFORC-layout report index.")
+    parser = argparse.ArgumentParser(description="Generate a realistic NUFORC report file.")
     parser.add_argument("--rows", type=int, required=True, help="data records to write")
-    parser.add_argument("--out", required=True, help="output file ('-' for stdout; .gz compresses)")
-    parser.add_argument("--until", type=dt.date.fromisoformat, default=dt.date.today() - dt.timedelta(days=1),
+    parser.add_argument("--out", help="output file ('-' for stdout; .gz compresses; default: "
+                        ".run/sample/nuforc_sample_LAYOUT_UNTIL.csv)")  # fmt: skip
+    parser.add_argument("--layout", choices=[la.name for la in layouts.LAYOUTS], default="index",
+                        help="index: the NUFORC report index (default); export: today's site export")  # fmt: skip
+    parser.add_argument("--until", type=dt.date.fromisoformat, default=None,
                         help="latest Posted date (default: yesterday)")  # fmt: skip
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--encoding", choices=["utf-8", "cp1252"], default="utf-8")
+    parser.add_argument("--seed", type=int, default=7,
+                        help="random seed: the same seed writes the same file (default 7)")  # fmt: skip
+    parser.add_argument("--encoding", choices=["utf-8", "cp1252"], default="utf-8",
+                        help="cp1252 writes Windows-1252 like the 2021 index update (default utf-8)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.rows < 1:
         parser.error("--rows must be at least 1")
-    rows = generate(args.rows, args.until, args.seed)
+    until = args.until or dt.date.today() - dt.timedelta(days=1)
+    if args.out is None:
+        args.out = f".run/sample/nuforc_sample_{args.layout}_{until}.csv"
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    rows = generate(args.rows, until, args.seed, layout=args.layout)
     errors = "replace" if args.encoding == "cp1252" else "strict"
     if args.out == "-":
         write(
             io.TextIOWrapper(sys.stdout.buffer, encoding=args.encoding, errors=errors, newline=""),
             rows,
+            args.layout,
         )
         return 0
     opener = gzip.open if args.out.endswith(".gz") else open
     with opener(args.out, "wt", encoding=args.encoding, errors=errors, newline="") as out:
-        write(out, rows)
-    print(f"wrote {args.rows} records to {args.out} ({args.encoding})", file=sys.stderr)
+        write(out, rows, args.layout)
+    print(f"wrote {args.rows} records to {args.out} ({args.layout} layout, {args.encoding})",
+          file=sys.stderr)  # fmt: skip
+    print(f"next: UFO_SOURCE={args.out} make demo", file=sys.stderr)
     return 0
 
 

@@ -10,6 +10,7 @@ loaded) on its own, so a batch is complete only when every one of its dates is.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import functools
 import io
@@ -35,13 +36,35 @@ logger = logging.getLogger("ufo")
 SPARK_JOB = Path(__file__).resolve().parent.parent / "spark_jobs" / "aggregate_by_state.py"
 
 
-def report_failure(task: luigi.Task, exception: BaseException) -> None:
-    """Print one line saying what failed and what to do (after Luigi's own traceback)."""
+_MAIN_PID = os.getpid()
+
+
+def report_failure(task: luigi.Task, exception: BaseException, *, last: bool = False) -> None:
+    """Print one line saying what failed and what to do (after Luigi's own traceback).
+
+    ``last``: Luigi prints its traceback after this call (errors in ``complete()`` and in
+    parameters): in the main process the line is printed when the process exits instead.
+    """
     if isinstance(exception, UfoError):
         message = str(exception)
     else:
         message = f"{type(exception).__name__}: {exception}".splitlines()[0]
-    print(f"ufo: error: {task.task_id}: {message}", file=sys.stderr, flush=True)
+    line = f"ufo: error: {task.task_id if task is not None else 'luigi'}: {message}"
+    if last and os.getpid() == _MAIN_PID:
+        _say_at_exit(line)
+    else:
+        print(line, file=sys.stderr, flush=True)
+
+
+_at_exit: list[str] = []
+
+
+def _say_at_exit(line: str) -> None:
+    if not _at_exit:
+        atexit.register(
+            lambda: print(*dict.fromkeys(_at_exit), sep="\n", file=sys.stderr, flush=True)
+        )
+    _at_exit.append(line)
 
 
 @functools.lru_cache(maxsize=8)
@@ -86,9 +109,15 @@ class RunDateParameter(luigi.DateParameter):
         pass  # the default is always yesterday
 
     def parse(self, s: str):
-        if "," in s:
-            return _batch(super(RunDateParameter, self).parse(p.strip()) for p in s.split(","))
-        return super().parse(s)
+        try:
+            if "," in s:
+                return _batch(super(RunDateParameter, self).parse(p.strip()) for p in s.split(","))
+            return super().parse(s)
+        except ValueError:
+            _say_at_exit(
+                f"ufo: error: --date {s!r} is not a date: give YYYY-MM-DD, e.g. 2019-03-29."
+            )
+            raise
 
     def serialize(self, x) -> str:
         if isinstance(x, RunDates):
@@ -144,7 +173,7 @@ class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
             return self._complete()
         except UfoError as err:
             # Luigi logs a traceback for errors in complete() but no reason: say what to fix.
-            report_failure(self, err)
+            report_failure(self, err, last=True)
             raise
 
     def _complete(self) -> bool:
@@ -293,6 +322,15 @@ class AggregateUFOsByState(UfoTask, SparkSubmitTask):
         import pyspark  # the pip package ships spark-submit
 
         return str(Path(pyspark.__file__).parent / "bin" / "spark-submit")
+
+    def program_args(self) -> list[str]:
+        args = super().program_args()
+        setpriv = shutil.which("setpriv")
+        if setpriv and sys.platform == "linux":
+            # If this Luigi process dies (kill -9 included), spark-submit dies with it instead of
+            # writing on into an attempt nobody will publish.
+            return [setpriv, "--pdeathsig", "KILL", "--", *args]
+        return args
 
     def program_environment(self) -> dict[str, str]:
         env = super().program_environment()

@@ -60,7 +60,11 @@ def test_backfill_a_range_of_run_dates(tmp_path, database_url):
             for i, (s, n) in enumerate(reference.classify(data, day).top_ten(), start=1)
         ]
         assert [tuple(r) for r in top if r[0] == day] == expected
-        assert (tmp_path / "lake" / f"aggregated/date={day}/_SUCCESS").exists()
+        assert (tmp_path / "lake" / f"aggregated/date={day}/_MANIFEST.json").exists()
+    # The two missing dates in one batch: one spark-submit for both.
+    output = result.stdout + result.stderr
+    assert output.count("Running command: ") == 1, output[-3000:]
+    assert "AggregateUFOsByState(date=2019-03-26,2019-03-28)" in output
     # The snapshots differ: each date counts only what was posted by then.
     assert [tuple(r[1:]) for r in top if r[0] == DAYS[0]] != [
         tuple(r[1:]) for r in top if r[0] == DAYS[-1]

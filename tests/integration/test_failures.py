@@ -71,3 +71,54 @@ def test_unparsable_database_url(tmp_path):
     assert result.returncode == SCHEDULING_ERROR
     [line] = _error_lines(result.stderr)
     assert "UFO_DATABASE_URL" in line
+
+
+@pytest.mark.parametrize("date", ["2019-13-45", "1553817600", "yesterday"])
+def test_an_invalid_date_ends_with_what_to_give(tmp_path, date):
+    env = pipeline_env(str(tmp_path / "lake"), None, str(tmp_path / "x.csv"))
+    result = run_luigi("ReadUFOs", "--date", date, "--local-scheduler", env=env)
+    assert result.returncode != 0
+    assert result.stderr.rstrip().splitlines()[-1] == (
+        f"ufo: error: --date {date!r} is not a date: give YYYY-MM-DD, e.g. 2019-03-29."
+    )
+
+
+def test_a_database_url_that_is_not_postgresql_says_so_last(tmp_path):
+    env = pipeline_env(
+        str(tmp_path / "lake"), "mysql://u:pw@127.0.0.1/ufo", str(tmp_path / "x.csv")
+    )
+    result = run_luigi("TopStatesToDatabase", "--date", "2019-03-29", "--local-scheduler", env=env)
+    assert result.returncode == SCHEDULING_ERROR
+    last = result.stderr.rstrip().splitlines()[-1]
+    assert last.startswith("ufo: error: ") and "is not a PostgreSQL URL" in last
+    assert "pw" not in last
+
+
+def test_a_password_with_at_signs_never_shows(tmp_path):
+    secret = "p@ss/w@rd"
+    url = f"postgresql://nobody:{secret}@127.0.0.1:{free_port()}/ufo"
+    env = pipeline_env(str(tmp_path / "lake"), url, str(tmp_path / "x.csv"))
+    result = run_luigi("TopStatesToDatabase", "--date", "2019-03-29", "--local-scheduler", env=env)
+    assert result.returncode == SCHEDULING_ERROR
+    output = result.stdout + result.stderr
+    for part in ("p@ss", "ss/w", "w@rd", "rd@127"):
+        assert part not in output
+
+
+def test_a_database_that_never_answers_times_out_with_a_message(tmp_path):
+    import socket
+    import time
+
+    with socket.socket() as silent:  # accepts connections, never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        env = pipeline_env(str(tmp_path / "lake"), f"postgresql://u@127.0.0.1:{port}/ufo",
+                           str(tmp_path / "x.csv"), UFO_DB_CONNECT_TIMEOUT="2")  # fmt: skip
+        start = time.monotonic()
+        result = run_luigi("TopStatesToDatabase", "--date", "2019-03-29", "--local-scheduler",
+                           env=env, timeout=120)  # fmt: skip
+    assert time.monotonic() - start < 60
+    assert result.returncode == SCHEDULING_ERROR
+    [line] = _error_lines(result.stderr)
+    assert "Cannot use the database" in line and "timeout" in line

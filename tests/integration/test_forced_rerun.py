@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import subprocess
 import sys
 import threading
@@ -31,18 +32,18 @@ class Reader(threading.Thread):
         self.stop = threading.Event()
 
     def look(self, engine) -> tuple:
-        aggregated = self.lake / f"aggregated/date={DAY}"
+        manifest = self.lake / f"aggregated/date={DAY}/_MANIFEST.json"
         agg = None
-        if (aggregated / "_SUCCESS").exists():
+        if manifest.exists():
+            files = json.loads(manifest.read_text())["files"]["aggregated"]
             try:
-                parts = sorted(aggregated.glob("part-*.csv"))
                 agg = sum(
                     int(r["sightings"])
-                    for p in parts
-                    for r in csv.DictReader(io.StringIO(p.read_text()))
+                    for rel in files
+                    for r in csv.DictReader(io.StringIO((self.lake / rel).read_text()))
                 )
             except FileNotFoundError:
-                agg = "vanished"  # a file seen in the listing was gone when read: allowed if never partial
+                agg = "vanished"  # an old attempt removed after the switch: allowed, never partial
         top_file = self.lake / f"top10/date={DAY}/top_states.csv"
         top = top_file.read_text() if top_file.exists() else None
         with engine.connect() as conn:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import boto3
 import pytest
@@ -64,9 +63,12 @@ def test_read_ufos_writes_the_raw_copy_to_s3(s3, s3_endpoint, tmp_path):
     result = run_luigi("ReadUFOs", "--date", "2019-03-29", "--local-scheduler",
                        env=s3_env(s3_endpoint, None, str(src)))  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    body = s3.get_object(Bucket=BUCKET, Key="lake/raw/date=2019-03-29/nuforc_reports.csv")[
-        "Body"
-    ].read()
+    manifest = json.loads(
+        s3.get_object(Bucket=BUCKET, Key="lake/raw/date=2019-03-29/_MANIFEST.json")["Body"].read()
+    )
+    [copy] = manifest["files"]["source"]
+    body = s3.get_object(Bucket=BUCKET, Key=f"lake/{copy}")["Body"].read()
+    assert manifest["encoding"] == "cp1252"
     assert (
         body.decode("utf-8") == HEADER + "1/1/19 1:00,Town,CA,Light,1 min,\u201chi\u201d,1/2/19\r\n"
     )
@@ -147,24 +149,3 @@ def test_an_unreachable_endpoint_says_so(tmp_path):
     assert result.returncode == 35, result.stderr[-3000:]
     lines = [ln for ln in result.stderr.splitlines() if ln.startswith("ufo: error: ")]
     assert lines and f"Cannot reach the S3 endpoint ({closed})" in lines[0]
-
-
-def _s3a_jars() -> list[Path]:
-    import pyspark
-
-    return sorted(Path(pyspark.__file__).parent.joinpath("jars").glob("hadoop-aws-*.jar"))
-
-
-@pytest.mark.spark
-def test_spark_reads_and_writes_s3a(s3, s3_endpoint, tmp_path, database_url):
-    if not _s3a_jars():
-        pytest.skip(
-            "Spark's S3A connector (hadoop-aws and the AWS SDK bundle jars) is not installed here: "
-            "Maven Central is unreachable on this machine; the compose images carry it."
-        )
-    src = tmp_path / "in.csv"
-    src.write_text(HEADER + "1/1/19 1:00,Town,CA,Light,1 min,x,1/2/19\r\n", newline="")
-    env = s3_env(s3_endpoint, database_url, str(src))
-    result = run_luigi("TopStatesToDatabase", "--date", "2019-03-29", "--local-scheduler", env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "lake/aggregated/date=2019-03-29/_MANIFEST.json" in _keys(s3)

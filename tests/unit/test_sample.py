@@ -70,3 +70,30 @@ def test_windows_1252_and_gzip(tmp_path):
 def test_the_same_seed_gives_the_same_file(tmp_path):
     assert generate(tmp_path, "--seed", "3") == generate(tmp_path, "--seed", "3")
     assert generate(tmp_path, "--seed", "3") != generate(tmp_path, "--seed", "4")
+
+
+def test_export_layout_and_its_quirks(tmp_path):
+    data = generate(tmp_path, "--layout", "export")
+    text = data.decode("utf-8")  # proper UTF-8
+    records = list(csv.reader(io.StringIO(text, newline="")))
+    header = ["details", "date", "city", "state", "country", "shape", "summary", "report_date",
+              "posted_date", "image"]  # fmt: skip
+    assert records[0] == header and all(len(r) == 10 for r in records)
+    rows = [r for r in records[1:] if r != header]
+    ids = [r[0] for r in rows]
+    assert all(i.startswith("https://nuforc.org/sighting/?id=") for i in ids)
+    assert len(set(ids)) > 0.99 * len(ids)  # unique, but for the exact duplicates
+    dates = [r[1] for r in rows]
+    assert any(d.startswith("0") for d in dates) and any(d[:2].endswith("/") for d in dates)
+    assert any(" " not in d and d.count("/") == 2 for d in dates)  # no time
+    assert {"USA", "Canada", "Australia"} <= {r[4] for r in rows}
+    assert ("WA", "Australia") in {(r[3], r[4]) for r in rows}
+    assert "-" in {r[3] for r in rows} and "" in {r[5] for r in rows}
+    assert max(len(r[6]) for r in rows) <= 135
+    assert any("\u00b0" in r[6] or "\u201c" in r[6] for r in rows)
+    mdy = lambda s: dt.datetime.strptime(s, "%m/%d/%Y").date()  # noqa: E731
+    assert any(mdy(r[7]) < mdy(r[1].split(" ")[0]) for r in rows if r[1][:1].isdigit() and r[1].count("/") == 2 and len(r[1].split(" ")[0].split("/")[2]) == 4)  # fmt: skip
+    expected = reference.classify(data, UNTIL)
+    q = expected.quality()
+    assert q["valid"] > 0.7 * q["input"] and q["rejected_by_reason"]["state"] > 0
+    assert q["header_repeat"] > 0 and q["rejected_by_reason"]["sighting_date"] > 0

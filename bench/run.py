@@ -91,24 +91,24 @@ def duckdb_contract(parquet: str, run_date: dt.date) -> tuple[dict, dict]:
         upper(trim(s, {ws})) AS code
       FROM d),
     y AS (
-      SELECT *, CASE WHEN pp.y = '' THEN NULL WHEN pp.y::int >= 70 THEN 1900 + pp.y::int
-                     ELSE 2000 + pp.y::int END AS py
+      SELECT *, CASE WHEN pp.y = '' THEN NULL WHEN TRY_CAST(pp.y AS INTEGER) >= 70 THEN 1900 + TRY_CAST(pp.y AS INTEGER)
+                     ELSE 2000 + TRY_CAST(pp.y AS INTEGER) END AS py
       FROM t),
     dates AS (
       SELECT *,
-        CASE WHEN py IS NOT NULL AND pp.m::int BETWEEN 1 AND 12 AND pp.d::int BETWEEN 1 AND
-             day(last_day(make_date(py, pp.m::int, 1))) THEN make_date(py, pp.m::int, pp.d::int) END
+        CASE WHEN py IS NOT NULL AND TRY_CAST(pp.m AS INTEGER) BETWEEN 1 AND 12 AND TRY_CAST(pp.d AS INTEGER) BETWEEN 1 AND
+             day(last_day(make_date(py, TRY_CAST(pp.m AS INTEGER), 1))) THEN make_date(py, TRY_CAST(pp.m AS INTEGER), TRY_CAST(pp.d AS INTEGER)) END
           AS posted_date,
         CASE WHEN ss.y = '' OR py IS NULL THEN NULL
-             WHEN (py // 100) * 100 + ss.y::int <= py THEN (py // 100) * 100 + ss.y::int
-             ELSE (py // 100) * 100 + ss.y::int - 100 END AS sy
+             WHEN (py // 100) * 100 + TRY_CAST(ss.y AS INTEGER) <= py THEN (py // 100) * 100 + TRY_CAST(ss.y AS INTEGER)
+             ELSE (py // 100) * 100 + TRY_CAST(ss.y AS INTEGER) - 100 END AS sy
       FROM y),
     sighted AS (
       SELECT *,
-        CASE WHEN sy IS NOT NULL AND ss.m::int BETWEEN 1 AND 12 AND ss.d::int BETWEEN 1 AND
-             day(last_day(make_date(sy, ss.m::int, 1)))
-             AND (ss.h = '' OR (ss.h::int BETWEEN 0 AND 24 AND ss.mi::int BETWEEN 0 AND 59))
-             THEN make_date(sy, ss.m::int, ss.d::int) END AS sighting_date
+        CASE WHEN sy IS NOT NULL AND TRY_CAST(ss.m AS INTEGER) BETWEEN 1 AND 12 AND TRY_CAST(ss.d AS INTEGER) BETWEEN 1 AND
+             day(last_day(make_date(sy, TRY_CAST(ss.m AS INTEGER), 1)))
+             AND (ss.h = '' OR (TRY_CAST(ss.h AS INTEGER) BETWEEN 0 AND 24 AND TRY_CAST(ss.mi AS INTEGER) BETWEEN 0 AND 59))
+             THEN make_date(sy, TRY_CAST(ss.m AS INTEGER), TRY_CAST(ss.d AS INTEGER)) END AS sighting_date
       FROM dates),
     o AS (
       SELECT n, code, sighting_date,
@@ -193,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         base = dict(os.environ, SPARK_MASTER="local[*]", SPARK_LOCAL_IP="127.0.0.1",
                     UFO_DATABASE_URL=pg.url)  # fmt: skip
         base.pop("UFO_LOG_DIR", None)
+        # spark-submit finds Spark through the python on PATH: this interpreter's, with pyspark.
+        base["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), base.get("PATH", "")])
+        base.setdefault("PYSPARK_PYTHON", sys.executable)
         try:
             # Daily latency, interleaved with its baseline.
             noop, chain = [], []

@@ -14,6 +14,7 @@ from etl.tasks import (
     ReadUFOs,
     TopStatesToDatabase,
     TopTenStates,
+    report_done,
     report_failure,
 )
 
@@ -23,3 +24,4 @@ __all__ = ["ReadUFOs", "AggregateUFOsByState", "TopTenStates", "TopStatesToDatab
 logs.configure()
 luigi.Task.event_handler(luigi.Event.FAILURE)(report_failure)
 luigi.Task.event_handler(luigi.Event.BROKEN_TASK)(report_failure)
+luigi.Task.event_handler(luigi.Event.PROCESSING_TIME)(report_done)

@@ -8,6 +8,7 @@ set, the same lines in ``$UFO_LOG_DIR/pipeline.log``; each spark-submit's whole 
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import logging
 import logging.handlers
@@ -25,11 +26,37 @@ def log_dir() -> Path | None:
     return Path(value) if value else None
 
 
+class _QuietLuigiSetup(logging.Filter):
+    """Drops Luigi's "logging disabled in settings": this module sets logging up instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "logging disabled in settings"
+
+
+class _NoScheduler(logging.Handler):
+    """When Luigi gives up on luigid, say what to do: the last line of the run's output."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is None or type(error).__name__ != "RPCError":
+            return
+        if getattr(self, "_said", False):
+            return
+        self._said = True
+        line = (
+            f"ufo: error: {str(error).splitlines()[0]}: start luigid (`make luigid`, or "
+            "`docker compose up -d luigid`), or run with --local-scheduler."
+        )
+        atexit.register(print, line, file=sys.stderr, flush=True)
+
+
 def configure(level: int = logging.INFO) -> None:
     """Attach the stdout and file handlers to the root logger, once per process."""
     root = logging.getLogger()
     if any(getattr(h, _MARK, False) for h in root.handlers):
         return
+    logging.getLogger("luigi").addFilter(_QuietLuigiSetup())
+    logging.getLogger("luigi-interface").addHandler(_NoScheduler())
     formatter = logging.Formatter(FORMAT)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
     directory = log_dir()

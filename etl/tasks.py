@@ -67,6 +67,13 @@ def _say_at_exit(line: str) -> None:
     _at_exit.append(line)
 
 
+def report_done(task: luigi.Task, seconds: float) -> None:
+    """One line per finished task: how long it took and where its outputs are."""
+    outputs = [getattr(t, "path", repr(t)) for t in luigi.task.flatten(task.output())]
+    where = outputs[0] if len(outputs) == 1 else f"{len(outputs)} outputs, first {outputs[0]}"
+    logger.info("done: %s in %.1f s -> %s", task.task_id, seconds, where)
+
+
 @functools.lru_cache(maxsize=8)
 def _lake(uri: str) -> Lake:
     return Lake.from_uri(uri)
@@ -322,6 +329,11 @@ class AggregateUFOsByState(UfoTask, SparkSubmitTask):
         import pyspark  # the pip package ships spark-submit
 
         return str(Path(pyspark.__file__).parent / "bin" / "spark-submit")
+
+    def build_tracking_url(self, logs_output: str) -> str:
+        # Luigi shows the Spark UI's address in luigid; say it on the console too.
+        logger.info("%s: Spark UI at %s while it runs", self.name, logs_output)
+        return logs_output
 
     def program_args(self) -> list[str]:
         args = super().program_args()

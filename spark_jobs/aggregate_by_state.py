@@ -295,14 +295,16 @@ def transform_rejects(
     ordered = F.array(*(F.lit(d) for d in sorted(run_dates)))
     first_after = F.try_element_at(F.filter(ordered, lambda d: d >= F.col("posted_date")), F.lit(1))
     since = F.when(F.col("outcome") == "posted", ordered[0]).otherwise(first_after)
-    return (
-        classified.where(F.col("outcome").isin(*REJECT_REASONS))
-        .select(
-            *(F.col(field(i)).alias(name) for i, name in enumerate(names)),
-            F.col("outcome").alias("reason"),
-            F.date_format(since, "yyyy-MM-dd").alias("since"),
-        )
-        .where(F.col("since").isNotNull())
+    # ``since`` first, then the source's names: a source column may be called posted_date too.
+    dated = classified.where(F.col("outcome").isin(*REJECT_REASONS)).select(
+        *(field(i) for i in range(len(names))),
+        "outcome",
+        F.date_format(since, "yyyy-MM-dd").alias("_since"),
+    )
+    return dated.where(F.col("_since").isNotNull()).select(
+        *(F.col(field(i)).alias(name) for i, name in enumerate(names)),
+        F.col("outcome").alias("reason"),
+        F.col("_since").alias("since"),
     )
 
 

@@ -330,3 +330,12 @@ def test_export_layout_sighting_month_and_state(spark):
     layout, _names, selected = job.transform_select_columns(raw)
     [got] = job.transform_classify(selected, layout).collect()
     assert (got["outcome"], got["month"], got["state_code"]) == ("valid", "2018-12", "TX")
+
+
+def test_rejects_of_the_export_layout_keep_its_own_posted_date_column(spark):
+    raw = spark.createDataFrame([export_row(state="ON", country="Canada")], schema=EXPORT)
+    layout, names, selected = job.transform_select_columns(raw)
+    classified = job.transform_classify(selected, layout)
+    [got] = job.transform_rejects(classified, names, [RUN]).collect()
+    assert got["posted_date"] == "6/20/2011" and got["reason"] == "state"
+    assert got["since"] == "2019-03-29"

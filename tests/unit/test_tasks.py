@@ -161,3 +161,20 @@ def test_spark_failures_never_show_the_environment():
     err.out, err.err = "", "just a JVM crash"
     assert "s3cr3t" not in str(SparkJobError.from_run_error(err))
     assert "just a JVM crash" in str(SparkJobError.from_run_error(err))
+
+
+def test_the_quality_report_fields_agree_across_the_package_boundaries():
+    # The standalone Spark job, the database and the independent reference each name them.
+    from etl import db
+    from spark_jobs import aggregate_by_state as job
+    from tests import reference
+
+    fields = set(job.QUALITY_FIELDS) - {"run_date"}
+    assert fields == set(reference.Expected().quality())
+    assert fields <= {c.name for c in db.ufo_runs.columns}
+    assert set(job.quality_report({}, D)) == set(job.QUALITY_FIELDS)
+    from dataclasses import fields as dataclass_fields
+
+    from producto.queries import Run
+
+    assert fields <= {f.name for f in dataclass_fields(Run)}  # what producto shows

@@ -121,9 +121,10 @@ class RunDateParameter(luigi.DateParameter):
                 return _batch(super(RunDateParameter, self).parse(p.strip()) for p in s.split(","))
             return super().parse(s)
         except ValueError:
-            _say_at_exit(
-                f"ufo: error: --date {s!r} is not a date: give YYYY-MM-DD, e.g. 2019-03-29."
-            )
+            if sys.argv and sys.argv[0].endswith(("luigi", "luigi/__main__.py")):  # the CLI only
+                _say_at_exit(
+                    f"ufo: error: --date {s!r} is not a date: give YYYY-MM-DD, e.g. 2019-03-29."
+                )
             raise
 
     def serialize(self, x) -> str:

@@ -33,9 +33,7 @@ import csv
 import io
 import json
 import os
-import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -45,7 +43,6 @@ from pathlib import Path
 
 import pytest
 
-from tests import s3a
 from tests.compose.test_static import compose_binary
 from tests.conftest import REAL_2019, REAL_RUN_DATE, shared_file
 
@@ -126,56 +123,8 @@ class Stack:
         return f"postgresql+psycopg2://{user}:{password}@127.0.0.1:{PG_PORT}/{db}"
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    reason = why_no_docker()
-    if reason:
-        if os.environ.get("UFO_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"UFO_REQUIRE_DOCKER=1 but {reason}")
-        pytest.skip(reason)
-    source = shared_file(REAL_2019.name)
-    env = {
-        "POSTGRES_USER": "ufo",
-        "POSTGRES_PASSWORD": secrets.token_hex(12),
-        "POSTGRES_DB": "ufo",
-        "UFO_READONLY_USER": "ufo_reader",
-        "UFO_READONLY_PASSWORD": secrets.token_hex(12),
-        "S3_ACCESS_KEY_ID": "ufo-ci",
-        "S3_SECRET_ACCESS_KEY": secrets.token_hex(12),
-        "S3_BUCKET": BUCKET,
-        "COMPOSE_PROFILES": "minio,connect",
-        "UFO_DATA_DIR": str(source.parent),
-        "UFO_SOURCE": f"/data/{source.name}",
-        "RUN_DATE": REAL_RUN_DATE.isoformat(),
-        "CI_HOSTNAME": socket.gethostname(),
-    }
-    # The S3A test stand-in jars, where the S3A_JARS=local build of the CI override takes them.
-    s3a.copy_jars(s3a.require_stand_in_jars(), LOCAL_JARS)
-    env_file = tmp_path_factory.mktemp("compose") / "ci.env"
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-    env_file.chmod(0o600)
-    s = Stack(project=f"ufo-e2e-{os.getpid()}", env_file=env_file, env=env)
-    started = time.monotonic()
-    try:
-        s.timed("build", "build", timeout=1800)
-        # Two of each scalable service: the Spark workers both join, the Luigi workers share
-        # the run through luigid and nothing runs twice.
-        s.timed("up", "up", "--detach", *SCALE, timeout=900)
-        wait_for_pipeline(s)
-        yield s
-    finally:
-        logs = s.compose("logs", "--no-color", "--tail", "300", check=False, timeout=120)
-        log_file = env_file.parent / "compose.log"
-        log_file.write_text(logs.stdout + logs.stderr)
-        start_down = time.monotonic()
-        s.compose(
-            "down", "--volumes", "--remove-orphans", "--timeout", "30", check=False, timeout=300
-        )
-        s.timings["down"] = round(time.monotonic() - start_down, 1)
-        s.timings["total"] = round(time.monotonic() - started, 1)
-        REPORT.parent.mkdir(exist_ok=True)
-        REPORT.write_text(json.dumps({"timings_s": s.timings, "logs": str(log_file)}, indent=2))
-        print(f"\ncompose e2e timings (s): {s.timings}; logs in {log_file}")
+# The `stack` fixture (one stack for tests/compose, shared with test_compose_faults.py) is in
+# conftest.py.
 
 
 def wait_for_pipeline(s: Stack) -> None:

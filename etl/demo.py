@@ -126,8 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
+    from etl import logs
     from etl.errors import UfoError
     from etl.tasks import TopStatesToDatabase
+
+    logs.configure()
 
     try:
         _, kind = prepare(args)

@@ -168,15 +168,12 @@ def migrate(conn) -> None:
     had_runs = inspector.has_table(ufo_runs.name)
     metadata.create_all(conn, tables=[top_states, state_sightings, schema_versions])
     applied = set(conn.execute(sa.select(schema_versions.c.version)).scalars())
-    if not had_runs:
-        metadata.create_all(conn, tables=[ufo_runs])  # already the newest shape
-        todo = [v for v in MIGRATIONS if v not in applied]
-        statements: list[str] = []
+    todo = [v for v in MIGRATIONS if v not in applied]
+    if had_runs:
+        for sql in (sql for v in todo for sql in MIGRATIONS[v]):
+            conn.execute(sa.text(sql))
     else:
-        todo = [v for v in MIGRATIONS if v not in applied]
-        statements = [sql for v in todo for sql in MIGRATIONS[v]]
-    for sql in statements:
-        conn.execute(sa.text(sql))
+        metadata.create_all(conn, tables=[ufo_runs])  # already the newest shape
     for version in todo:
         conn.execute(schema_versions.insert().values(version=version, applied_at=sa.func.now()))
 
@@ -281,19 +278,7 @@ def _day_number(day: dt.date) -> int:
 
 def run_loaded(url: str, run_date: dt.date) -> bool:
     """Whether ``run_date`` has been loaded completely."""
-    eng = engine(url)
-    try:
-        with eng.connect() as conn:
-            if not sa.inspect(conn).has_table(ufo_runs.name):
-                return False
-            found = conn.execute(
-                sa.select(ufo_runs.c.run_date).where(ufo_runs.c.run_date == run_date)
-            )
-            return found.first() is not None
-    except sa.exc.OperationalError as err:
-        raise _connect_error(url, err) from err
-    finally:
-        eng.dispose()
+    return run_date in loaded_dates(url, [run_date])
 
 
 def loaded_dates(url: str, dates: Iterable[dt.date]) -> set[dt.date]:

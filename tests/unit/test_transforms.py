@@ -316,10 +316,7 @@ def export_row(date="6/13/2011 22:18", state="WA", country="USA", posted="6/20/2
     ],
 )
 def test_export_layout_rules(spark, date, state, country, posted, outcome):
-    raw = spark.createDataFrame([export_row(date, state, country, posted)], schema=EXPORT)
-    layout, _names, selected = job.transform_select_columns(raw)
-    assert layout.name == "export"
-    [got] = job.transform_classify(selected, layout).collect()
+    [got] = classify(spark, [export_row(date, state, country, posted)], header=EXPORT).collect()
     assert in_snapshot(got["outcome"], got["posted_date"], RUN) == outcome
 
 
@@ -328,6 +325,7 @@ def test_export_layout_sighting_month_and_state(spark):
         [export_row("12/31/2018 23:59", " tx ", "USA", "1/2/2019")], schema=EXPORT
     )
     layout, _names, selected = job.transform_select_columns(raw)
+    assert layout.name == "export"
     [got] = job.transform_classify(selected, layout).collect()
     assert (got["outcome"], got["month"], got["state_code"]) == ("valid", "2018-12", "TX")
 

@@ -84,7 +84,7 @@ def report(date: dt.date) -> None:
 
     from etl import db
     from etl.config import load_settings
-    from etl.storage import Lake, partition
+    from etl.storage import Lake, manifest_rel, partition
 
     settings = load_settings()
     lake = Lake.from_uri(settings.storage)
@@ -105,9 +105,14 @@ def report(date: dt.date) -> None:
         f"{dict(run.rejected_by_reason)}, {run.header_repeat:,} repeated headers, "
         f"{run.duplicate:,} duplicates, {run.after_run_date:,} posted after the run date."
     )
-    _say("\nOutputs:")
-    for dataset in ("raw", "aggregated", "rejects", "reports", "top10"):
-        _say(f"  {dataset:<10} {lake.uri(partition(dataset, date))}")
+    _say("\nOutputs (each date's manifest lists its files):")
+    published = lake.manifest("aggregated", date) or {"files": {}}
+    for dataset in ("raw", "aggregated"):
+        _say(f"  {dataset:<10} {lake.uri(manifest_rel(dataset, date))}")
+    for kind in ("rejects", "report"):
+        for rel in published["files"].get(kind, []):
+            _say(f"  {kind:<10} {lake.uri(rel)}")
+    _say(f"  {'top10':<10} {lake.uri(partition('top10', date))}")
     _say(
         f"  database   {db.safe_url(settings.require_database_url())} (tables top_states, state_sightings, ufo_runs)"
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import re
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -22,6 +21,7 @@ from producto.schemas import (
     Period,
     RankedState,
     Reason,
+    ReasonRowsOut,
     RejectOut,
     RejectsOut,
     RunDate,
@@ -31,11 +31,10 @@ from producto.schemas import (
     StateCode,
     StateSightingsOut,
     TopStatesOut,
+    lake_manifest,
 )
 
 API = "/api/v1"
-# The columns of the NUFORC index, in its order: the CSV of rejected rows uses them.
-NUFORC_COLUMNS = ("Date / Time", "City", "State", "Shape", "Duration", "Summary", "Posted")
 
 
 def database(request: Request) -> sa.Engine:
@@ -70,20 +69,38 @@ def month_range(first: str, last: str) -> list[str]:
     return out
 
 
-def _key(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
+def reject_columns(rows: list[queries.Reject]) -> list[str]:
+    """The column names of stored rejected rows: their objects' keys, in order (the source's
+    columns, whichever layout it had); ``field_N`` for rows stored as lists."""
+    names: dict[str, None] = {}
+    for row in rows:
+        if isinstance(row.fields, dict):
+            names.update(dict.fromkeys(map(str, row.fields)))
+    width = max((len(r.fields) for r in rows if isinstance(r.fields, list)), default=0)
+    return list(names) or [f"field_{i}" for i in range(1, width + 1)]
 
 
-def field_values(fields: Any) -> list[str]:
-    """A rejected row's fields in NUFORC column order, whether stored as an object or a list."""
+def field_values(fields: Any, columns: list[str]) -> list[str]:
+    """A rejected row's fields under ``columns`` (in order when stored as a list)."""
     if isinstance(fields, dict):
-        by_key = {_key(str(k)): v for k, v in fields.items()}
-        values = [by_key.get(_key(name)) for name in NUFORC_COLUMNS]
-    elif isinstance(fields, list):
-        values = (fields + [None] * len(NUFORC_COLUMNS))[: len(NUFORC_COLUMNS)]
+        values = [fields.get(name) for name in columns]
     else:
-        values = [fields] + [None] * (len(NUFORC_COLUMNS) - 1)
+        listed = fields if isinstance(fields, list) else [fields]
+        values = (listed + [None] * len(columns))[: len(columns)]
     return ["" if v is None else str(v) for v in values]
+
+
+def rejects_summary(
+    conn: sa.Connection, run: queries.Run, reason: str | None, stored: bool
+) -> dict[str, ReasonRowsOut]:
+    """Rows rejected and rows stored per reason of a run (or of one reason)."""
+    counts = queries.stored_by_reason(conn, run.run_date) if stored else {}
+    reasons = sorted({r for r, n in run.rejected_by_reason.items() if n} | set(counts))
+    return {
+        r: ReasonRowsOut(rejected=run.rejected_by_reason.get(r, 0), stored_rows=counts.get(r, 0))
+        for r in reasons
+        if reason is None or r == reason
+    }
 
 
 @health_router.get(
@@ -161,15 +178,20 @@ def get_monthly(run_date: RunDate, db: Db, state: StateCode = None) -> MonthlyOu
 
 @router.get("/runs/{run_date}/rejects", response_model=RejectsOut, tags=["quality"])
 def get_rejects(run_date: RunDate, db: Db, reason: Reason = None, limit: Limit = 10) -> RejectsOut:
-    """Sample rejected rows of a run, up to ``limit`` per reason (empty while none are stored)."""
+    """Sample rejected rows of a run, up to ``limit`` per reason, and how many of each reason the
+    database holds (at most the loader's ``UFO_REJECT_ROWS``; the lake has them all)."""
     with db.connect() as conn:
-        known_run(conn, run_date)
+        found = known_run(conn, run_date)
         stored = queries.has_rejects(conn)
         rows = queries.reject_sample(conn, run_date, reason, limit) if stored else []
+        by_reason = rejects_summary(conn, found, reason, stored)
     return RejectsOut(
         run_date=run_date,
         reason=reason,
         stored=stored,
+        by_reason=by_reason,
+        all_stored=all(r.stored_rows >= r.rejected for r in by_reason.values()),
+        complete_rejects=lake_manifest(run_date),
         rejects=[RejectOut(**vars(r)) for r in rows],
     )
 
@@ -181,15 +203,17 @@ def get_rejects(run_date: RunDate, db: Db, reason: Reason = None, limit: Limit =
     responses={200: {"content": {"text/csv": {}}, "description": "every stored rejected row"}},
 )
 def get_rejects_csv(run_date: RunDate, db: Db, reason: Reason = None) -> Response:
-    """Every stored rejected row of a run as CSV (only the header while none are stored)."""
+    """Every stored rejected row of a run as CSV: the source's columns, then ``reason`` and
+    ``row_number`` (only the header while none are stored)."""
     with db.connect() as conn:
         known_run(conn, run_date)
         rows = queries.rejects(conn, run_date, reason) if queries.has_rejects(conn) else []
+    columns = reject_columns(rows)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["reason", "row_number", *NUFORC_COLUMNS])
+    writer.writerow([*columns, "reason", "row_number"])
     for row in rows:
-        writer.writerow([row.reason, row.row_number, *field_values(row.fields)])
+        writer.writerow([*field_values(row.fields, columns), row.reason, row.row_number])
     name = f"rejects-{run_date.isoformat()}{'-' + reason if reason else ''}.csv"
     return Response(
         out.getvalue(),

@@ -10,8 +10,16 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from producto import queries, sources
-from producto.api import API, NUFORC_COLUMNS, Db, field_values, known_run, monthly_series
-from producto.schemas import IsoDate, Period
+from producto.api import (
+    API,
+    Db,
+    field_values,
+    known_run,
+    monthly_series,
+    reject_columns,
+    rejects_summary,
+)
+from producto.schemas import IsoDate, Period, lake_manifest
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -65,6 +73,7 @@ def page(
         top = queries.top_states(conn, shown.run_date, period)
         stored = queries.has_rejects(conn)
         sample = queries.reject_sample(conn, shown.run_date, None, SAMPLE_ROWS) if stored else []
+        by_reason = rejects_summary(conn, shown, None, stored)
         initial = {
             "api": API,
             "runDate": shown.run_date.isoformat(),
@@ -82,6 +91,7 @@ def page(
                 else None
             ),
         }
+    columns = reject_columns(sample)
     return templates.TemplateResponse(
         request,
         "index.html",
@@ -91,14 +101,22 @@ def page(
             "initial": initial,
             "rejected_share": describe(shown)["share"],
             "reasons": [
-                (key, REASONS.get(key, key), n)
+                (
+                    key,
+                    REASONS.get(key, key),
+                    n,
+                    by_reason[key].stored_rows if key in by_reason else 0,
+                )
                 for key, n in sorted(shown.rejected_by_reason.items(), key=lambda kv: -kv[1])
             ],
             "rejects_stored": stored,
-            "reject_sample": [(r, field_values(r.fields)) for r in sample],
+            "all_stored": all(r.stored_rows >= r.rejected for r in by_reason.values()),
+            "stored_total": sum(r.stored_rows for r in by_reason.values()),
+            "lake_manifest": lake_manifest(shown.run_date),
+            "reject_sample": [(r, field_values(r.fields, columns)) for r in sample],
             "api": API,
             "states": initial["states"],
-            "columns": NUFORC_COLUMNS,
+            "columns": columns,
             "sample_rows": SAMPLE_ROWS,
         },
     )

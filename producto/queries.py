@@ -1,9 +1,10 @@
 """Every SQL statement of the web app. Values are always bound parameters, never text in SQL.
 
-The tables are those the pipeline loads (``etl/db.py``): ``ufo_runs``, ``top_states`` and
-``state_sightings``, and ``reject_samples`` once the loader stores rejected rows. Columns and
-tables the pipeline adds later (``ufo_runs.layout``, ``reject_samples``) are looked up in the
-catalogue first, so the app works before and after they exist. The app only reads; its sessions
+The tables are those the pipeline loads (``etl/db.py``): ``ufo_runs``, ``top_states``,
+``state_sightings`` and ``reject_samples`` (up to ``UFO_REJECT_ROWS`` rejected rows per reason
+and run date). Columns and tables the pipeline added later (``ufo_runs.layout``,
+``reject_samples``) are looked up in the catalogue first, so the app also works on a database
+loaded before they existed. The app only reads; its sessions
 are read-only as well (see ``create_engine``).
 """
 
@@ -35,7 +36,7 @@ class Run:
 
 @dataclass(frozen=True)
 class Reject:
-    """One stored rejected row: its reason, its row number in the source and its fields."""
+    """One stored rejected row: its reason, its position among the run's rejects and its fields."""
 
     reason: str
     row_number: int
@@ -101,7 +102,7 @@ _MONTHLY_STATE = sa.text(
 
 _HAS_REJECTS = sa.text("SELECT to_regclass('reject_samples') IS NOT NULL")
 
-# Up to :limit rows of each reason (or of the one asked for), in source order.
+# Up to :limit rows of each reason (or of the one asked for), in the order of the lake's files.
 _REJECT_SAMPLE = sa.text(
     "SELECT reason, row_number, fields FROM ("
     " SELECT reason, row_number, fields,"
@@ -115,6 +116,11 @@ _REJECTS_ALL = sa.text(
     "SELECT reason, row_number, fields FROM reject_samples "
     "WHERE run_date = :run_date AND (CAST(:reason AS text) IS NULL OR reason = :reason) "
     "ORDER BY row_number, reason"
+)
+
+
+_STORED_BY_REASON = sa.text(
+    "SELECT reason, count(*) FROM reject_samples WHERE run_date = :run_date GROUP BY reason"
 )
 
 
@@ -179,12 +185,17 @@ def has_rejects(conn: sa.Connection) -> bool:
 def reject_sample(
     conn: sa.Connection, run_date: dt.date, reason: str | None, limit: int
 ) -> list[Reject]:
-    """Up to ``limit`` stored rejected rows per reason (or of one reason), in source order."""
+    """Up to ``limit`` stored rejected rows per reason (or of one reason), in row order."""
     params = {"run_date": run_date, "reason": reason, "limit": limit}
     return [Reject(*row) for row in conn.execute(_REJECT_SAMPLE, params)]
 
 
 def rejects(conn: sa.Connection, run_date: dt.date, reason: str | None) -> list[Reject]:
-    """Every stored rejected row of a run (or of one reason), in source order."""
+    """Every stored rejected row of a run (or of one reason), in row order."""
     params = {"run_date": run_date, "reason": reason}
     return [Reject(*row) for row in conn.execute(_REJECTS_ALL, params)]
+
+
+def stored_by_reason(conn: sa.Connection, run_date: dt.date) -> dict[str, int]:
+    """How many rejected rows of each reason are stored for a run (reasons with none absent)."""
+    return {reason: int(n) for reason, n in conn.execute(_STORED_BY_REASON, {"run_date": run_date})}

@@ -121,8 +121,21 @@ class MonthlyOut(BaseModel):
 
 class RejectOut(BaseModel):
     reason: str
-    row_number: int = Field(description="the row's number in the source file")
-    fields: Any = Field(description="the row's fields as they came")
+    row_number: int = Field(
+        description="the row's position (from 1) among the run date's rejected rows as the "
+        "lake's reject files list them (sorted by reason), not its line in the source file"
+    )
+    fields: Any = Field(
+        description="the row's fields as they came: an object of the source's column names, in "
+        "the source's order"
+    )
+
+
+class ReasonRowsOut(BaseModel):
+    rejected: int = Field(description="rows rejected for this reason (the run's quality report)")
+    stored_rows: int = Field(
+        description="of those, rows stored in the database (at most the loader's UFO_REJECT_ROWS)"
+    )
 
 
 class RejectsOut(BaseModel):
@@ -130,9 +143,27 @@ class RejectsOut(BaseModel):
     reason: str | None
     stored: bool = Field(
         description="false when this database holds no rejected rows at all (no reject_samples "
-        "table: the loader does not store them yet)"
+        "table: it was loaded before the loader stored them)"
     )
-    rejects: list[RejectOut] = Field(description="up to `limit` rows per reason, in source order")
+    by_reason: dict[str, ReasonRowsOut] = Field(
+        description="rejected and stored rows of each reason of the run (or of the one asked for)"
+    )
+    all_stored: bool = Field(
+        description="true when every rejected row is stored; otherwise `complete_rejects` says "
+        "where all of them are"
+    )
+    complete_rejects: str = Field(
+        description="where every rejected row of the run is: the files listed by this manifest "
+        "in the pipeline's lake (UFO_STORAGE)"
+    )
+    rejects: list[RejectOut] = Field(
+        description="up to `limit` rows per reason, in `row_number` order"
+    )
+
+
+def lake_manifest(run_date: dt.date) -> str:
+    """The lake-relative manifest that lists the files of every rejected row of a run date."""
+    return f"aggregated/date={run_date.isoformat()}/_MANIFEST.json"
 
 
 class HealthOut(BaseModel):

@@ -1,7 +1,7 @@
 """Sources, layouts, monthly series, rejected rows and the headers of every answer.
 
 Over hand-written databases (``mixed_db``: layout column and ``reject_samples`` present;
-``small_db``: the pipeline's tables as they are today), so every expected figure is written
+``small_db``: the tables as the pipeline made them before both), so every expected figure is written
 here by hand.
 """
 
@@ -158,9 +158,21 @@ def test_rejects_sample_per_reason_in_source_order(mixed):
     assert mixed.get(url, params={"reason": "posted"}).json()["rejects"] == []
 
 
-def test_rejects_of_a_run_without_stored_rows_is_empty(mixed):
+def test_rejects_say_how_many_rows_of_each_reason_are_stored(mixed):
+    body = mixed.get(f"{API}/runs/{MIXED_REAL}/rejects").json()
+    assert body["by_reason"] == {"sighting_date": {"rejected": 1, "stored_rows": 1},
+                                 "state": {"rejected": 3, "stored_rows": 3}}  # fmt: skip
+    assert body["all_stored"] is True
+    one = mixed.get(f"{API}/runs/{MIXED_REAL}/rejects", params={"reason": "state"}).json()
+    assert one["by_reason"] == {"state": {"rejected": 3, "stored_rows": 3}}
+
+
+def test_rejects_of_a_run_without_stored_rows_is_empty_and_says_where_they_are(mixed):
     body = mixed.get(f"{API}/runs/{MIXED_SAMPLE}/rejects").json()
     assert body == {"run_date": MIXED_SAMPLE.isoformat(), "reason": None, "stored": True,
+                    "by_reason": {"state": {"rejected": 4, "stored_rows": 0}},
+                    "all_stored": False,
+                    "complete_rejects": f"aggregated/date={MIXED_SAMPLE}/_MANIFEST.json",
                     "rejects": []}  # fmt: skip
 
 
@@ -170,10 +182,10 @@ def test_rejects_without_the_table_is_an_empty_list_and_a_header_only_csv(small)
     assert body["rejects"] == []
     response = small.get(f"{API}/runs/{SMALL_NEW}/rejects.csv")
     assert response.status_code == 200
-    assert (
-        response.text
-        == "reason,row_number,Date / Time,City,State,Shape,Duration,Summary,Posted\r\n"
-    )
+    assert response.text == "reason,row_number\r\n"
+    assert body["by_reason"] == {"sighting_date": {"rejected": 1, "stored_rows": 0},
+                                 "state": {"rejected": 1, "stored_rows": 0}}  # fmt: skip
+    assert body["all_stored"] is False
 
 
 def test_rejects_csv_holds_every_row_with_its_fields_as_they_came(mixed):
@@ -183,24 +195,31 @@ def test_rejects_csv_holds_every_row_with_its_fields_as_they_came(mixed):
     assert f'filename="rejects-{MIXED_REAL}.csv"' in response.headers["content-disposition"]
     assert response.headers["x-content-type-options"] == "nosniff"
     rows = list(csv.reader(io.StringIO(response.text, newline="")))
+    # The stored rows' own columns in their order (the source's), then reason and row number.
     assert rows == [
-        ["reason", "row_number", "Date / Time", "City", "State", "Shape", "Duration", "Summary", "Posted"],
-        ["state", "4", "1/2/21 20:00", "Toronto", "ON", "Light", "5 min", 'Lights, "three"', "1/3/21"],
-        ["sighting_date", "7", "13/45/21", "Austin", "TX", "Orb", "2 min", "=1+1", "1/8/21"],
-        ["state", "9", "1/5/21", "Paris", "", "Disk", "1 min", "line one\nline two", "1/6/21"],
-        ["state", "12", "2/1/21", "Lyon", "FR", "Orb", "", "", "2/2/21"],
+        ["Date / Time", "City", "State", "Shape", "Duration", "Summary", "Posted", "reason", "row_number"],
+        ["1/2/21 20:00", "Toronto", "ON", "Light", "5 min", 'Lights, "three"', "1/3/21", "state", "4"],
+        ["13/45/21", "Austin", "TX", "Orb", "2 min", "=1+1", "1/8/21", "sighting_date", "7"],
+        ["1/5/21", "Paris", "", "Disk", "1 min", "line one\nline two", "1/6/21", "state", "9"],
+        ["2/1/21", "Lyon", "FR", "Orb", "", "", "2/2/21", "state", "12"],
     ]  # fmt: skip
     only = mixed.get(f"{API}/runs/{MIXED_REAL}/rejects.csv", params={"reason": "sighting_date"})
-    assert [r[:2] for r in csv.reader(io.StringIO(only.text, newline=""))][1:] == [
+    assert [r[-2:] for r in csv.reader(io.StringIO(only.text, newline=""))][1:] == [
         ["sighting_date", "7"]
     ]
 
 
-def test_csv_fields_stored_as_a_list_keep_their_order():
-    from producto.api import field_values
+def test_csv_columns_are_the_stored_rows_own_keys():
+    from producto.api import field_values, reject_columns
+    from producto.queries import Reject
 
-    assert field_values(["a", "b", None]) == ["a", "b", "", "", "", "", ""]
-    assert field_values({"date_time": "x", "posted": "y"}) == ["x", "", "", "", "", "", "y"]
+    export = {"details": "d", "date": "1/2/2021", "city": "X", "state": "-", "country": "UK"}
+    rows = [Reject("state", 1, export), Reject("posted", 2, {"details": "e", "posted_date": ""})]
+    columns = reject_columns(rows)
+    assert columns == ["details", "date", "city", "state", "country", "posted_date"]
+    assert field_values(export, columns) == ["d", "1/2/2021", "X", "-", "UK", ""]
+    assert reject_columns([Reject("state", 1, ["a", "b"])]) == ["field_1", "field_2"]
+    assert field_values(["a", None], ["field_1", "field_2", "field_3"]) == ["a", "", ""]
 
 
 @pytest.mark.parametrize(
@@ -225,7 +244,13 @@ def test_page_shows_stored_rejects_or_says_why_there_are_none(mixed, small):
     assert html.count('<tr data-reason="state">') == 3
     assert html.count('<tr data-reason="sighting_date">') == 1
     assert f'href="{API}/runs/{MIXED_REAL}/rejects.csv"' in html
-    assert 'id="rejects-none"' in mixed.get("/", params={"run_date": str(MIXED_SAMPLE)}).text
+    assert 'id="rejects-partial"' not in html
+    assert '<td class="num stored-rows">3</td>' in html
+    none_stored = mixed.get("/", params={"run_date": str(MIXED_SAMPLE)}).text
+    assert 'id="rejects-none"' in none_stored
+    # Fewer rows stored than rejected: the page says where all of them are.
+    assert 'id="rejects-partial"' in none_stored
+    assert f"<code>aggregated/date={MIXED_SAMPLE}/_MANIFEST.json</code>" in none_stored
     missing = small.get("/").text
     assert 'id="rejects-missing"' in missing
     assert "reject_samples" in missing

@@ -7,6 +7,7 @@
 | ``UFO_DATABASE_URL``| ``database_url``  | SQLAlchemy URL of the PostgreSQL database             |
 | ``SPARK_MASTER``    | ``spark_master``  | ``local[*]`` (default) or ``spark://host:7077``        |
 | ``UFO_STALE_ATTEMPT_HOURS`` | ``stale_attempt_hours`` | hours after which an unpublished attempt is removed |
+| ``UFO_REJECT_ROWS`` | ``reject_rows`` | rejected rows per reason and run date kept in the database |
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ DEFAULT_SPARK_MASTER = "local[*]"
 #: An attempt that nothing published after this long was interrupted: its files are removed.
 #: Long enough that no run still writing it is that old.
 DEFAULT_STALE_ATTEMPT_HOURS = "6"
+#: Rejected rows per reason stored in the database for each run date: enough to see what is
+#: wrong, while a backfill of a year does not copy every date's rejects (the lake has them all).
+DEFAULT_REJECT_ROWS = "1000"
 
 _SETTINGS = {
     # attribute: (environment variable, luigi.cfg option, default)
@@ -36,6 +40,7 @@ _SETTINGS = {
         "stale_attempt_hours",
         DEFAULT_STALE_ATTEMPT_HOURS,
     ),  # fmt: skip
+    "reject_rows": ("UFO_REJECT_ROWS", "reject_rows", DEFAULT_REJECT_ROWS),
 }
 
 
@@ -48,6 +53,7 @@ class Settings:
     database_url: str | None
     spark_master: str
     stale_attempt_hours: str
+    reject_rows: str = DEFAULT_REJECT_ROWS
 
     @property
     def stale_attempts(self) -> dt.timedelta:
@@ -58,6 +64,20 @@ class Settings:
                 f"UFO_STALE_ATTEMPT_HOURS={self.stale_attempt_hours!r} is not a number of hours."
             ) from None
         return dt.timedelta(hours=hours)
+
+    @property
+    def reject_row_limit(self) -> int:
+        """Rejected rows per reason to store for each run date (0: none)."""
+        try:
+            rows = int(self.reject_rows)
+        except ValueError:
+            rows = -1
+        if rows < 0:
+            raise ConfigError(
+                f"UFO_REJECT_ROWS={self.reject_rows!r} is not a number of rows: give a whole "
+                "number, 0 to store no rejected rows in the database."
+            )
+        return rows
 
     def require_source(self) -> str:
         if not self.source:

@@ -9,9 +9,12 @@ Tables (created and upgraded by ``migrate``, one serialised step, before any loa
 * ``ufo_runs(run_date, finished_at, ...)``: one row per loaded run date with its quality
   figures, its source (without credentials) and the source's layout; its presence marks the
   run date as loaded.
+* ``reject_samples(run_date, reason, row_number, fields)``: up to ``UFO_REJECT_ROWS`` rejected
+  rows per reason, each with its position among the run date's rejects and its fields as they
+  came (a JSON object under the source's own column names, in the source's order).
 * ``ufo_schema(version, applied_at)``: the migrations applied.
 
-Loading a run date replaces that date's rows in all three tables in one transaction, under an
+Loading a run date replaces that date's rows in all these tables in one transaction, under an
 advisory lock, so concurrent loads of one date serialise and a reader never sees a half-load.
 Rows go in with PostgreSQL's COPY, so a backfill of many dates loads quickly.
 """
@@ -22,7 +25,7 @@ import csv
 import datetime as dt
 import io
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import luigi
@@ -68,6 +71,21 @@ ufo_runs = sa.Table(
     sa.Column("layout", sa.Text, nullable=True),
 )
 
+reject_samples = sa.Table(
+    "reject_samples",
+    metadata,
+    sa.Column("run_date", sa.Date, primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    # The row's 1-based position among the run date's rejects as the lake's files list them
+    # (the Spark job writes them sorted by reason), not its line in the source file.
+    sa.Column("row_number", sa.Integer, primary_key=True),
+    # json, not jsonb: json keeps the object's keys in the source's column order (jsonb sorts
+    # them) and its text exactly as it came (jsonb refuses \u0000); the app writes the CSV
+    # download in that order.
+    sa.Column("fields", sa.JSON, nullable=False),
+    sa.Index("reject_samples_run_date_reason_row", "run_date", "reason", "row_number"),
+)
+
 schema_versions = sa.Table(
     "ufo_schema",
     metadata,
@@ -75,10 +93,16 @@ schema_versions = sa.Table(
     sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-#: The migrations, in order: version -> statements. Version 1 is the first release's tables.
-MIGRATIONS: dict[int, list[str]] = {
+#: The migrations, in order: version -> statements (SQL, or DDL of the tables above), each one
+#: safe to run again. Version 1 is the first release's tables. A database made from scratch gets
+#: the newest shape from ``metadata.create_all`` instead, from the same table definitions.
+MIGRATIONS: dict[int, list[str | sa.schema.ExecutableDDLElement]] = {
     1: [],  # the tables of metadata, as first released (created by create_all below)
     2: ["ALTER TABLE ufo_runs ADD COLUMN IF NOT EXISTS layout text"],
+    3: [
+        sa.schema.CreateTable(reject_samples, if_not_exists=True),
+        *(sa.schema.CreateIndex(ix, if_not_exists=True) for ix in reject_samples.indexes),
+    ],
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -154,6 +178,7 @@ class RunResults:
     quality: dict
     top: list[tuple[str, int, str, int]]  # (period, rank, state, sightings)
     counts: list[tuple[str, str, int]]  # (period, state, sightings), every state
+    rejects: Sequence[tuple[str, int, str]] = ()  # (reason, row_number, fields: a JSON object)
 
 
 def migrate(conn) -> None:
@@ -170,16 +195,17 @@ def migrate(conn) -> None:
     applied = set(conn.execute(sa.select(schema_versions.c.version)).scalars())
     todo = [v for v in MIGRATIONS if v not in applied]
     if had_runs:
-        for sql in (sql for v in todo for sql in MIGRATIONS[v]):
-            conn.execute(sa.text(sql))
+        for statement in (s for v in todo for s in MIGRATIONS[v]):
+            conn.execute(sa.text(statement) if isinstance(statement, str) else statement)
     else:
-        metadata.create_all(conn, tables=[ufo_runs])  # already the newest shape
+        # A new database: every later table in its newest shape, indexes included.
+        metadata.create_all(conn, tables=[ufo_runs, reject_samples])
     for version in todo:
         conn.execute(schema_versions.insert().values(version=version, applied_at=sa.func.now()))
 
 
 def _check_foreign_tables(inspector) -> None:
-    for table in (top_states, state_sightings, ufo_runs):
+    for table in (top_states, state_sightings, ufo_runs, reject_samples):
         if not inspector.has_table(table.name):
             continue
         present = {c["name"] for c in inspector.get_columns(table.name)}
@@ -228,10 +254,11 @@ def load_run(url: str, results: RunResults) -> None:
 def _replace(conn, results: RunResults) -> None:
     day = results.run_date
     conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_NAMESPACE, _day_number(day))))
-    for table in (top_states, state_sightings, ufo_runs):
+    for table in (top_states, state_sightings, reject_samples, ufo_runs):
         conn.execute(table.delete().where(table.c.run_date == day))
     _copy(conn, top_states, ("period", "rank", "state", "sightings"), day, results.top)
     _copy(conn, state_sightings, ("period", "state", "sightings"), day, results.counts)
+    _copy(conn, reject_samples, ("reason", "row_number", "fields"), day, results.rejects)
     q = results.quality
     conn.execute(
         ufo_runs.insert().values(

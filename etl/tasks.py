@@ -11,6 +11,7 @@ loaded) on its own, so a batch is complete only when every one of its dates is.
 from __future__ import annotations
 
 import atexit
+import csv
 import datetime as dt
 import functools
 import io
@@ -20,6 +21,8 @@ import os
 import shutil
 import sys
 import time
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 import luigi
@@ -453,7 +456,11 @@ class TopTenStates(UfoTask):
 
 
 class TopStatesToDatabase(UfoTask):
-    """The run date's top tens, state counts and quality figures in PostgreSQL."""
+    """The run date's top tens, state counts, quality figures and sample rejects in PostgreSQL.
+
+    Up to ``UFO_REJECT_ROWS`` rejected rows per reason go into ``reject_samples``; the lake's
+    ``aggregated/date=D/_MANIFEST.json`` lists the files of every one of them.
+    """
 
     def requires(self) -> dict[str, luigi.Task]:
         return {
@@ -474,6 +481,7 @@ class TopStatesToDatabase(UfoTask):
 
     def run(self) -> None:
         url = self.settings.require_database_url()
+        limit = self.settings.reject_row_limit
         inputs = self.input()
         started = time.monotonic()
         with db.Loader(url) as loader:
@@ -488,6 +496,14 @@ class TopStatesToDatabase(UfoTask):
                     ).items()
                     for state, n in sorted(by_state.items())
                 ]
+                try:
+                    rejects = reject_sample(
+                        (self.lake.read_text(rel) for rel in aggregate.files("rejects")),
+                        limit,
+                        manifest["quality"]["rejected_by_reason"],
+                    )
+                except DataError as err:
+                    raise DataError(f"run date {day}: {err}") from None
                 loader.load(
                     db.RunResults(
                         run_date=day,
@@ -496,6 +512,7 @@ class TopStatesToDatabase(UfoTask):
                         quality=manifest["quality"],
                         top=top,
                         counts=counts,
+                        rejects=rejects,
                     )
                 )
                 self.progress(done, started, "TopStatesToDatabase loaded")
@@ -515,6 +532,50 @@ def read_aggregate(lake: Lake, aggregate: ManifestTarget) -> list[tuple[str, str
     return topten.read_aggregate(
         io.StringIO(lake.read_text(rel)) for rel in aggregate.files("aggregated")
     )
+
+
+def reject_sample(
+    files: Iterable[str], limit: int, rejected_by_reason: dict[str, int]
+) -> list[tuple[str, int, str]]:
+    """The first ``limit`` rejected rows of each reason in ``files`` (the texts of a date's
+    reject CSVs, in the manifest's order): ``(reason, row_number, fields)``.
+
+    ``row_number`` is the row's 1-based position among all the date's rejects as the files list
+    them; ``fields`` is a JSON object of the row under its file's header names, in their order.
+    Reading stops once every reason has its rows; the rows found must agree with the quality
+    report's ``rejected_by_reason``.
+    """
+    wanted = {reason: min(limit, n) for reason, n in rejected_by_reason.items() if n}
+    kept: list[tuple[str, int, str]] = []
+    per_reason: Counter[str] = Counter()
+    position = 0
+    for text in files if limit else ():
+        rows = csv.reader(io.StringIO(text, newline=""))
+        header = next(rows, None)
+        if not header:
+            continue  # a file without even a header holds no rows
+        names = header[:-1]  # the source's names, then ``reason``
+        for row in rows:
+            position += 1
+            *values, reason = row
+            if len(values) != len(names):
+                raise DataError(
+                    f"rejected row {position} has {len(values)} fields under a header of "
+                    f"{len(names)}: the aggregate's reject files are damaged; run "
+                    "AggregateUFOsByState again with --force."
+                )
+            if per_reason[reason] < limit:
+                per_reason[reason] += 1
+                fields = json.dumps(dict(zip(names, values)), ensure_ascii=False)
+                kept.append((reason, position, fields))
+            if per_reason == wanted:
+                return kept
+    if limit and per_reason != wanted:
+        raise DataError(
+            f"the reject files hold {dict(per_reason)} rows to store per reason, the quality "
+            f"report's counts call for {wanted}: run AggregateUFOsByState again with --force."
+        )
+    return kept
 
 
 def _span(dates: tuple[dt.date, ...]) -> str:

@@ -18,6 +18,7 @@ from tests.conftest import pipeline_env, run_luigi
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
 DAY = dt.date(2024, 6, 30)
+REJECT_ROWS = 20  # fewer than the sample's state rejects: the cap is exercised
 
 
 def test_the_export_layout_loads_like_the_index(tmp_path, database_url):
@@ -26,7 +27,7 @@ def test_the_export_layout_loads_like_the_index(tmp_path, database_url):
         sample.write(out, sample.generate(4000, until=DAY + dt.timedelta(days=5), seed=4,
                                           layout="export"), "export")  # fmt: skip
     lake = tmp_path / "lake"
-    env = pipeline_env(str(lake), database_url, str(source))
+    env = pipeline_env(str(lake), database_url, str(source), UFO_REJECT_ROWS=str(REJECT_ROWS))
     result = run_luigi("TopStatesToDatabase", "--date", str(DAY), "--local-scheduler", env=env)
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -52,3 +53,14 @@ def test_the_export_layout_loads_like_the_index(tmp_path, database_url):
     engine.dispose()
     assert layout == "export"
     assert [tuple(r) for r in top] == expected.top_ten()
+
+    # The stored rejects: the first REJECT_ROWS of each reason, under the export's own columns.
+    from tests.integration.test_reject_samples import check_against_reference, stored_rejects
+
+    assert max(expected.quality()["rejected_by_reason"].values()) > REJECT_ROWS
+    check_against_reference(
+        stored_rejects(database_url, DAY),
+        expected,
+        REJECT_ROWS,
+        list(sample.layouts.EXPORT.columns),
+    )

@@ -73,7 +73,10 @@ def _say_at_exit(line: str) -> None:
 def report_done(task: luigi.Task, seconds: float) -> None:
     """One line per finished task: how long it took and where its outputs are."""
     outputs = [getattr(t, "path", repr(t)) for t in luigi.task.flatten(task.output())]
-    where = outputs[0] if len(outputs) == 1 else f"{len(outputs)} outputs, first {outputs[0]}"
+    if len(outputs) > 1:
+        where = f"{len(outputs)} outputs, first {outputs[0]}"
+    else:
+        where = outputs[0] if outputs else "no output of its own"  # e.g. RangeDaily
     logger.info("done: %s in %.1f s -> %s", task.task_id, seconds, where)
 
 
@@ -101,7 +104,11 @@ def _batch(dates) -> dt.date | RunDates:
 
 
 class RunDateParameter(luigi.DateParameter):
-    """A run date, or a comma-separated batch of them (``YYYY-MM-DD,YYYY-MM-DD``).
+    """A run date, or a batch of them: comma-separated dates and ``FIRST..LAST`` spans
+    (``2019-01-01..2019-12-31,2020-02-29``).
+
+    A batch is written with its consecutive dates as spans, so luigid's UI and Luigi's summary
+    show a backfill of a year as ``date=2019-01-01..2019-12-31`` rather than 365 dates.
 
     The default, yesterday, is worked out each time a task is made, not once at import: a
     worker service that runs for days must not keep the day it started on.
@@ -120,8 +127,8 @@ class RunDateParameter(luigi.DateParameter):
 
     def parse(self, s: str):
         try:
-            if "," in s:
-                return _batch(super(RunDateParameter, self).parse(p.strip()) for p in s.split(","))
+            if "," in s or ".." in s:
+                return _batch(d for part in s.split(",") for d in self._dates(part.strip()))
             return super().parse(s)
         except ValueError:
             if sys.argv and sys.argv[0].endswith(("luigi", "luigi/__main__.py")):  # the CLI only
@@ -130,9 +137,27 @@ class RunDateParameter(luigi.DateParameter):
                 )
             raise
 
+    def _dates(self, part: str) -> list[dt.date]:
+        first, span, last = part.partition("..")
+        start = super().parse(first.strip())
+        if not span:
+            return [start]
+        end = super().parse(last.strip())
+        if end < start:
+            raise ValueError(f"{part!r}: the span ends before it starts")
+        return [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
+
     def serialize(self, x) -> str:
         if isinstance(x, RunDates):
-            return ",".join(d.isoformat() for d in x)
+            spans: list[tuple[dt.date, dt.date]] = []  # (first, last) of consecutive dates
+            for day in x:
+                if spans and day - spans[-1][1] == dt.timedelta(days=1):
+                    spans[-1] = (spans[-1][0], day)
+                else:
+                    spans.append((day, day))
+            return ",".join(
+                first.isoformat() if first == last else f"{first}..{last}" for first, last in spans
+            )
         return super().serialize(x)
 
     def normalize(self, x):
@@ -153,14 +178,19 @@ class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
         "yesterday). A batch of dates is comma-separated.",
     )
 
+    # Neither is part of the task's identity (a forced task is the same task), and luigid shows
+    # neither (HIDDEN: still sent to the scheduler, so a worker that takes the task over gets
+    # them, but left out of its display name and the parameters its UI and API show).
     force = luigi.BoolParameter(
         default=False,
         significant=False,
+        visibility=luigi.parameter.ParameterVisibility.HIDDEN,
         description="Run even if the output exists; the new output replaces it atomically.",
     )
     force_upstream = luigi.BoolParameter(
         default=False,
         significant=False,
+        visibility=luigi.parameter.ParameterVisibility.HIDDEN,
         description="Like --force, for this task and every task upstream of it.",
     )
 
@@ -173,6 +203,16 @@ class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
         # is complete (before it runs), and is complete once they have all been written again.
         # Nothing is deleted up front: only the worker that runs the task replaces its outputs.
         self._forced_baseline: list[float | None] | None = None
+
+    def to_str_params(self, only_significant: bool = False, only_public: bool = False) -> dict:
+        # What the worker sends luigid. Luigi creates a batch task in luigid without the
+        # parameters' visibilities, so luigid would show its hidden ones: leave ``force`` and
+        # ``force_upstream`` out while they are off (their default, what a task is rebuilt with).
+        params = super().to_str_params(only_significant, only_public)
+        for name in ("force", "force_upstream"):
+            if not getattr(self, name):
+                params.pop(name, None)
+        return params
 
     @property
     def dates(self) -> tuple[dt.date, ...]:

@@ -67,10 +67,43 @@ def test_a_batch_of_dates_is_one_task_with_every_date():
     batch = param._parse_list(["2019-03-28", "2019-03-26", "2019-03-27", "2019-03-26"])
     task = ReadUFOs(date=batch)
     assert task.dates == (dt.date(2019, 3, 26), dt.date(2019, 3, 27), dt.date(2019, 3, 28))
-    assert param.serialize(batch) == "2019-03-26,2019-03-27,2019-03-28"
+    assert param.serialize(batch) == "2019-03-26..2019-03-28"  # consecutive dates as a span
     assert ReadUFOs.from_str_params({"date": "2019-03-26,2019-03-28"}).dates == (
         dt.date(2019, 3, 26), dt.date(2019, 3, 28))  # fmt: skip
     assert sorted(task.output()) == list(task.dates)  # complete only when every date is
+
+
+def test_a_batch_reads_and_writes_spans_and_single_dates():
+    param = ReadUFOs.get_params()[0][1]
+    year = param.parse("2019-01-01..2019-12-31,2020-02-29, 2019-06-01")
+    assert len(year) == 366 and year[0] == dt.date(2019, 1, 1) and year[-1] == dt.date(2020, 2, 29)
+    assert param.serialize(year) == "2019-01-01..2019-12-31,2020-02-29"
+    assert param.parse(param.serialize(year)) == year
+    gaps = param._parse_list(["2019-03-01", "2019-03-02", "2019-03-05", "2019-03-07", "2019-03-08"])
+    assert param.serialize(gaps) == "2019-03-01..2019-03-02,2019-03-05,2019-03-07..2019-03-08"
+    with pytest.raises(ValueError):
+        param.parse("2019-03-02..2019-03-01")
+
+
+def test_force_is_neither_identity_nor_shown_to_luigid():
+    from luigi.parameter import ParameterVisibility
+
+    plain, forced = ReadUFOs(date=D), ReadUFOs(date=D, force=True, force_upstream=True)
+    assert plain.task_id == forced.task_id
+    assert forced._get_param_visibilities() == {
+        "date": ParameterVisibility.PUBLIC.serialize(),
+        "force": ParameterVisibility.HIDDEN.serialize(),
+        "force_upstream": ParameterVisibility.HIDDEN.serialize(),
+    }
+    # What a worker sends luigid: the flags only while they are on, so a task rebuilt from it
+    # (a batch, a task handed to another worker) is the same.
+    assert plain.to_str_params() == {"date": "2019-03-29"}
+    assert forced.to_str_params() == {
+        "date": "2019-03-29",
+        "force": "True",
+        "force_upstream": "True",
+    }
+    assert ReadUFOs.from_str_params(forced.to_str_params()).force_upstream is True
 
 
 def test_outputs_are_partitioned_by_date(settings):

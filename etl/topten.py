@@ -19,22 +19,27 @@ def read_aggregate(handles: Iterable[IO[str]]) -> list[tuple[str, str, int]]:
     """(month, state, sightings) rows of the aggregate's CSV part files."""
     rows: list[tuple[str, str, int]] = []
     for handle in handles:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames != AGGREGATE_COLUMNS:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header != AGGREGATE_COLUMNS:
             raise DataError(
-                f"The aggregate has columns {reader.fieldnames}, expected {AGGREGATE_COLUMNS}: "
+                f"The aggregate has columns {header}, expected {AGGREGATE_COLUMNS}: "
                 "re-run AggregateUFOsByState for this date with --force."
             )
-        rows.extend((r["month"], r["state"], int(r["sightings"])) for r in reader)
+        rows.extend((month, state, int(sightings)) for month, state, sightings in reader)
     return rows
 
 
 def counts_by_period(aggregate: Iterable[tuple[str, str, int]]) -> dict[str, Counter]:
     """Sightings per state for all time and for each month."""
-    periods: dict[str, Counter] = {ALL_TIME: Counter()}
+    all_time = Counter()
+    periods: dict[str, Counter] = {ALL_TIME: all_time}
     for month, state, sightings in aggregate:
-        periods[ALL_TIME][state] += sightings
-        periods.setdefault(month, Counter())[state] += sightings
+        all_time[state] += sightings
+        by_state = periods.get(month)
+        if by_state is None:
+            by_state = periods[month] = Counter()
+        by_state[state] += sightings
     return periods
 
 

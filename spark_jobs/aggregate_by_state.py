@@ -85,20 +85,43 @@ def transform_select_columns(raw: DataFrame) -> tuple[Layout, tuple[str, ...], D
     return found.layout, found.names, selected
 
 
-def _safe_date(year: Column, month: Column, day: Column) -> tuple[Column, Column]:
-    """(is_valid, date) for integer year/month/day columns, without raising on bad values."""
-    month_ok = month.between(1, 12) & year.between(1, 9999)
-    first = F.make_date(
-        F.when(month_ok, year).otherwise(F.lit(2000)),
-        F.when(month_ok, month).otherwise(F.lit(1)),
-        F.lit(1),
+def _date(year: str, month: str, day: str) -> Column:
+    """The date of integer columns ``year``, ``month`` and ``day``; null when there is none.
+
+    Each column is used once or twice: the optimizer inlines columns into the expressions that
+    use them, and a column used many times at every step multiplies the plan's size.
+    """
+    made = F.try_make_timestamp_ntz(
+        F.col(year), F.col(month), F.col(day), F.lit(0), F.lit(0), F.lit(0)
     )
-    valid = month_ok & (day >= 1) & (day <= F.dayofmonth(F.last_day(first)))
-    return F.coalesce(valid, F.lit(False)), F.when(valid, F.date_add(first, (day - 1).cast("int")))
+    return F.when(F.col(year) >= 1, made.cast("date"))
 
 
-def _part(parts: Column, i: int) -> Column:
-    return F.try_element_at(parts, F.lit(i)).try_cast("int")
+def _part(parts: str, i: int) -> Column:
+    return F.try_element_at(F.col(parts), F.lit(i)).try_cast("int")
+
+
+def transform_distinct(rows: DataFrame) -> DataFrame:
+    """The distinct rows of ``rows`` (all string columns) with their multiplicity ``n``. Exact.
+
+    Grouping every row by all of its text is the costliest step of the job (each row's fields
+    hashed, compared and shuffled). Instead each row gets a 64-bit hash of its fields: a row
+    whose hash no other row has is certainly distinct and kept as it is (``n`` = 1), without a
+    shuffle; only the rows sharing a hash, the duplicates and the rare collisions, are grouped
+    by their text. The hashes shared are few and broadcast to every task.
+    """
+    names = rows.columns
+    hashed = rows.select(*names, F.xxhash64(*names).alias("_hash"))
+    # Broadcast outright: planned as a sort-merge join first, the whole input would be shuffled
+    # before adaptive execution saw how few hashes are shared (8 bytes each: a million is 8 MB).
+    shared = F.broadcast(hashed.groupBy("_hash").count().where(F.col("count") > 1).select("_hash"))
+    unique = hashed.join(shared, "_hash", "left_anti").select(
+        *names, F.lit(1).cast("long").alias("n")
+    )
+    repeated = (
+        hashed.join(shared, "_hash", "left_semi").groupBy(*names).agg(F.count(F.lit(1)).alias("n"))
+    )
+    return unique.unionByName(repeated)
 
 
 def transform_classify(rows: DataFrame, layout: Layout) -> DataFrame:
@@ -110,7 +133,7 @@ def transform_classify(rows: DataFrame, layout: Layout) -> DataFrame:
     """
     names = [field(i) for i in range(len(layout.columns))]
     col = {key: F.col(field(i)) for i, key in enumerate(layout.keys)}
-    distinct = rows.groupBy(*names).agg(F.count(F.lit(1)).alias("n"))
+    distinct = transform_distinct(rows)
 
     # Each step is its own projection over the previous one's columns: every field is trimmed
     # and split once, and the generated code stays small enough to compile.
@@ -131,41 +154,47 @@ def transform_classify(rows: DataFrame, layout: Layout) -> DataFrame:
         country_ok.alias("country_ok"),
     )
 
+    # Dates from their parts as integers, every part used once or twice: the optimizer inlines
+    # each step into the next, so an expression that repeats its inputs grows with every step.
     posted_ok = F.col("posted").rlike(layout.posted_pattern())
     sighting_ok = F.col("sighting").rlike(layout.sighting_pattern())
+    kept = [*names, "n", "is_header", "state_code", "country_ok"]
     split = trimmed.select(
-        *names,
-        "n",
-        "is_header",
-        "state_code",
-        "country_ok",
+        *kept,
         F.when(posted_ok, F.split("posted", "/")).alias("p"),
         F.when(sighting_ok, F.split("sighting", "[/ :]")).alias("s"),
     )
-
-    p_month, p_day, p_year = (_part(F.col("p"), i) for i in (1, 2, 3))
+    parts = split.select(
+        *kept,
+        *(_part("p", i).alias(f"p_{part}") for i, part in enumerate(("month", "day", "year"), 1)),
+        *(
+            _part("s", i).alias(f"s_{part}")
+            for i, part in enumerate(("month", "day", "year", "hour", "minute"), 1)
+        ),
+    )
     if layout.posted_year_digits == 2:
-        p_year = F.when(p_year >= 70, p_year + 1900).otherwise(p_year + 2000)
-    posted_valid, posted_date = _safe_date(p_year, p_month, p_day)
-
-    s_month, s_day, s_year = (_part(F.col("s"), i) for i in (1, 2, 3))
-    s_hour, s_minute = _part(F.col("s"), 4), _part(F.col("s"), 5)
+        # 70-99 are 1970-1999, 00-69 are 2000-2069.
+        parts = parts.withColumn("p_year", (F.col("p_year") + 30) % 100 + 1970)
     if layout.sighting_year_digits == 2:
-        # The latest century that does not put the sighting after the year it was posted.
-        century = F.floor(p_year / 100).cast("int") * 100
-        s_year = F.when(century + s_year <= p_year, century + s_year).otherwise(
-            century + s_year - 100
+        # The latest year ending in these two digits that is not after the year it was posted.
+        parts = parts.withColumn(
+            "s_year", F.col("p_year") - F.pmod(F.col("p_year") - F.col("s_year"), F.lit(100))
         )
-    s_valid, s_date = _safe_date(s_year, s_month, s_day)
-    time_ok = s_hour.isNull() | (s_hour.between(0, 24) & s_minute.between(0, 59))
-    dated = split.select(
-        *names,
-        "n",
-        "is_header",
-        "state_code",
-        "country_ok",
-        posted_date.alias("posted_date"),
-        F.when(posted_valid, F.when(s_valid & time_ok, s_date)).alias("sighting_date"),
+    time_ok = F.col("s_hour").isNull() | (
+        F.col("s_hour").between(0, 24) & F.col("s_minute").between(0, 59)
+    )
+    days = parts.select(
+        *kept,
+        time_ok.alias("time_ok"),
+        _date("p_year", "p_month", "p_day").alias("posted_date"),
+        _date("s_year", "s_month", "s_day").alias("s_date"),
+    )
+    dated = days.select(
+        *kept,
+        "posted_date",
+        F.when(F.col("posted_date").isNotNull() & F.col("time_ok"), F.col("s_date")).alias(
+            "sighting_date"
+        ),
     )
 
     state_ok = F.col("state_code").isin(*sorted(US_STATES)) & F.col("country_ok")
@@ -201,10 +230,35 @@ def transform_keep_reject_text(classified: DataFrame) -> DataFrame:
     )  # fmt: skip
 
 
-def transform_outcome_counts(classified: DataFrame) -> DataFrame:
+def transform_group_outcomes(classified: DataFrame, run_dates: list[dt.date]) -> DataFrame:
+    """Distinct rows per (outcome, posted date, month, state, the fields kept): ``rows`` and ``n``.
+
+    Run on ``transform_keep_reject_text``'s output: every reject stays a row of its own (its text
+    tells it apart), every other row folds into its (outcome, posted date, month, state) count.
+    Posted dates only matter against the run dates, so they are clipped to them: a date before
+    the first run date counts as that date, one after the last as the day after it. The frame
+    stays small (at most one row per run date, month and state, plus the rejects) whatever the
+    input's size, and every output is derived from it.
+    """
+    first, last = min(run_dates), max(run_dates)
+    posted = F.col("posted_date")
+    clipped = (
+        F.when(posted > F.lit(last), F.lit(last + dt.timedelta(days=1)))
+        .when(posted < F.lit(first), F.lit(first))
+        .otherwise(posted)
+    )
+    keys = [c for c in classified.columns if c != "n"]
+    return (
+        classified.withColumn("posted_date", clipped)
+        .groupBy(*keys)
+        .agg(F.count(F.lit(1)).alias("rows"), F.sum("n").alias("n"))
+    )
+
+
+def transform_outcome_counts(grouped: DataFrame) -> DataFrame:
     """Distinct rows and input rows per (outcome, posted date): ``outcome, posted_date, rows, n``."""
-    return classified.groupBy("outcome", "posted_date").agg(
-        F.count(F.lit(1)).alias("rows"), F.sum("n").alias("n")
+    return grouped.groupBy("outcome", "posted_date").agg(
+        F.sum("rows").alias("rows"), F.sum("n").alias("n")
     )
 
 
@@ -252,7 +306,7 @@ def _dates(spark: SparkSession, run_dates: list[dt.date]) -> DataFrame:
     return spark.createDataFrame([(d,) for d in run_dates], "date date")
 
 
-def transform_count_by_month_state(classified: DataFrame, run_dates: DataFrame) -> DataFrame:
+def transform_count_by_month_state(grouped: DataFrame, run_dates: DataFrame) -> DataFrame:
     """Sightings per (run date, month ``YYYY-MM``, state): valid reports posted by the run date.
 
     Valid rows are counted per (posted date, month, state) once; each count holds from its
@@ -260,9 +314,9 @@ def transform_count_by_month_state(classified: DataFrame, run_dates: DataFrame) 
     one cumulative count per (month, state) with a range join against the (small) run dates.
     """
     per_day = (
-        classified.where(F.col("outcome") == VALID)
+        grouped.where(F.col("outcome") == VALID)
         .groupBy("month", "state_code", "posted_date")
-        .agg(F.count(F.lit(1)).alias("added"))
+        .agg(F.sum("rows").alias("added"))
     )
     series = Window.partitionBy("month", "state_code").orderBy("posted_date")
     steps = per_day.select(
@@ -284,7 +338,7 @@ def transform_count_by_month_state(classified: DataFrame, run_dates: DataFrame) 
 
 
 def transform_rejects(
-    classified: DataFrame, names: tuple[str, ...], run_dates: list[dt.date]
+    grouped: DataFrame, names: tuple[str, ...], run_dates: list[dt.date]
 ) -> DataFrame:
     """Rejected rows under their own header names, with ``reason`` and ``since``.
 
@@ -296,7 +350,7 @@ def transform_rejects(
     first_after = F.try_element_at(F.filter(ordered, lambda d: d >= F.col("posted_date")), F.lit(1))
     since = F.when(F.col("outcome") == "posted", ordered[0]).otherwise(first_after)
     # ``since`` first, then the source's names: a source column may be called posted_date too.
-    dated = classified.where(F.col("outcome").isin(*REJECT_REASONS)).select(
+    dated = grouped.where(F.col("outcome").isin(*REJECT_REASONS)).select(
         *(field(i) for i in range(len(names))),
         "outcome",
         F.date_format(since, "yyyy-MM-dd").alias("_since"),
@@ -389,35 +443,35 @@ def run_group(
 ) -> tuple[str, dict[str, dict]]:
     """Classify one input once and write every run date's outputs; its layout and quality reports."""
     layout, names, rows = transform_select_columns(extract(spark, source))
-    # Classified once, kept on the executors for the three outputs below. A local checkpoint
-    # costs a fraction of a columnar cache here (measured: 0.7 s against 5.8 s on the 2019
-    # index); if an executor is lost the job fails and Luigi runs it again.
-    classified = transform_keep_reject_text(transform_classify(rows, layout)).localCheckpoint(
-        eager=True
-    )
+    # Classified once and folded into the small grouped frame, kept on the executors for the
+    # three outputs below. A local checkpoint costs a fraction of a columnar cache (measured: 0.7 s
+    # against 5.8 s on the 2019 index); if an executor is lost the job fails and Luigi retries.
+    grouped = transform_group_outcomes(
+        transform_keep_reject_text(transform_classify(rows, layout)), run_dates
+    ).localCheckpoint(eager=True)
     try:
         counts = [
             (r["outcome"], r["posted_date"], r["rows"], r["n"])
-            for r in transform_outcome_counts(classified).collect()
+            for r in transform_outcome_counts(grouped).collect()
         ]
         reports = {d.isoformat(): snapshot_counts(counts, d) for d in run_dates}
         empty = [d for d, report in reports.items() if report["input"] == 0]
         if empty:
             raise LayoutError(f"{source} holds no reports")
         load_csv(
-            transform_count_by_month_state(classified, _dates(spark, run_dates)),
+            transform_count_by_month_state(grouped, _dates(spark, run_dates)),
             f"{output}/aggregated",
             partition="date",
             sort=["month", "state"],
         )
         load_csv(
-            transform_rejects(classified, names, run_dates),
+            transform_rejects(grouped, names, run_dates),
             f"{output}/rejects",
             partition="since",
             sort=["reason"],
         )
     finally:
-        classified.unpersist()  # the checkpoint's blocks
+        grouped.unpersist()  # the checkpoint's blocks
     return layout.name, reports
 
 

@@ -26,6 +26,12 @@ def classify(spark, rows, header=HEADER):
     return job.transform_classify(selected, layout)
 
 
+def grouped(spark, rows, run_dates=(RUN,), header=HEADER):
+    """What the job derives its outputs from: the classified rows, folded by outcome."""
+    classified = job.transform_keep_reject_text(classify(spark, rows, header))
+    return job.transform_group_outcomes(classified, list(run_dates))
+
+
 def in_snapshot(outcome: str, posted_date, run_date) -> str:
     """A distinct row's outcome on ``run_date``: data rule 6, written out here for the tests."""
     if outcome in ("header_repeat", "posted") or posted_date <= run_date:
@@ -42,8 +48,8 @@ def outcomes(spark, rows, run_date=RUN) -> dict[str, str]:
 
 
 def counts(spark, rows, run_date=RUN) -> dict[str, int]:
-    grouped = job.transform_outcome_counts(classify(spark, rows)).collect()
-    report = job.snapshot_counts([tuple(r) for r in grouped], run_date)
+    per_outcome = job.transform_outcome_counts(grouped(spark, rows, [run_date])).collect()
+    report = job.snapshot_counts([tuple(r) for r in per_outcome], run_date)
     flat = {
         k: v for k, v in report.items() if isinstance(v, int) and k != "input" and k != "rejected"
     }
@@ -194,7 +200,7 @@ def test_a_row_is_rejected_for_the_first_rule_it_fails(spark):
 # Aggregate, rejects and quality report.
 def aggregate(spark, rows, run_dates):
     dates = spark.createDataFrame([(d,) for d in run_dates], "date date")
-    return job.transform_count_by_month_state(classify(spark, rows), dates)
+    return job.transform_count_by_month_state(grouped(spark, rows, run_dates), dates)
 
 
 def test_count_by_month_and_state(spark):
@@ -232,9 +238,9 @@ def test_every_run_date_counts_what_was_posted_by_then(spark):
 
 def test_rejects_keep_the_original_fields_and_the_reason(spark):
     bad = row(when="unknown", state=" on ", summary='He said "look",\nthen ran')
-    got = job.transform_rejects(classify(spark, [bad, row()]), tuple(HEADER), [RUN]).collect()
+    got = job.transform_rejects(grouped(spark, [bad, row()]), tuple(HEADER), [RUN]).collect()
     assert [list(r) for r in got] == [bad + ["sighting_date", "2019-03-29"]]
-    columns = job.transform_rejects(classify(spark, [row()]), tuple(HEADER), [RUN]).columns
+    columns = job.transform_rejects(grouped(spark, [row()]), tuple(HEADER), [RUN]).columns
     assert columns == HEADER + ["reason", "since"]
 
 
@@ -248,7 +254,7 @@ def test_a_reject_is_written_once_for_the_first_run_date_that_holds_it(spark):
     days = [dt.date(2019, 1, 11), dt.date(2019, 1, 15)]
     got = {
         r["Date / Time"]: r["since"]
-        for r in job.transform_rejects(classify(spark, rows), tuple(HEADER), days).collect()
+        for r in job.transform_rejects(grouped(spark, rows, days), tuple(HEADER), days).collect()
     }
     assert got == {"x1": "2019-01-11", "x2": "2019-01-15", "x3": "2019-01-11"}
 
@@ -263,8 +269,8 @@ def test_quality_report_adds_up(spark):
         row(when="x"),
         row(posted="4/1/19", when="y"),
     ]
-    grouped = job.transform_outcome_counts(classify(spark, rows)).collect()
-    report = job.snapshot_counts([tuple(r) for r in grouped], RUN)
+    per_outcome = job.transform_outcome_counts(grouped(spark, rows)).collect()
+    report = job.snapshot_counts([tuple(r) for r in per_outcome], RUN)
     assert report == {
         "run_date": "2019-03-29",
         "input": 7,
@@ -333,7 +339,25 @@ def test_export_layout_sighting_month_and_state(spark):
 def test_rejects_of_the_export_layout_keep_its_own_posted_date_column(spark):
     raw = spark.createDataFrame([export_row(state="ON", country="Canada")], schema=EXPORT)
     layout, names, selected = job.transform_select_columns(raw)
-    classified = job.transform_classify(selected, layout)
-    [got] = job.transform_rejects(classified, names, [RUN]).collect()
+    classified = job.transform_keep_reject_text(job.transform_classify(selected, layout))
+    [got] = job.transform_rejects(
+        job.transform_group_outcomes(classified, [RUN]), names, [RUN]
+    ).collect()
     assert got["posted_date"] == "6/20/2011" and got["reason"] == "state"
     assert got["since"] == "2019-03-29"
+
+
+def test_distinct_rows_are_exact_and_counted(spark):
+    # Rows differing in one field only, or in spacing, stay apart; copies fold into one with n.
+    a, b = row(), row(summary="a bright white light ")
+    rows = [a, a, a, b, row(city="ardenvoir"), b, row(when="1/1/19 1:00")]
+    got = {
+        tuple(r[job.field(i)] for i in range(len(HEADER))): r["n"]
+        for r in job.transform_distinct(
+            job.transform_select_columns(spark.createDataFrame(rows, schema=HEADER))[2]
+        ).collect()
+    }
+    expected: dict[tuple, int] = {}
+    for r in rows:  # counted here in plain Python
+        expected[tuple(r)] = expected.get(tuple(r), 0) + 1
+    assert got == expected

@@ -274,7 +274,8 @@ class LocalLake(Lake):
         )
 
     def read_text(self, rel: str) -> str:
-        return Path(self._path(rel)).read_text(encoding="utf-8")
+        # Bytes decoded as they are: a quoted field's \r\n stays \r\n, as it does on S3.
+        return Path(self._path(rel)).read_bytes().decode("utf-8")
 
     def create_exclusive(self, rel: str, text: str) -> bool:
         path = self._path(rel)

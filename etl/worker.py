@@ -35,7 +35,7 @@ taken stops its run and leaves the request to the new owner.
 A run's output is logged live, line by line, prefixed with the request's name. A run may take
 ``--timeout`` seconds (default 2 h); then its whole process group (Luigi and any spark-submit)
 is terminated, and the ``.error.yaml`` says "timed out after N s". Whatever a run leaves in its
-process group when it ends is killed too.
+process group when it ends is killed too. The scheduled run (below) is run the same way.
 
 Scheduler: luigid at luigi.cfg's ``[core] scheduler_host/scheduler_port``, or the one that
 ``--scheduler-host/--scheduler-port`` name; ``--local-scheduler`` (or UFO_LOCAL_SCHEDULER=1)
@@ -46,7 +46,10 @@ one failed, was refused or malformed, or the lake could not be used; 2 for a bad
 
 Schedule: with ``UFO_SCHEDULE_TIME=HH:MM`` (and ``UFO_TIMEZONE``, default UTC), the worker runs
 ``TopStatesToDatabase`` for yesterday once a day after that time. Every replica may try; luigid
-lets one run it, and a loaded date is complete for the others.
+lets one run it, and a loaded date is complete for the others. Its output is logged live as
+``schedule DATE | line``, and it is bound by the same ``--timeout`` as requests: a run that
+takes longer is stopped with its whole process group and ends with one ``ufo: error:`` line
+saying so; the date is then left to a run request, and the schedule goes on the next day.
 """
 
 from __future__ import annotations
@@ -407,12 +410,12 @@ def run_streamed(
     label: str,
     timeout: float,
     secrets: list[str],
-    log_path: str,
+    log_path: str | None = None,
     stop: threading.Event | None = None,
 ) -> RunOutcome:
     """Run ``argv`` in its own process group, logging its output live and into ``log_path``.
 
-    Each line is redacted, logged as ``LABEL | line`` and written to ``log_path``. After
+    Each line is redacted, logged as ``LABEL | line`` and written to ``log_path`` (if any). After
     ``timeout`` seconds, or once ``stop`` is set, the group gets SIGTERM and, KILL_GRACE
     seconds later, SIGKILL; when the run ends, whatever is left in its group is killed.
     """
@@ -429,7 +432,7 @@ def run_streamed(
     reasons: list[str] = []
 
     def pump() -> None:
-        with open(log_path, "w", encoding="utf-8") as log:
+        with open(log_path or os.devnull, "w", encoding="utf-8") as log:
             for raw in proc.stdout:
                 line = redact_text(raw.rstrip("\n"), secrets)
                 logger.info("%s | %s", label, line)
@@ -464,6 +467,31 @@ def run_streamed(
     # against a process that left the group while keeping the pipe open.
     reader.join(timeout=30)
     return RunOutcome(proc.returncode, timed_out, stopped, reasons[-1] if reasons else None)
+
+
+def run_luigi(
+    request: Request,
+    scheduler: list[str],
+    *,
+    title: str,
+    label: str,
+    timeout: float,
+    secrets: list[str],
+    log_path: str | None = None,
+    stop: threading.Event | None = None,
+) -> RunOutcome:
+    """Run a pipeline task as ``python -m luigi``, bound by ``timeout``, its output logged live.
+
+    Requests and the daily schedule both run through here. The command is logged as ``TITLE:
+    running ...``, its output as ``LABEL | line``; run_streamed says how the bound is kept.
+    """
+    argv = request.argv(scheduler)
+    logger.info("%s: running %s", title, redact_text(" ".join(argv[2:]), secrets))
+    # Unbuffered, so that the run's lines reach the log as they are printed.
+    env = dict(os.environ, **request.env, PYTHONUNBUFFERED="1")
+    return run_streamed(
+        argv, env, label=label, timeout=timeout, secrets=secrets, log_path=log_path, stop=stop
+    )
 
 
 def _seconds(value: float) -> str:
@@ -679,13 +707,9 @@ class RequestRunner:
         lost: threading.Event,
     ) -> tuple[str, dict[str, object]]:
         """Run a valid request; (status, what its result records)."""
-        argv = request.argv(self.scheduler)
-        logger.info("request %s: running %s", name, redact_text(" ".join(argv[2:]), secrets))
-        # Unbuffered, so that the run's lines reach the log as they are printed.
-        env = dict(os.environ, **request.env, PYTHONUNBUFFERED="1")
-        run = run_streamed(
-            argv, env, label=name, timeout=self.timeout, secrets=secrets, log_path=log_path,
-            stop=lost,
+        run = run_luigi(
+            request, self.scheduler, title=f"request {name}", label=name, timeout=self.timeout,
+            secrets=secrets, log_path=log_path, stop=lost,
         )  # fmt: skip
         result: dict[str, object] = {"exit_code": run.exit_code}
         if run.stopped:
@@ -705,12 +729,20 @@ class RequestRunner:
 
 
 class DailySchedule:
-    """Runs the pipeline for yesterday once a day, after ``at`` in ``zone``."""
+    """Runs the pipeline for yesterday once a day after ``at`` in ``zone``, bound by ``timeout``."""
 
-    def __init__(self, at: dt.time, zone: ZoneInfo, scheduler: list[str]):
+    def __init__(
+        self,
+        at: dt.time,
+        zone: ZoneInfo,
+        scheduler: list[str],
+        timeout: float = DEFAULT_TIMEOUT,
+    ):
         self.at = at
         self.zone = zone
         self.scheduler = scheduler
+        self.timeout = timeout
+        self.secrets = _environment_secrets()
         self.last_day: dt.date | None = None
 
     def due(self, now: dt.datetime) -> dt.date | None:
@@ -720,25 +752,49 @@ class DailySchedule:
             return local.date() - dt.timedelta(days=1)
         return None
 
-    def run_if_due(self, now: dt.datetime) -> int | None:
+    def run_if_due(self, now: dt.datetime) -> RunOutcome | None:
+        """Run the pipeline if it is due now; how that run ended (None when it was not due)."""
         run_date = self.due(now)
         if run_date is None:
             return None
+        # Set first: a run that fails or times out is not tried again until the next day.
         self.last_day = now.astimezone(self.zone).date()
-        argv = [sys.executable, "-m", "luigi", "--module", "etl", "TopStatesToDatabase",
-                "--date", run_date.isoformat(), *self.scheduler]  # fmt: skip
-        logger.info("schedule: running the pipeline for %s", run_date)
-        code = subprocess.run(argv).returncode
-        logger.info("schedule: run for %s ended with exit code %s", run_date, code)
-        return code
+        day = run_date.isoformat()
+        request = Request(task="TopStatesToDatabase", params={"date": day}, env={})
+        run = run_luigi(
+            request, self.scheduler, title="schedule", label=f"schedule {day}",
+            timeout=self.timeout, secrets=self.secrets,
+        )  # fmt: skip
+        if run.timed_out:
+            logger.error(
+                "ufo: error: schedule: the run for %s timed out after %s s and was stopped with "
+                "all its processes before it finished. Look for what hung in its lines above "
+                "('schedule %s | ...'), give runs more time with --timeout if it only needs "
+                "longer, then load %s with a run request (task: TopStatesToDatabase, params: "
+                "{date: %s}); the schedule goes on tomorrow after %s %s.",
+                day, _seconds(self.timeout), day, day, day, self.at.strftime("%H:%M"), self.zone,
+            )  # fmt: skip
+        elif run.exit_code != 0:
+            logger.error(
+                "schedule: the run for %s failed (exit code %s)%s",
+                day, run.exit_code, f": {run.reason}" if run.reason else "",
+            )  # fmt: skip
+        else:
+            logger.info("schedule: the run for %s is done (exit code 0)", day)
+        return run
 
 
-def schedule_from_env(scheduler: list[str] | None = None) -> DailySchedule | None:
+def schedule_from_env(
+    scheduler: list[str] | None = None, timeout: float = DEFAULT_TIMEOUT
+) -> DailySchedule | None:
+    """The daily schedule UFO_SCHEDULE_TIME and UFO_TIMEZONE set, or None without a time."""
     at = os.environ.get("UFO_SCHEDULE_TIME")
     if not at:
         return None
     zone = ZoneInfo(os.environ.get("UFO_TIMEZONE") or "UTC")
-    return DailySchedule(dt.time.fromisoformat(at), zone, scheduler or scheduler_args())
+    return DailySchedule(
+        dt.time.fromisoformat(at), zone, scheduler or scheduler_args(), timeout=timeout
+    )
 
 
 def scheduler_args(
@@ -799,7 +855,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll", type=float, default=15.0, help="seconds between looks")
     parser.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT,
-        help="seconds a request may run before its processes are killed (default 2 h)",
+        help="seconds a run (a request's, or the daily schedule's) may take before its "
+        "processes are killed (default 2 h)",
     )  # fmt: skip
     parser.add_argument(
         "--lease", type=float, default=None,
@@ -830,7 +887,7 @@ def main(argv: list[str] | None = None) -> int:
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
     scheduler = scheduler_args(local, args.scheduler_host, args.scheduler_port)
     runner = RequestRunner(lake, scheduler, worker_id, timeout=args.timeout, lease=args.lease)
-    schedule = schedule_from_env(scheduler)
+    schedule = schedule_from_env(scheduler, timeout=args.timeout)
     logger.info("worker %s watching %s", worker_id, lake.uri(REQUESTS))
     if not local:
         url = scheduler_url(args.scheduler_host, args.scheduler_port)

@@ -220,11 +220,14 @@ if _dir and sys.orig_argv[1:3] == ["-m", "luigi"]:
         while not (_dir / "release").exists() and time.monotonic() < _end:
             time.sleep(0.1)
         print("HOOK-RELEASED", flush=True)
+    if (_dir / "exit").exists():  # a stand-in for the pipeline: the run ends here, done
+        sys.stdout.flush()
+        os._exit(0)
 '''
 
 
 def run_hook(tmp_path: Path, *switches: str) -> tuple[Path, dict]:
-    """A hook folder with ``switches`` (hang, grandchild) on; the env entries that enable it."""
+    """A hook folder with ``switches`` (hang, grandchild, exit) on; the env entries for it."""
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(_RUN_HOOK)

@@ -23,6 +23,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import luigi
@@ -519,47 +520,65 @@ class TopStatesToDatabase(UfoTask):
         loaded = db.loaded_dates(load_settings().require_database_url(), dates)
         return [d for d in dates if d in loaded]
 
+    #: Dates loaded at once in a batch, each on its own connection and in its own transaction:
+    #: reading a date's files in Python overlaps with PostgreSQL writing another's rows.
+    load_threads = 3
+
     def run(self) -> None:
         url = self.settings.require_database_url()
         limit = self.settings.reject_row_limit
         inputs = self.input()
         started = time.monotonic()
-        with db.Loader(url) as loader:
-            for done, day in enumerate(self.dates, start=1):
-                aggregate = inputs["aggregate"][day]
-                manifest = aggregate.manifest()
-                top = topten.read_top(io.StringIO(self.lake.read_text(top_rel(day))))
-                counts = [
-                    (period, state, n)
-                    for period, by_state in topten.counts_by_period(
-                        read_aggregate(self.lake, aggregate)
-                    ).items()
-                    for state, n in sorted(by_state.items())
-                ]
-                try:
-                    rejects = reject_sample(
-                        (self.lake.read_text(rel) for rel in aggregate.files("rejects")),
-                        limit,
-                        manifest["quality"]["rejected_by_reason"],
-                    )
-                except DataError as err:
-                    raise DataError(f"run date {day}: {err}") from None
-                loader.load(
-                    db.RunResults(
-                        run_date=day,
-                        source=manifest.get("source", ""),
-                        layout=manifest.get("layout"),
-                        quality=manifest["quality"],
-                        top=top,
-                        counts=counts,
-                        rejects=rejects,
-                    )
-                )
-                self.progress(done, started, "TopStatesToDatabase loaded")
+
+        def load(day: dt.date) -> None:
+            loader.load(self.results(day, inputs["aggregate"][day], limit))
+
+        with (
+            db.Loader(url) as loader,
+            ThreadPoolExecutor(min(self.load_threads, len(self.dates))) as pool,
+        ):
+            pending = [pool.submit(load, day) for day in self.dates]
+            try:
+                for done, future in enumerate(as_completed(pending), start=1):
+                    future.result()
+                    self.progress(done, started, "TopStatesToDatabase loaded")
+            except BaseException:
+                for future in pending:
+                    future.cancel()  # dates not started stay unloaded; started ones finish
+                raise
         logger.info(
             "TopStatesToDatabase %s: %d date(s) loaded into %s in %.1f s",
             _span(self.dates), len(self.dates), db.safe_url(url), time.monotonic() - started,
         )  # fmt: skip
+
+    def results(self, day: dt.date, aggregate: ManifestTarget, limit: int) -> db.RunResults:
+        """What is loaded for ``day``: read from its published aggregate and its top ten."""
+        manifest = aggregate.manifest()
+        top = topten.read_top(io.StringIO(self.lake.read_text(top_rel(day))))
+        counts = [
+            (period, state, n)
+            for period, by_state in topten.counts_by_period(
+                read_aggregate(self.lake, aggregate)
+            ).items()
+            for state, n in sorted(by_state.items())
+        ]
+        try:
+            rejects = reject_sample(
+                (self.lake.read_text(rel) for rel in aggregate.files("rejects")),
+                limit,
+                manifest["quality"]["rejected_by_reason"],
+            )
+        except DataError as err:
+            raise DataError(f"run date {day}: {err}") from None
+        return db.RunResults(
+            run_date=day,
+            source=manifest.get("source", ""),
+            layout=manifest.get("layout"),
+            quality=manifest["quality"],
+            top=top,
+            counts=counts,
+            rejects=rejects,
+        )
 
 
 def top_rel(day: dt.date) -> str:

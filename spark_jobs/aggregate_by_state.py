@@ -34,6 +34,7 @@ import math
 import os
 import sys
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -487,9 +488,10 @@ def publishable(
         for rel in list_files(spark, f"{output}/rejects")
     ]
     dates = {}
+    writes = []
     for day, report in sorted(reports.items()):
         report_rel = f"reports/date={day}/quality.json"
-        load_json(spark, report, f"{output}/{report_rel}")
+        writes.append((report, f"{output}/{report_rel}"))
         dates[day] = {
             "quality": report,
             "layout": layout_of[day],
@@ -499,6 +501,10 @@ def publishable(
                 "report": [report_rel],
             },
         }
+    # One small file per date, each a few calls into the JVM: written side by side, a year of
+    # dates takes a second or two instead of ten.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda w: load_json(spark, *w), writes))
     return {"format": 1, "dates": dates}
 
 

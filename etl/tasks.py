@@ -22,8 +22,9 @@ import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 
 import luigi
@@ -530,8 +531,16 @@ class TopStatesToDatabase(UfoTask):
         inputs = self.input()
         started = time.monotonic()
 
+        # A batch's dates share most reject files (``rejects/since=S/``): each is parsed once.
+        parsed: dict[str, RejectFile] = {}
+
+        def rejects_of(rel: str) -> RejectFile:
+            if rel not in parsed:
+                parsed[rel] = read_rejects(self.lake.read_text(rel), rel)
+            return parsed[rel]
+
         def load(day: dt.date) -> None:
-            loader.load(self.results(day, inputs["aggregate"][day], limit))
+            loader.load(self.results(day, inputs["aggregate"][day], limit, rejects_of))
 
         with (
             db.Loader(url) as loader,
@@ -551,7 +560,13 @@ class TopStatesToDatabase(UfoTask):
             _span(self.dates), len(self.dates), db.safe_url(url), time.monotonic() - started,
         )  # fmt: skip
 
-    def results(self, day: dt.date, aggregate: ManifestTarget, limit: int) -> db.RunResults:
+    def results(
+        self,
+        day: dt.date,
+        aggregate: ManifestTarget,
+        limit: int,
+        rejects_of: Callable[[str], RejectFile],
+    ) -> db.RunResults:
         """What is loaded for ``day``: read from its published aggregate and its top ten."""
         manifest = aggregate.manifest()
         top = topten.read_top(io.StringIO(self.lake.read_text(top_rel(day))))
@@ -564,7 +579,7 @@ class TopStatesToDatabase(UfoTask):
         ]
         try:
             rejects = reject_sample(
-                (self.lake.read_text(rel) for rel in aggregate.files("rejects")),
+                (rejects_of(rel) for rel in aggregate.files("rejects")),
                 limit,
                 manifest["quality"]["rejected_by_reason"],
             )
@@ -593,11 +608,39 @@ def read_aggregate(lake: Lake, aggregate: ManifestTarget) -> list[tuple[str, str
     )
 
 
+@dataclass(frozen=True)
+class RejectFile:
+    """One reject CSV of the Spark job: the source's column names, and each row's reason and fields."""
+
+    names: tuple[str, ...]
+    rows: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def read_rejects(text: str, where: str = "a reject file") -> RejectFile:
+    """Parse one reject CSV (its header: the source's names, then ``reason``)."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if not header:
+        return RejectFile((), ())  # a file without even a header holds no rows
+    names = tuple(header[:-1])
+    rows = []
+    for number, row in enumerate(reader, start=1):
+        *values, reason = row
+        if len(values) != len(names):
+            raise DataError(
+                f"{where}: rejected row {number} has {len(values)} fields under a header of "
+                f"{len(names)}: the aggregate's reject files are damaged; run "
+                "AggregateUFOsByState again with --force."
+            )
+        rows.append((reason, tuple(values)))
+    return RejectFile(names, tuple(rows))
+
+
 def reject_sample(
-    files: Iterable[str], limit: int, rejected_by_reason: dict[str, int]
+    files: Iterable[RejectFile], limit: int, rejected_by_reason: dict[str, int]
 ) -> list[tuple[str, int, str]]:
-    """The first ``limit`` rejected rows of each reason in ``files`` (the texts of a date's
-    reject CSVs, in the manifest's order): ``(reason, row_number, fields)``.
+    """The first ``limit`` rejected rows of each reason in ``files`` (a date's reject CSVs, in
+    the manifest's order): ``(reason, row_number, fields)``.
 
     ``row_number`` is the row's 1-based position among all the date's rejects as the files list
     them; ``fields`` is a JSON object of the row under its file's header names, in their order.
@@ -608,27 +651,15 @@ def reject_sample(
     kept: list[tuple[str, int, str]] = []
     per_reason: Counter[str] = Counter()
     position = 0
-    for text in files if limit else ():
-        rows = csv.reader(io.StringIO(text, newline=""))
-        header = next(rows, None)
-        if not header:
-            continue  # a file without even a header holds no rows
-        names = header[:-1]  # the source's names, then ``reason``
-        for row in rows:
+    for file in files if limit else ():
+        for reason, values in file.rows:
             position += 1
-            *values, reason = row
-            if len(values) != len(names):
-                raise DataError(
-                    f"rejected row {position} has {len(values)} fields under a header of "
-                    f"{len(names)}: the aggregate's reject files are damaged; run "
-                    "AggregateUFOsByState again with --force."
-                )
             if per_reason[reason] < limit:
                 per_reason[reason] += 1
-                fields = json.dumps(dict(zip(names, values)), ensure_ascii=False)
+                fields = json.dumps(dict(zip(file.names, values)), ensure_ascii=False)
                 kept.append((reason, position, fields))
-            if per_reason == wanted:
-                return kept
+                if per_reason == wanted:
+                    return kept
     if limit and per_reason != wanted:
         raise DataError(
             f"the reject files hold {dict(per_reason)} rows to store per reason, the quality "

@@ -67,9 +67,8 @@ def write_rows(out: IO[str], columns: list[str], rows: Iterable[tuple]) -> None:
 
 
 def read_top(handle: IO[str]) -> list[tuple[str, int, str, int]]:
-    reader = csv.DictReader(handle)
-    if reader.fieldnames != TOP_COLUMNS:
-        raise DataError(
-            f"The top-ten file has columns {reader.fieldnames}, expected {TOP_COLUMNS}."
-        )
-    return [(r["period"], int(r["rank"]), r["state"], int(r["sightings"])) for r in reader]
+    reader = csv.reader(handle)
+    header = next(reader, None)
+    if header != TOP_COLUMNS:
+        raise DataError(f"The top-ten file has columns {header}, expected {TOP_COLUMNS}.")
+    return [(period, int(rank), state, int(n)) for period, rank, state, n in reader]

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from etl.errors import ConfigError, DataError
-from etl.tasks import reject_sample
+from etl.tasks import read_rejects, reject_sample
 
 HEADER = "Date / Time,City,State,Shape,Duration,Summary,Posted,reason\n"
 # Two files as the Spark job writes them (sorted by reason within a file), one quoted newline.
@@ -22,10 +22,12 @@ SECOND = HEADER + (
 COUNTS = {"posted": 0, "sighting_date": 1, "state": 4}
 
 
-def stored(files, limit, counts=COUNTS):
-    return [
-        (reason, n, json.loads(fields)) for reason, n, fields in reject_sample(files, limit, counts)
-    ]
+def sample(texts, limit, counts=COUNTS):
+    return reject_sample((read_rejects(t) for t in texts), limit, counts)
+
+
+def stored(texts, limit, counts=COUNTS):
+    return [(reason, n, json.loads(fields)) for reason, n, fields in sample(texts, limit, counts)]
 
 
 def test_every_row_with_its_position_and_fields_in_the_header_order():
@@ -63,9 +65,9 @@ def test_limit_zero_stores_none_and_reads_nothing():
 
 def test_files_that_disagree_with_the_quality_report_fail():
     with pytest.raises(DataError, match="quality report"):
-        reject_sample([FIRST], 1000, COUNTS)
+        sample([FIRST], 1000, COUNTS)
     with pytest.raises(DataError, match="fields under a header"):
-        reject_sample([HEADER + "a,b,state\n"], 1000, {"state": 1})
+        sample([HEADER + "a,b,state\n"], 1000, {"state": 1})
 
 
 @pytest.mark.parametrize("value", ["-1", "many", "1.5"])

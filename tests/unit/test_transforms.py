@@ -351,13 +351,31 @@ def test_distinct_rows_are_exact_and_counted(spark):
     # Rows differing in one field only, or in spacing, stay apart; copies fold into one with n.
     a, b = row(), row(summary="a bright white light ")
     rows = [a, a, a, b, row(city="ardenvoir"), b, row(when="1/1/19 1:00")]
-    got = {
-        tuple(r[job.field(i)] for i in range(len(HEADER))): r["n"]
-        for r in job.transform_distinct(
-            job.transform_select_columns(spark.createDataFrame(rows, schema=HEADER))[2]
-        ).collect()
-    }
+    selected = job.transform_select_columns(spark.createDataFrame(rows, schema=HEADER))[2]
     expected: dict[tuple, int] = {}
     for r in rows:  # counted here in plain Python
         expected[tuple(r)] = expected.get(tuple(r), 0) + 1
-    assert got == expected
+    shared = job.transform_shared_hashes(selected)
+    for distinct in (
+        job.transform_distinct(selected),
+        job.transform_distinct(selected, shared),
+        job.transform_distinct_by_text(selected),
+    ):
+        got = {
+            tuple(r[job.field(i)] for i in range(len(HEADER))): r["n"] for r in distinct.collect()
+        }
+        assert got == expected
+
+
+def test_an_input_of_many_duplicates_is_grouped_by_its_text(spark, tmp_path, monkeypatch):
+    # Past MAX_SHARED_HASHES the hashes are not broadcast; the figures must not change.
+    rows = [row(), row(), row(state="ON"), HEADER, row(when="x"), row(when="x")]
+    source = str(tmp_path / "raw")
+    spark.createDataFrame(rows, schema=HEADER).write.parquet(source)
+    reports = []
+    for limit in (job.MAX_SHARED_HASHES, 0):
+        monkeypatch.setattr(job, "MAX_SHARED_HASHES", limit)
+        reports.append(job.run_group(spark, source, [RUN], str(tmp_path / f"out{limit}"))[1])
+    assert reports[0] == reports[1]
+    assert reports[1]["2019-03-29"]["duplicate"] == 2
+    assert reports[1]["2019-03-29"]["header_repeat"] == 1

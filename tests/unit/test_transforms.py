@@ -23,7 +23,7 @@ def row(when="6/13/11 22:18", city="Ardenvoir", state="WA", posted="6/20/11", sh
 def classify(spark, rows, header=HEADER):
     raw = spark.createDataFrame(rows, schema=header)
     layout, _names, selected = job.transform_select_columns(raw)
-    return job.transform_classify(selected, layout)
+    return job.transform_classify(job.transform_distinct(selected), layout)
 
 
 def grouped(spark, rows, run_dates=(RUN,), header=HEADER):
@@ -332,14 +332,16 @@ def test_export_layout_sighting_month_and_state(spark):
     )
     layout, _names, selected = job.transform_select_columns(raw)
     assert layout.name == "export"
-    [got] = job.transform_classify(selected, layout).collect()
+    [got] = job.transform_classify(job.transform_distinct(selected), layout).collect()
     assert (got["outcome"], got["month"], got["state_code"]) == ("valid", "2018-12", "TX")
 
 
 def test_rejects_of_the_export_layout_keep_its_own_posted_date_column(spark):
     raw = spark.createDataFrame([export_row(state="ON", country="Canada")], schema=EXPORT)
     layout, names, selected = job.transform_select_columns(raw)
-    classified = job.transform_keep_reject_text(job.transform_classify(selected, layout))
+    classified = job.transform_keep_reject_text(
+        job.transform_classify(job.transform_distinct(selected), layout)
+    )
     [got] = job.transform_rejects(
         job.transform_group_outcomes(classified, [RUN]), names, [RUN]
     ).collect()

@@ -21,9 +21,7 @@ Prints a table and writes every timing and ratio as JSON.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
-import io
 import json
 import os
 import statistics
@@ -32,6 +30,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -153,8 +153,13 @@ def published_aggregate(lake: Path, day: dt.date) -> tuple[dict, dict]:
     manifest = json.loads((lake / f"aggregated/date={day}/_MANIFEST.json").read_text())
     counts = {}
     for rel in manifest["files"]["aggregated"]:
-        for r in csv.DictReader(io.StringIO((lake / rel).read_text())):
-            counts[(r["month"], r["state"])] = int(r["sightings"])
+        table = pq.read_table(lake / rel)
+        counts.update(
+            ((month, state), n)
+            for month, state, n in zip(
+                *(table[c].to_pylist() for c in ("month", "state", "sightings"))
+            )
+        )
     quality = {k: v for k, v in manifest["quality"].items() if k != "run_date"}
     return quality, counts
 

@@ -25,10 +25,13 @@ import csv
 import datetime as dt
 import io
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import luigi
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -176,8 +179,8 @@ class RunResults:
     source: str
     layout: str | None
     quality: dict
-    top: list[tuple[str, int, str, int]]  # (period, rank, state, sightings)
-    counts: list[tuple[str, str, int]]  # (period, state, sightings), every state
+    top: pa.Table  # period, rank, state, sightings (topten.TOP_SCHEMA)
+    counts: pa.Table  # period, state, sightings: every state (topten.COUNT_SCHEMA)
     rejects: Sequence[tuple[str, int, str]] = ()  # (reason, row_number, fields: a JSON object)
 
 
@@ -283,13 +286,25 @@ def _replace(conn, results: RunResults) -> None:
 
 
 def _copy(
-    conn, table: sa.Table, names: tuple[str, ...], run_date: dt.date, rows: Iterable[tuple]
+    conn,
+    table: sa.Table,
+    names: tuple[str, ...],
+    run_date: dt.date,
+    rows: Iterable[tuple] | pa.Table,
 ) -> None:
-    """Insert ``rows`` (with ``run_date``) into ``table`` with COPY, inside the open transaction."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    """Insert ``rows`` (with ``run_date``) into ``table`` with COPY, inside the open transaction.
+
+    An Arrow table's columns ``names`` are written as CSV by Arrow, without a Python object per
+    value: a year of backfill is millions of state counts.
+    """
     day = run_date.isoformat()
-    writer.writerows((day, *row) for row in rows)
+    if isinstance(rows, pa.Table):
+        dated = rows.select(list(names)).add_column(0, "run_date", pa.repeat(day, rows.num_rows))
+        buffer = io.BytesIO()
+        pa_csv.write_csv(dated, buffer, pa_csv.WriteOptions(include_header=False))
+    else:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows((day, *row) for row in rows)
     buffer.seek(0)
     columns = ", ".join(("run_date", *names))
     cursor = conn.connection.driver_connection.cursor()
@@ -311,9 +326,8 @@ def run_loaded(url: str, run_date: dt.date) -> bool:
 def loaded_dates(url: str, dates: Iterable[dt.date]) -> set[dt.date]:
     """Which of ``dates`` have been loaded completely: one query for them all."""
     wanted = list(dates)
-    eng = engine(url)
     try:
-        with eng.connect() as conn:
+        with _reader(url).connect() as conn:
             if not sa.inspect(conn).has_table(ufo_runs.name):
                 return set()
             found = conn.execute(
@@ -321,9 +335,36 @@ def loaded_dates(url: str, dates: Iterable[dt.date]) -> set[dt.date]:
             )
             return set(found.scalars())
     except sa.exc.OperationalError as err:
+        _drop_reader(url)
         raise _connect_error(url, err) from err
-    finally:
-        eng.dispose()
+
+
+#: Engines kept for the quick reads of one process, by (process, URL, timeouts).
+_READERS: dict[tuple, sa.Engine] = {}
+_READERS_LOCK = threading.Lock()
+
+
+def _reader_key(url: str) -> tuple:
+    return (os.getpid(), url, tuple(sorted(_timeouts().items())))
+
+
+def _reader(url: str) -> sa.Engine:
+    """An engine kept for quick reads (is a date loaded, and when): Luigi asks about every date
+    of a backfill several times, and a new connection for each took longer than the query.
+    Keyed by process too: a pooled connection must not cross a fork."""
+    key = _reader_key(url)
+    with _READERS_LOCK:
+        if key not in _READERS:
+            _READERS[key] = engine(url)
+        return _READERS[key]
+
+
+def _drop_reader(url: str) -> None:
+    """Forget the kept engine of ``url`` after a connection error: the next read connects anew."""
+    with _READERS_LOCK:
+        found = _READERS.pop(_reader_key(url), None)
+    if found is not None:
+        found.dispose()
 
 
 class RunLoadedTarget(luigi.Target):
@@ -338,16 +379,14 @@ class RunLoadedTarget(luigi.Target):
 
     def modified_at(self) -> float:
         """When the run date was last loaded (the database's clock)."""
-        eng = engine(self.url)
         try:
-            with eng.connect() as conn:
+            with _reader(self.url).connect() as conn:
                 found = conn.execute(
                     sa.select(ufo_runs.c.finished_at).where(ufo_runs.c.run_date == self.run_date)
                 ).scalar_one()
         except sa.exc.OperationalError as err:
+            _drop_reader(self.url)
             raise _connect_error(self.url, err) from err
-        finally:
-            eng.dispose()
         return found.timestamp()
 
     def __repr__(self) -> str:

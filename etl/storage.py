@@ -21,7 +21,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -97,15 +97,24 @@ class Lake:
         """Relative paths of the files under ``rel_dir`` ending in ``suffix``, sorted."""
         raise NotImplementedError
 
-    def read_text(self, rel: str) -> str:
-        """The whole UTF-8 text of a (small) file."""
+    def read_bytes(self, rel: str) -> bytes:
+        """The whole content of a (small) file."""
         raise NotImplementedError
+
+    def read_text(self, rel: str) -> str:
+        """The whole UTF-8 text of a (small) file, its bytes decoded as they are (a quoted
+        field's \\r\\n stays \\r\\n)."""
+        return self.read_bytes(rel).decode("utf-8")
 
     def write_text(self, rel: str, text: str) -> None:
         """Write a small UTF-8 file in one step."""
+        self.write_bytes(rel, text.encode("utf-8"))
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        """Write a small file in one step."""
         with tempfile.TemporaryDirectory() as tmp:
             local = os.path.join(tmp, "file")
-            Path(local).write_text(text, encoding="utf-8")
+            Path(local).write_bytes(data)
             self.put_file(local, rel)
 
     def create_exclusive(self, rel: str, text: str) -> bool:
@@ -273,9 +282,8 @@ class LocalLake(Lake):
             f"{rel_dir}/{p.name}" for p in base.iterdir() if p.is_file() and p.name.endswith(suffix)
         )
 
-    def read_text(self, rel: str) -> str:
-        # Bytes decoded as they are: a quoted field's \r\n stays \r\n, as it does on S3.
-        return Path(self._path(rel)).read_bytes().decode("utf-8")
+    def read_bytes(self, rel: str) -> bytes:
+        return Path(self._path(rel)).read_bytes()
 
     def create_exclusive(self, rel: str, text: str) -> bool:
         path = self._path(rel)
@@ -289,12 +297,19 @@ class LocalLake(Lake):
         return True
 
     def put_file(self, local_path: str, rel: str) -> None:
+        self._replace(rel, lambda tmp: shutil.copyfile(local_path, tmp))
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        self._replace(rel, lambda tmp: Path(tmp).write_bytes(data))
+
+    def _replace(self, rel: str, fill: Callable[[str], object]) -> None:
+        """Fill a temporary file beside ``rel``, then rename it over ``rel`` in one step."""
         dest = self._path(rel)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(dest))
         os.close(fd)
         try:
-            shutil.copyfile(local_path, tmp)
+            fill(tmp)
             os.replace(tmp, dest)
         except BaseException:
             os.unlink(tmp)
@@ -362,9 +377,9 @@ class S3Lake(Lake):
         )
         return sorted(f"{rel_dir}/{k}" for k in keys if k.endswith(suffix) and "/" not in k)
 
-    def read_text(self, rel: str) -> str:
+    def read_bytes(self, rel: str) -> bytes:
         uri = self.uri(rel)
-        return self._guard(lambda: self.client.get_as_string(uri), rel)
+        return self._guard(lambda: self.client.get_as_bytes(uri), rel)
 
     def create_exclusive(self, rel: str, text: str) -> bool:
         import botocore.exceptions as bex

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import luigi
+import pyarrow as pa
 from luigi.contrib.external_program import ExternalProgramRunError
 from luigi.contrib.spark import SparkSubmitTask
 
@@ -486,14 +487,12 @@ class TopTenStates(UfoTask):
         started = time.monotonic()
         for done, (day, aggregate) in enumerate(self.input().items(), start=1):
             try:
-                rows = topten.top_states(
+                top = topten.top_states(
                     topten.counts_by_period(read_aggregate(self.lake, aggregate))
                 )
             except DataError as err:
                 raise DataError(f"run date {day}: {err}") from None
-            text = io.StringIO()
-            topten.write_rows(text, topten.TOP_COLUMNS, rows)
-            self.lake.write_text(top_rel(day), text.getvalue())
+            self.lake.write_bytes(top_rel(day), topten.write_csv(top))
             self.progress(done, started, "TopTenStates")
 
 
@@ -513,6 +512,13 @@ class TopStatesToDatabase(UfoTask):
     def output(self) -> dict[dt.date, db.RunLoadedTarget]:
         url = self.settings.require_database_url()
         return {day: db.RunLoadedTarget(url, day) for day in self.dates}
+
+    def _complete(self) -> bool:
+        if self.force or self.force_upstream:
+            return super()._complete()
+        # One query for a batch's dates, not one per date.
+        url = self.settings.require_database_url()
+        return set(self.dates) <= db.loaded_dates(url, self.dates)
 
     @classmethod
     def bulk_complete(cls, parameter_tuples):
@@ -569,14 +575,8 @@ class TopStatesToDatabase(UfoTask):
     ) -> db.RunResults:
         """What is loaded for ``day``: read from its published aggregate and its top ten."""
         manifest = aggregate.manifest()
-        top = topten.read_top(io.StringIO(self.lake.read_text(top_rel(day))))
-        counts = [
-            (period, state, n)
-            for period, by_state in topten.counts_by_period(
-                read_aggregate(self.lake, aggregate)
-            ).items()
-            for state, n in sorted(by_state.items())
-        ]
+        top = topten.read_top(self.lake.read_bytes(top_rel(day)))
+        counts = topten.counts_by_period(read_aggregate(self.lake, aggregate))
         try:
             rejects = reject_sample(
                 (rejects_of(rel) for rel in aggregate.files("rejects")),
@@ -601,11 +601,9 @@ def top_rel(day: dt.date) -> str:
     return f"top10/date={day.isoformat()}/top_states.csv"
 
 
-def read_aggregate(lake: Lake, aggregate: ManifestTarget) -> list[tuple[str, str, int]]:
-    """The (month, state, sightings) rows of a published aggregate."""
-    return topten.read_aggregate(
-        io.StringIO(lake.read_text(rel)) for rel in aggregate.files("aggregated")
-    )
+def read_aggregate(lake: Lake, aggregate: ManifestTarget) -> pa.Table:
+    """The ``month, state, sightings`` rows of a published aggregate."""
+    return topten.read_aggregate(lake.read_bytes(rel) for rel in aggregate.files("aggregated"))
 
 
 @dataclass(frozen=True)

@@ -1,74 +1,150 @@
-"""Top ten states from the (month, state) aggregate: small data, plain Python, no Spark."""
+"""Top ten states from the (month, state) aggregate: Arrow tables, no Spark.
+
+The aggregate of a run date is Parquet (``month, state, sightings``, one row per month and
+state). A year of backfill is millions of such rows, so they are read and ranked as Arrow
+columns, never as Python objects one row at a time.
+"""
 
 from __future__ import annotations
 
-import csv
-from collections import Counter
+import io
 from collections.abc import Iterable
-from typing import IO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 
 from etl.errors import DataError
 
 ALL_TIME = "all"
 TOP_N = 10
-AGGREGATE_COLUMNS = ["month", "state", "sightings"]
-TOP_COLUMNS = ["period", "rank", "state", "sightings"]
+AGGREGATE_SCHEMA = pa.schema(
+    [("month", pa.string()), ("state", pa.string()), ("sightings", pa.int64())]
+)
+COUNT_SCHEMA = pa.schema(
+    [("period", pa.string()), ("state", pa.string()), ("sightings", pa.int64())]
+)
+TOP_SCHEMA = pa.schema(
+    [
+        ("period", pa.string()),
+        ("rank", pa.int64()),
+        ("state", pa.string()),
+        ("sightings", pa.int64()),
+    ]
+)
+AGGREGATE_COLUMNS = AGGREGATE_SCHEMA.names
+TOP_COLUMNS = TOP_SCHEMA.names
 
 
-def read_aggregate(handles: Iterable[IO[str]]) -> list[tuple[str, str, int]]:
-    """(month, state, sightings) rows of the aggregate's CSV part files."""
-    rows: list[tuple[str, str, int]] = []
-    for handle in handles:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header != AGGREGATE_COLUMNS:
+def read_aggregate(parts: Iterable[bytes]) -> pa.Table:
+    """The ``month, state, sightings`` rows of an aggregate's Parquet part files."""
+    tables = []
+    for data in parts:
+        try:
+            table = pq.read_table(pa.BufferReader(data))
+        except pa.ArrowInvalid as err:
             raise DataError(
-                f"The aggregate has columns {header}, expected {AGGREGATE_COLUMNS}: "
+                f"An aggregate part is not Parquet ({err}): re-run AggregateUFOsByState for "
+                "this date with --force."
+            ) from None
+        if table.column_names != AGGREGATE_COLUMNS:
+            raise DataError(
+                f"The aggregate has columns {table.column_names}, expected {AGGREGATE_COLUMNS}: "
                 "re-run AggregateUFOsByState for this date with --force."
             )
-        rows.extend((month, state, int(sightings)) for month, state, sightings in reader)
-    return rows
+        tables.append(table.cast(AGGREGATE_SCHEMA))
+    return pa.concat_tables(tables) if tables else AGGREGATE_SCHEMA.empty_table()
 
 
-def counts_by_period(aggregate: Iterable[tuple[str, str, int]]) -> dict[str, Counter]:
-    """Sightings per state for all time and for each month."""
-    all_time = Counter()
-    periods: dict[str, Counter] = {ALL_TIME: all_time}
-    for month, state, sightings in aggregate:
-        all_time[state] += sightings
-        by_state = periods.get(month)
-        if by_state is None:
-            by_state = periods[month] = Counter()
-        by_state[state] += sightings
-    return periods
+def aggregate_table(rows: Iterable[tuple[str, str, int]]) -> pa.Table:
+    """An aggregate from ``(month, state, sightings)`` tuples."""
+    return pa.Table.from_pylist(
+        [dict(zip(AGGREGATE_COLUMNS, row)) for row in rows], schema=AGGREGATE_SCHEMA
+    )
 
 
-def rank(counts: Counter, n: int = TOP_N) -> list[tuple[int, str, int]]:
-    """(rank, state, sightings): by sightings descending, ties by state code ascending."""
-    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return [(i, state, sightings) for i, (state, sightings) in enumerate(ordered[:n], start=1)]
+def counts_by_period(aggregate: pa.Table) -> pa.Table:
+    """Sightings per state for each month and for all time: ``period, state, sightings``,
+    sorted by period (``all`` last, as it sorts after the digits) and state."""
+    months = aggregate.group_by(["month", "state"], use_threads=False).aggregate(
+        [("sightings", "sum")]
+    )
+    months = pa.table(
+        [months["month"], months["state"], months["sightings_sum"]], schema=COUNT_SCHEMA
+    )
+    totals = aggregate.group_by("state", use_threads=False).aggregate([("sightings", "sum")])
+    all_time = pa.table(
+        [
+            pa.array([ALL_TIME] * totals.num_rows, pa.string()),
+            totals["state"],
+            totals["sightings_sum"],
+        ],
+        schema=COUNT_SCHEMA,
+    )
+    counts = pa.concat_tables([months, all_time])
+    return counts.sort_by([("period", "ascending"), ("state", "ascending")])
 
 
-def top_states(periods: dict[str, Counter]) -> list[tuple[str, int, str, int]]:
-    """(period, rank, state, sightings) for every period, ``all`` first, then months in order."""
-    if not periods.get(ALL_TIME):
+def top_states(counts: pa.Table, n: int = TOP_N) -> pa.Table:
+    """The ``n`` states with the most sightings in each period: ``period, rank, state,
+    sightings``, ``all`` first, then the months in order; ties go to the lower state code."""
+    if not pc.any(pc.equal(counts["period"], ALL_TIME)).as_py():
         raise DataError(
             "The aggregate holds no valid sightings: see the quality report and the rejects "
             "for why every row was left out."
         )
-    order = [ALL_TIME] + sorted(p for p in periods if p != ALL_TIME)
-    return [(period, *row) for period in order for row in rank(periods[period])]
+    ordered = counts.append_column("_month", pc.not_equal(counts["period"], ALL_TIME)).sort_by(
+        [
+            ("_month", "ascending"),
+            ("period", "ascending"),
+            ("sightings", "descending"),
+            ("state", "ascending"),
+        ]
+    )
+    # Each period is one run of rows in sorted order: keep the first n of every run.
+    runs = pc.run_end_encode(ordered["period"].combine_chunks())
+    keep, ranks, start = [], [], 0
+    for end in runs.run_ends.to_pylist():
+        size = min(end - start, n)
+        keep.extend(range(start, start + size))
+        ranks.extend(range(1, size + 1))
+        start = end
+    top = ordered.take(pa.array(keep, pa.int64()))
+    return pa.table(
+        [top["period"], pa.array(ranks, pa.int64()), top["state"], top["sightings"]],
+        schema=TOP_SCHEMA,
+    )
 
 
-def write_rows(out: IO[str], columns: list[str], rows: Iterable[tuple]) -> None:
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows(rows)
+def write_csv(table: pa.Table) -> bytes:
+    """``table`` as CSV. Periods and state codes never need quotes, and none are written."""
+    out = io.BytesIO()
+    pa_csv.write_csv(
+        table,
+        out,
+        pa_csv.WriteOptions(quoting_style="none", quoting_header="none"),
+    )
+    return out.getvalue()
 
 
-def read_top(handle: IO[str]) -> list[tuple[str, int, str, int]]:
-    reader = csv.reader(handle)
-    header = next(reader, None)
-    if header != TOP_COLUMNS:
-        raise DataError(f"The top-ten file has columns {header}, expected {TOP_COLUMNS}.")
-    return [(period, int(rank), state, int(n)) for period, rank, state, n in reader]
+def read_top(data: bytes) -> pa.Table:
+    """A top-ten file written by ``write_csv``, its columns checked."""
+    try:
+        table = pa_csv.read_csv(
+            pa.BufferReader(data),
+            convert_options=pa_csv.ConvertOptions(column_types=TOP_SCHEMA),
+        )
+    except pa.ArrowInvalid as err:
+        raise DataError(f"The top-ten file cannot be read as {TOP_COLUMNS}: {err}") from None
+    if table.column_names != TOP_COLUMNS:
+        raise DataError(
+            f"The top-ten file has columns {table.column_names}, expected {TOP_COLUMNS}."
+        )
+    return table
+
+
+def rows(table: pa.Table) -> list[tuple]:
+    """A table's rows as tuples, in its column order."""
+    columns = [table[name].to_pylist() for name in table.column_names]
+    return list(zip(*columns))

@@ -45,6 +45,7 @@ import pytest
 
 from tests.compose.test_static import compose_binary
 from tests.conftest import REAL_2019, REAL_RUN_DATE, shared_file
+from tests.lakefiles import aggregate_counts
 
 pytestmark = [pytest.mark.compose, pytest.mark.shared_data, pytest.mark.timeout(2700)]
 
@@ -342,13 +343,11 @@ def test_the_lake_is_on_the_s3_service_and_agrees_with_the_reference(stack, expe
             assert not missing, f"{document['dataset']} manifest lists missing files {missing}"
     quality = aggregated["quality"]
     assert {k: quality.get(k) for k in expected.quality()} == expected.quality()
-    counts: dict[tuple[str, str], int] = {}
-    for rel in aggregated["files"]["aggregated"]:
-        text = client.get_object(Bucket=BUCKET, Key=f"lake/{rel}")["Body"].read().decode()
-        for row in csv.DictReader(io.StringIO(text)):
-            key = (row["month"], row["state"])
-            counts[key] = counts.get(key, 0) + int(row["sightings"])
-    assert counts == dict(+expected.by_month_state)
+    counts = aggregate_counts(
+        client.get_object(Bucket=BUCKET, Key=f"lake/{rel}")["Body"].read()
+        for rel in aggregated["files"]["aggregated"]
+    )
+    assert dict(counts) == dict(+expected.by_month_state)
     top = client.get_object(Bucket=BUCKET, Key=f"lake/top10/date={day}/top_states.csv")
     rows = list(csv.DictReader(io.StringIO(top["Body"].read().decode())))
     assert [(r["state"], int(r["sightings"])) for r in rows if r["period"] == "all"] == (
@@ -362,7 +361,7 @@ PYSPARK_SESSION = """
 import boto3, json
 key = "lake/aggregated/date={date}/_MANIFEST.json"
 m = json.load(boto3.client("s3").get_object(Bucket="{bucket}", Key=key)["Body"])
-df = spark.read.csv([f"s3a://{bucket}/lake/{{p}}" for p in m["files"]["aggregated"]], header=True, inferSchema=True)
+df = spark.read.parquet(*[f"s3a://{bucket}/lake/{{p}}" for p in m["files"]["aggregated"]])
 total = df.groupBy("state").sum("sightings").agg({{"sum(sightings)": "sum"}}).first()[0]
 print("SHELL-MASTER", spark.sparkContext.master)
 print("SHELL-TOTAL", total)
@@ -455,7 +454,7 @@ from pyspark.sql import SparkSession
 spark = SparkSession.builder.remote(sys.argv[1]).getOrCreate()
 lake, date, files = "s3a://" + sys.argv[2] + "/lake", sys.argv[3], json.loads(sys.argv[4])
 top = spark.read.csv(f"{lake}/top10/date={date}/top_states.csv", header=True, inferSchema=True)
-df = spark.read.csv([f"{lake}/{p}" for p in files], header=True, inferSchema=True)
+df = spark.read.parquet(*[f"{lake}/{p}" for p in files])
 totals = df.groupBy("state").sum("sightings").orderBy("sum(sightings)", ascending=False).collect()
 print("CONNECT-RESULT " + json.dumps({
     "version": spark.version,

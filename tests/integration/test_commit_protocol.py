@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from etl import sample
 from tests import reference
 from tests.conftest import REPO, pipeline_env, run_luigi
+from tests.lakefiles import aggregate_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
@@ -53,9 +54,7 @@ def published(lake: Path) -> dict:
     for rel in raw["files"]["records"] + [r for files in agg["files"].values() for r in files]:
         assert (lake / rel).is_file(), f"{rel} named by a manifest is missing"
     total = sum(
-        int(r["sightings"])
-        for rel in agg["files"]["aggregated"]
-        for r in csv.DictReader(io.StringIO((lake / rel).read_text()))
+        aggregate_counts((lake / rel).read_bytes() for rel in agg["files"]["aggregated"]).values()
     )
     rejects = sum(
         1

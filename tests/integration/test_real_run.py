@@ -9,6 +9,8 @@ from collections import Counter
 import pytest
 import sqlalchemy as sa
 
+from tests.lakefiles import aggregate_counts
+
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.shared_data]
 
 
@@ -98,9 +100,9 @@ def test_rejects_hold_every_rejected_row_with_its_reason(real_run, real_expected
 
 def test_the_aggregate_counts_every_valid_report(real_run, real_expected):
     [aggregate_file] = _files(real_run, "aggregated")
-    with open(aggregate_file, encoding="utf-8") as handle:
-        got = {(r["month"], r["state"]): int(r["sightings"]) for r in csv.DictReader(handle)}
-    assert got == dict(real_expected.by_month_state)
+    assert aggregate_file.suffix == ".parquet"
+    got = aggregate_counts([aggregate_file.read_bytes()])
+    assert dict(got) == dict(real_expected.by_month_state)
 
 
 def test_the_run_is_recorded(real_run, real_expected):

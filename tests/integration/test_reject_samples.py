@@ -105,7 +105,9 @@ def test_a_small_limit_replaces_and_zero_stores_none(real_run, real_expected, po
     }
     assert body["all_stored"] is False
     assert body["complete_rejects"] == f"aggregated/date={day}/_MANIFEST.json"
-    csv_rows = list(csv.reader(io.StringIO(client.get(f"/api/v1/runs/{day}/rejects.csv").text, newline="")))
+    csv_rows = list(
+        csv.reader(io.StringIO(client.get(f"/api/v1/runs/{day}/rejects.csv").text, newline=""))
+    )
     assert csv_rows[0] == [*INDEX_COLUMNS, "reason", "row_number"]
     assert Counter((tuple(r[:7]), r[7]) for r in csv_rows[1:]) <= Counter(real_expected.rejects)
     assert len(csv_rows) - 1 == len(stored)

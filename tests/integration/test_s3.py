@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import boto3
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
@@ -95,19 +98,21 @@ def test_a_source_on_s3(s3, s3_endpoint):
 def test_top_ten_and_load_from_an_s3_lake(s3, s3_endpoint, database_url):
     """TopTenStates and TopStatesToDatabase over S3, from an aggregate placed as Spark writes it."""
     day = "date=2019-03-29"
-    aggregate = "month,state,sightings\n2019-01,CA,5\n2019-01,NY,7\n2019-02,CA,4\n2019-02,TX,1\n"
+    aggregate = io.BytesIO()
+    pq.write_table(pa.table({"month": ["2019-01", "2019-01", "2019-02", "2019-02"],
+                             "state": ["CA", "NY", "CA", "TX"], "sightings": [5, 7, 4, 1]}), aggregate)  # fmt: skip
     quality = {"input": 17, "header_repeat": 0, "duplicate": 0, "after_run_date": 0, "valid": 17,
                "rejected": 0, "rejected_by_reason": {"posted": 0, "sighting_date": 0, "state": 0}}  # fmt: skip
     manifest = {"format": 1, "dataset": "aggregated", "run_date": "2019-03-29", "attempt": "a1",
-                "files": {"aggregated": ["_attempts/a1/aggregated/part-00000-x.csv"], "rejects": [],
+                "files": {"aggregated": ["_attempts/a1/aggregated/part-00000-x.parquet"], "rejects": [],
                           "report": []},
                 "quality": quality, "layout": "index", "source": "s3://incoming/index.csv"}  # fmt: skip
     for key, body in {
-        f"lake/raw/{day}/_MANIFEST.json": json.dumps({"files": {}, "attempt": "a0"}),
-        "lake/_attempts/a1/aggregated/part-00000-x.csv": aggregate,
-        f"lake/aggregated/{day}/_MANIFEST.json": json.dumps(manifest),
+        f"lake/raw/{day}/_MANIFEST.json": json.dumps({"files": {}, "attempt": "a0"}).encode(),
+        "lake/_attempts/a1/aggregated/part-00000-x.parquet": aggregate.getvalue(),
+        f"lake/aggregated/{day}/_MANIFEST.json": json.dumps(manifest).encode(),
     }.items():
-        s3.put_object(Bucket=BUCKET, Key=key, Body=body.encode())
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
     result = run_luigi("TopStatesToDatabase", "--date", "2019-03-29", "--local-scheduler",
                        env=s3_env(s3_endpoint, database_url, "unused"))  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]

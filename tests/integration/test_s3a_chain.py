@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from etl import sample
 from tests import reference
 from tests.conftest import REAL_2019, REAL_RUN_DATE, REPO, pipeline_env, run_luigi, shared_file
+from tests.lakefiles import aggregate_counts
 from tests.s3a import MotoS3, require_stand_in_jars, write_spark_conf_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
@@ -156,14 +157,10 @@ def manifests(client, day: str) -> dict[str, bytes | None]:
 
 
 def read_aggregate(client, document: dict) -> Counter:
-    """(month, state) -> sightings from the CSV parts an aggregated manifest lists."""
-    counts: Counter = Counter()
-    for rel in document["files"]["aggregated"]:
-        reader = csv.DictReader(io.StringIO(body(client, f"{PREFIX}/{rel}").decode("utf-8")))
-        assert reader.fieldnames == ["month", "state", "sightings"], (rel, reader.fieldnames)
-        for row in reader:
-            counts[(row["month"], row["state"])] += int(row["sightings"])
-    return counts
+    """(month, state) -> sightings from the Parquet parts an aggregated manifest lists."""
+    return aggregate_counts(
+        body(client, f"{PREFIX}/{rel}") for rel in document["files"]["aggregated"]
+    )
 
 
 def check_published(client, day: str, expected: reference.Expected) -> dict:

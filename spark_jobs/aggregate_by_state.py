@@ -14,7 +14,7 @@ the reports posted on or before D. Every distinct row is classified once, and ev
 figures are derived from that. Under ``--output``:
 
 * ``aggregated/date=D/part-*.parquet``: ``month, state, sightings`` of snapshot D (strings
-  and a long), sorted by month and state;
+  and a long);
 * ``rejects/since=S/part-*.csv``: rejected rows, their fields under the source's header names
   and ``reason``. Snapshot D's rejects are the files with ``S <= D`` (a row rejected on D stays
   rejected later, so each row is written once however many dates a run covers);
@@ -37,7 +37,8 @@ import sys
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
-from pyspark.sql import Column, DataFrame, DataFrameWriter, SparkSession
+from pyspark import SparkConf
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 from pyspark.sql.window import Window
@@ -325,8 +326,20 @@ def quality_report(outcome_counts: dict[str, int], run_date: dt.date) -> dict:
     return report
 
 
-def _dates(spark: SparkSession, run_dates: list[dt.date]) -> DataFrame:
-    return spark.createDataFrame([(d,) for d in run_dates], "date date")
+#: Run dates per task at most when their counts are written: each date is about 20,000 rows
+#: (months × states), and a task sorts its dates' rows by date before writing them.
+DATES_PER_TASK = 32
+
+
+def dates_frame(spark: SparkSession, run_dates: list[dt.date]) -> DataFrame:
+    """The run dates, ascending, in contiguous slices (at least one per core): ``date``."""
+    ordered = sorted(set(run_dates))
+    cores = spark.sparkContext.defaultParallelism
+    slices = min(len(ordered), max(cores, math.ceil(len(ordered) / DATES_PER_TASK)))
+    lookup = F.array(*(F.lit(d) for d in ordered))
+    return spark.range(0, len(ordered), 1, slices).select(
+        F.element_at(lookup, (F.col("id") + 1).cast("int")).alias("date")
+    )
 
 
 def transform_count_by_month_state(grouped: DataFrame, run_dates: DataFrame) -> DataFrame:
@@ -335,6 +348,10 @@ def transform_count_by_month_state(grouped: DataFrame, run_dates: DataFrame) -> 
     Valid rows are counted per (posted date, month, state) once; each count holds from its
     posted date until the next one of the same (month, state), so every run date picks exactly
     one cumulative count per (month, state) with a range join against the (small) run dates.
+
+    The counts (tens of thousands of rows at most) are broadcast and the run dates streamed past
+    them, so each date's rows come out together in the task that holds the date: writing them a
+    file per date needs no shuffle, only a sort by date (a year of dates is millions of rows).
     """
     per_day = (
         grouped.where(F.col("outcome") == VALID)
@@ -349,15 +366,13 @@ def transform_count_by_month_state(grouped: DataFrame, run_dates: DataFrame) -> 
         F.lead("posted_date").over(series).alias("until"),
         F.sum("added").over(series.rowsBetween(Window.unboundedPreceding, 0)).alias("sightings"),
     )
-    dates = F.broadcast(run_dates)
-    joined = steps.join(
-        dates,
-        (dates["date"] >= steps["since"])
-        & (steps["until"].isNull() | (dates["date"] < steps["until"])),
+    counts = F.broadcast(steps)
+    joined = run_dates.join(
+        counts,
+        (run_dates["date"] >= counts["since"])
+        & (counts["until"].isNull() | (run_dates["date"] < counts["until"])),
     )
-    return joined.select(
-        F.date_format("date", "yyyy-MM-dd").alias("date"), "month", "state", "sightings"
-    )
+    return joined.select("date", "month", "state", "sightings")
 
 
 def transform_rejects(
@@ -397,8 +412,8 @@ def _local_string_schema(path: str) -> StructType | None:
     Spark would start a job to read it (about a second on a cold JVM). None when the file is not
     local, pyarrow is missing, or a column is not a string: Spark then reads the schema itself.
     """
-    local = path.removeprefix("file://") if path.startswith("file://") else path
-    if "://" in local or not os.path.isfile(local):
+    local = _local(path)
+    if local is None or not os.path.isfile(local):
         return None
     try:
         import pyarrow as pa
@@ -411,38 +426,43 @@ def _local_string_schema(path: str) -> StructType | None:
     return StructType([StructField(name, StringType()) for name in found.names])
 
 
-def _partitioned(df: DataFrame, partition: str, sort: list[str]) -> DataFrameWriter:
-    """A writer of ``df`` under ``path/{partition}=V/``: one file per value ``V``, sorted."""
-    return (
-        df.repartition(partition)
-        .sortWithinPartitions(partition, *sort)
-        .write.mode("append")
-        .partitionBy(partition)
-    )
-
-
-def load_parquet(df: DataFrame, path: str, partition: str, sort: list[str]) -> None:
-    """Parquet under ``path/{partition}=V/``, one file per value ``V``.
+def load_parquet(df: DataFrame, path: str, partition: str) -> None:
+    """Parquet under ``path/{partition}=V/``; one file per value ``V`` when each value's rows
+    are in one partition of ``df`` (as ``transform_count_by_month_state`` makes them).
 
     Columnar and typed: a year of run dates is millions of counts, which Spark writes, and
     TopTenStates and the loader read, several times faster than as CSV.
     """
-    _partitioned(df, partition, sort).parquet(path)
+    df.write.mode("append").partitionBy(partition).parquet(path)
 
 
 def load_csv(df: DataFrame, path: str, partition: str, sort: list[str]) -> None:
-    """CSV with a header under ``path/{partition}=V/``, one file per value ``V``.
+    """CSV with a header under ``path/{partition}=V/``, one file per value ``V``, sorted.
 
     Spark's CSV writer trims fields by default; rejects must keep them as they came.
     """
     (
-        _partitioned(df, partition, sort)
+        df.repartition(partition)
+        .sortWithinPartitions(partition, *sort)
+        .write.mode("append")
+        .partitionBy(partition)
         .option("header", True)
         .option("escape", '"')
         .option("ignoreLeadingWhiteSpace", False)
         .option("ignoreTrailingWhiteSpace", False)
         .csv(path)
     )
+
+
+def _local(path: str) -> str | None:
+    """The path on this machine of a plain path or a ``file://`` URI; None for any other scheme.
+
+    The driver reads and writes its small files there directly: Hadoop's local filesystem forks
+    a shell per file to read permissions while listing (12 ms a file: 4 s for a year of dates).
+    """
+    if path.startswith("file:"):
+        return "/" + path.removeprefix("file:").lstrip("/")
+    return None if "://" in path else path
 
 
 def _filesystem(spark: SparkSession, path: str):
@@ -453,6 +473,21 @@ def _filesystem(spark: SparkSession, path: str):
 
 def list_files(spark: SparkSession, path: str) -> list[str]:
     """Paths (relative to ``path``) of the data files under ``path``, recursively."""
+    local = _local(path)
+    if local is not None:
+        found = (
+            os.path.relpath(os.path.join(folder, name), local)
+            for folder, _, names in os.walk(local)
+            for name in names
+        )
+    else:
+        found = _hadoop_files(spark, path)
+    return sorted(
+        rel for rel in found if not any(part.startswith(("_", ".")) for part in rel.split("/"))
+    )
+
+
+def _hadoop_files(spark: SparkSession, path: str) -> list[str]:
     fs, root = _filesystem(spark, path)
     if not fs.exists(root):
         return []
@@ -461,18 +496,23 @@ def list_files(spark: SparkSession, path: str) -> list[str]:
     files = fs.listFiles(root, True)
     while files.hasNext():
         name = files.next().getPath().toUri().getPath()
-        rel = name[len(prefix) :] if name.startswith(prefix) else name
-        if not any(part.startswith(("_", ".")) for part in rel.split("/")):
-            found.append(rel)
-    return sorted(found)
+        found.append(name[len(prefix) :] if name.startswith(prefix) else name)
+    return found
 
 
 def load_json(spark: SparkSession, document: dict, path: str) -> None:
-    """Write ``document`` to ``path`` through Hadoop's FileSystem (local or s3a)."""
+    """Write ``document`` to ``path``: directly when local, else through Hadoop's FileSystem."""
+    data = json.dumps(document, indent=2, sort_keys=True).encode("utf-8")
+    local = _local(path)
+    if local is not None:
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        with open(local, "wb") as handle:
+            handle.write(data)
+        return
     fs, target = _filesystem(spark, path)
     stream = fs.create(target, True)
     try:
-        stream.write(bytearray(json.dumps(document, indent=2, sort_keys=True).encode("utf-8")))
+        stream.write(bytearray(data))
     finally:
         stream.close()
 
@@ -534,10 +574,9 @@ def run_group(
         if empty:
             raise LayoutError(f"{source} holds no reports")
         load_parquet(
-            transform_count_by_month_state(grouped, _dates(spark, run_dates)),
+            transform_count_by_month_state(grouped, dates_frame(spark, run_dates)),
             f"{output}/aggregated",
             partition="date",
-            sort=["month", "state"],
         )
         load_csv(
             transform_rejects(grouped, names, run_dates),
@@ -583,6 +622,12 @@ def publishable(
     return {"format": 1, "dates": dates}
 
 
+#: Local outputs without Hadoop's .crc files beside every file and folder: nothing reads them
+#: (Parquet and the publisher check their own data), and each is one more file to create and,
+#: without Hadoop's native library, one more ``chmod`` process to start.
+LOCAL_FILES = {"spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem"}
+
+
 def _snapshot(text: str) -> tuple[dt.date, str]:
     day, sep, path = text.partition("=")
     if not sep or not path:
@@ -609,7 +654,11 @@ def main(argv: list[str] | None = None) -> int:
     name = f"AggregateUFOsByState {days[0]}" + (
         f"..{days[-1]} ({len(days)} dates)" if len(days) > 1 else ""
     )
-    spark = SparkSession.builder.appName(name).getOrCreate()
+    builder = SparkSession.builder.appName(name)
+    for key, value in LOCAL_FILES.items():
+        if not SparkConf().contains(key):
+            builder = builder.config(key, value)
+    spark = builder.getOrCreate()
     try:
         size_shuffles(spark, input_bytes(spark, list(groups)))
         reports: dict[str, dict] = {}

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from spark_jobs import aggregate_by_state as job
+from tests.lakefiles import aggregate_counts
 
 pytestmark = pytest.mark.spark
 
@@ -199,8 +201,9 @@ def test_a_row_is_rejected_for_the_first_rule_it_fails(spark):
 
 # Aggregate, rejects and quality report.
 def aggregate(spark, rows, run_dates):
-    dates = spark.createDataFrame([(d,) for d in run_dates], "date date")
-    return job.transform_count_by_month_state(grouped(spark, rows, run_dates), dates)
+    return job.transform_count_by_month_state(
+        grouped(spark, rows, run_dates), job.dates_frame(spark, run_dates)
+    )
 
 
 def test_count_by_month_and_state(spark):
@@ -213,9 +216,8 @@ def test_count_by_month_and_state(spark):
         row(when="2/8/19 1:00", state="ON", posted="2/8/19"),  # rejected
     ]
     expected = spark.createDataFrame(
-        [("2019-03-29", "2019-01", "CA", 2), ("2019-03-29", "2019-01", "NY", 1),
-         ("2019-03-29", "2019-02", "CA", 1)],
-        "date string, month string, state string, sightings long",
+        [(RUN, "2019-01", "CA", 2), (RUN, "2019-01", "NY", 1), (RUN, "2019-02", "CA", 1)],
+        "date date, month string, state string, sightings long",
     )  # fmt: skip
     assertDataFrameEqual(aggregate(spark, rows, [RUN]), expected)
 
@@ -228,7 +230,10 @@ def test_every_run_date_counts_what_was_posted_by_then(spark):
         row(when="1/8/19 1:00", state="CA", posted="1/20/19"),
     ]
     days = [dt.date(2019, 1, d) for d in (9, 10, 11, 12, 25)]
-    got = {(r["date"], r["state"]): r["sightings"] for r in aggregate(spark, rows, days).collect()}
+    got = {
+        (r["date"].isoformat(), r["state"]): r["sightings"]
+        for r in aggregate(spark, rows, days).collect()
+    }
     assert got == {
         ("2019-01-10", "CA"): 1, ("2019-01-11", "CA"): 1,
         ("2019-01-12", "CA"): 2, ("2019-01-12", "NY"): 1,
@@ -381,3 +386,25 @@ def test_an_input_of_many_duplicates_is_grouped_by_its_text(spark, tmp_path, mon
     assert reports[0] == reports[1]
     assert reports[1]["2019-03-29"]["duplicate"] == 2
     assert reports[1]["2019-03-29"]["header_repeat"] == 1
+
+
+def test_a_batch_writes_one_aggregate_file_per_run_date(spark, tmp_path):
+    """Each date's rows come from one task (no shuffle), so each date is one Parquet file."""
+    days = [dt.date(2019, 1, 1) + dt.timedelta(days=i) for i in range(3 * job.DATES_PER_TASK + 5)]
+    frame = job.dates_frame(spark, days)
+    slices = frame.select("date", F.spark_partition_id().alias("slice")).collect()
+    assert [r["date"] for r in slices] == days  # every date once, in order
+    assert len({r["slice"] for r in slices}) >= 4
+    rows = [
+        row(when="12/5/18 1:00", state="CA", posted="12/20/18"),
+        row(when="1/6/19 1:00", state="NY", posted="2/10/19"),
+    ]
+    job.load_parquet(job.transform_count_by_month_state(grouped(spark, rows, days), frame),
+                     str(tmp_path / "aggregated"), partition="date")  # fmt: skip
+    for day in days:
+        [part] = (tmp_path / "aggregated" / f"date={day}").glob("*.parquet")
+        got = dict(aggregate_counts([part.read_bytes()]))
+        expected = {("2018-12", "CA"): 1} | (
+            {("2019-01", "NY"): 1} if day >= dt.date(2019, 2, 10) else {}
+        )
+        assert got == expected, day

@@ -54,7 +54,9 @@ def luigi(*args: str, env: dict, timeout: int = 7200) -> float:
     return took
 
 
-def noop_spark_submit(tmp: Path, env: dict) -> float:
+def noop_spark_submit(tmp: Path, env: dict, java_options: list[str] = ()) -> float:
+    """Seconds of a spark-submit that starts a SparkSession and stops it: plain, or with
+    ``java_options`` for its driver (the class archive the pipeline's own runs use)."""
     app = tmp / "noop.py"
     app.write_text(
         "from pyspark.sql import SparkSession\n"
@@ -64,7 +66,8 @@ def noop_spark_submit(tmp: Path, env: dict) -> float:
 
     submit = AggregateUFOsByState(date=RUN_DATE).spark_submit
     start = time.perf_counter()
-    subprocess.run([submit, "--master", "local[*]", str(app)], env=env, check=True,
+    options = ["--driver-java-options", " ".join(java_options)] if java_options else []
+    subprocess.run([submit, "--master", "local[*]", *options, str(app)], env=env, check=True,
                    capture_output=True, timeout=600)  # fmt: skip
     return time.perf_counter() - start
 
@@ -203,15 +206,26 @@ def main(argv: list[str] | None = None) -> int:
         base.setdefault("PYSPARK_PYTHON", sys.executable)
         try:
             # Daily latency, interleaved with its baseline.
-            noop, chain = [], []
+            from etl import jvmcache
+
+            archive = jvmcache.driver_java_options(jvmcache.default_spark_submit())
+            noop, noop_archive, chain = [], [], []
             for i in range(args.repeat):
                 noop.append(noop_spark_submit(tmp, base))
+                if archive:
+                    noop_archive.append(noop_spark_submit(tmp, base, archive))
                 env = dict(base, UFO_STORAGE=str(tmp / f"chain{i}"), UFO_SOURCE=str(args.source))
                 chain.append(luigi("TopStatesToDatabase", "--date", str(RUN_DATE), "--force",
                                    env=env))  # fmt: skip
                 print(f"round {i + 1}: no-op {noop[-1]:.1f} s, chain {chain[-1]:.1f} s", flush=True)
             results["daily"] = {"noop_spark_submit_s": noop, "chain_s": chain,
-                                "ratio_chain_to_noop": median(chain) / median(noop)}  # fmt: skip
+                                "ratio_chain_to_noop": median(chain) / median(noop),
+                                "class_archive": bool(archive)}  # fmt: skip
+            if noop_archive:
+                results["daily"]["noop_with_class_archive_s"] = noop_archive
+                results["daily"]["ratio_chain_to_noop_with_class_archive"] = median(chain) / median(
+                    noop_archive
+                )
 
             # Scale.
             results["scale"] = {}
@@ -274,6 +288,10 @@ def print_table(results: dict) -> None:
     print("\n| measure | time | baseline | ratio |\n|---|---|---|---|")
     print(f"| chain on the real 2019 file / no-op spark-submit | {median(daily['chain_s']):.1f} s "
           f"| {median(daily['noop_spark_submit_s']):.1f} s | {daily['ratio_chain_to_noop']:.2f} |")  # fmt: skip
+    if "noop_with_class_archive_s" in daily:
+        print(f"| the same / no-op spark-submit with the class archive | {median(daily['chain_s']):.1f} s "
+              f"| {median(daily['noop_with_class_archive_s']):.1f} s "
+              f"| {daily['ratio_chain_to_noop_with_class_archive']:.2f} |")  # fmt: skip
     for size, e in results["scale"].items():
         print(f"| AggregateUFOsByState, {int(size):,} rows / DuckDB, same contract | "
               f"{e['aggregate_s']:.1f} s | {e['duckdb_s']:.2f} s | {e['ratio_aggregate_to_duckdb']:.1f} |")  # fmt: skip

@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import luigi
@@ -364,18 +364,21 @@ class AggregateUFOsByState(UfoTask, SparkSubmitTask):
 
     @property
     def spark_submit(self) -> str:
-        configured = luigi.configuration.get_config().get("spark", "spark-submit", None)
-        if configured:
-            return configured
-        found = shutil.which(
-            "spark-submit",
-            path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-        )
-        if found:
-            return found
-        import pyspark  # the pip package ships spark-submit
+        from etl import jvmcache  # not at import: ``python -m etl.jvmcache`` imports this module
 
-        return str(Path(pyspark.__file__).parent / "bin" / "spark-submit")
+        configured = luigi.configuration.get_config().get("spark", "spark-submit", None)
+        return configured or jvmcache.default_spark_submit()
+
+    @property
+    def driver_java_options(self) -> str | None:
+        """luigi.cfg's options, and the class archive of ``etl.jvmcache`` when there is one (the
+        driver runs here unless the deploy mode is cluster)."""
+        from etl import jvmcache
+
+        options = [super().driver_java_options or ""]
+        if self.deploy_mode != "cluster":
+            options += jvmcache.driver_java_options(self.spark_submit)
+        return " ".join(o for o in options if o) or None
 
     def build_tracking_url(self, logs_output: str) -> str:
         # Luigi shows the Spark UI's address in luigid; say it on the console too.
@@ -612,6 +615,19 @@ class RejectFile:
 
     names: tuple[str, ...]
     rows: tuple[tuple[str, tuple[str, ...]], ...]
+    # Row index -> its fields as a JSON object. A backfill's dates share their first reject
+    # files, and with them most of their sample rows: each row is encoded once.
+    _json: dict[int, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def fields_json(self, index: int) -> str:
+        """Row ``index``'s fields as a JSON object under the file's names, in their order."""
+        found = self._json.get(index)
+        if found is None:
+            values = self.rows[index][1]
+            found = self._json[index] = json.dumps(
+                dict(zip(self.names, values)), ensure_ascii=False
+            )
+        return found
 
 
 def read_rejects(text: str, where: str = "a reject file") -> RejectFile:
@@ -650,12 +666,11 @@ def reject_sample(
     per_reason: Counter[str] = Counter()
     position = 0
     for file in files if limit else ():
-        for reason, values in file.rows:
+        for index, (reason, _) in enumerate(file.rows):
             position += 1
             if per_reason[reason] < limit:
                 per_reason[reason] += 1
-                fields = json.dumps(dict(zip(file.names, values)), ensure_ascii=False)
-                kept.append((reason, position, fields))
+                kept.append((reason, position, file.fields_json(index)))
                 if per_reason == wanted:
                     return kept
     if limit and per_reason != wanted:

@@ -19,6 +19,7 @@ def settings(monkeypatch, tmp_path):
     monkeypatch.setenv("UFO_STORAGE", str(tmp_path / "lake"))
     monkeypatch.setenv("UFO_DATABASE_URL", "postgresql://u@127.0.0.1:1/ufo")
     monkeypatch.setenv("SPARK_MASTER", "spark://127.0.0.1:7077")
+    monkeypatch.setenv("UFO_JVM_CACHE", str(tmp_path / "jvm"))  # this machine's archive: not here
     return tmp_path / "lake"
 
 

@@ -29,6 +29,8 @@ from etl import sample, source
 
 #: Rows of the generated sample the archive is trained on (the job loads the classes it needs).
 TRAINING_ROWS = 5000
+#: Archives kept in the cache, the newest first (each about 160 MB).
+KEEP_ARCHIVES = 3
 
 
 def cache_dir() -> Path:
@@ -133,10 +135,21 @@ def build(spark_submit: str, timeout: float = 600) -> Path:
         staged = path.with_name(f".{path.name}.{os.getpid()}")
         shutil.move(partial, staged)
         os.replace(staged, path)
-    for old in path.parent.glob("spark-driver-*.jsa"):
-        if old != path:
-            old.unlink(missing_ok=True)  # archives of earlier installations
+    prune(path)
     return path
+
+
+def prune(current: Path) -> None:
+    """Remove the archives beside ``current`` but the newest ``KEEP_ARCHIVES - 1``: those of
+    earlier installations (an upgraded Spark or Java) go, while one machine may still run the
+    pipeline from more than one virtualenv (each its own archive)."""
+    others = sorted(
+        (p for p in current.parent.glob("spark-driver-*.jsa") if p != current),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in others[KEEP_ARCHIVES - 1 :]:
+        old.unlink(missing_ok=True)
 
 
 def default_spark_submit() -> str:

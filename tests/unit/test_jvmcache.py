@@ -98,3 +98,15 @@ def test_the_spark_step_starts_its_driver_with_the_archive_beside_the_configured
     # In cluster mode the driver runs elsewhere: the archive on this machine is no use there.
     command = _command(install, monkeypatch, tmp_path, deploy_mode="cluster")
     assert "--driver-java-options" not in command
+
+
+def test_older_archives_are_pruned_to_the_newest_few(tmp_path):
+    archives = [tmp_path / f"spark-driver-{i:016x}.jsa" for i in range(5)]
+    for age, path in enumerate(reversed(archives)):
+        path.write_bytes(b"archive")
+        os.utime(path, (1_000_000 - age, 1_000_000 - age))  # archives[0] is the oldest
+    (tmp_path / "notes.txt").write_text("not an archive")
+    jvmcache.prune(archives[0])
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    expected = [archives[0], *archives[-(jvmcache.KEEP_ARCHIVES - 1) :]]
+    assert kept == sorted(["notes.txt", *(p.name for p in expected)])

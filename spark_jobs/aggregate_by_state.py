@@ -624,7 +624,9 @@ def publishable(
 
 #: Local outputs without Hadoop's .crc files beside every file and folder: nothing reads them
 #: (Parquet and the publisher check their own data), and each is one more file to create and,
-#: without Hadoop's native library, one more ``chmod`` process to start.
+#: without Hadoop's native library, one more ``chmod`` process to start. For local outputs
+#: only: s3a buffers its uploads on local disk through ``FileSystem.getLocal``, which requires
+#: the checksummed filesystem (a ClassCastException otherwise).
 LOCAL_FILES = {"spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem"}
 
 
@@ -655,9 +657,10 @@ def main(argv: list[str] | None = None) -> int:
         f"..{days[-1]} ({len(days)} dates)" if len(days) > 1 else ""
     )
     builder = SparkSession.builder.appName(name)
-    for key, value in LOCAL_FILES.items():
-        if not SparkConf().contains(key):
-            builder = builder.config(key, value)
+    if _local(args.output) is not None:
+        for key, value in LOCAL_FILES.items():
+            if not SparkConf().contains(key):
+                builder = builder.config(key, value)
     spark = builder.getOrCreate()
     try:
         size_shuffles(spark, input_bytes(spark, list(groups)))

@@ -31,8 +31,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -154,15 +152,12 @@ def _states() -> frozenset[str]:
 
 def published_aggregate(lake: Path, day: dt.date) -> tuple[dict, dict]:
     manifest = json.loads((lake / f"aggregated/date={day}/_MANIFEST.json").read_text())
-    counts = {}
-    for rel in manifest["files"]["aggregated"]:
-        table = pq.read_table(lake / rel)
-        counts.update(
-            ((month, state), n)
-            for month, state, n in zip(
-                *(table[c].to_pylist() for c in ("month", "state", "sightings"))
-            )
-        )
+    from etl import topten
+
+    table = topten.read_aggregate(
+        (lake / rel).read_bytes() for rel in manifest["files"]["aggregated"]
+    )
+    counts = {(month, state): n for month, state, n in topten.rows(table)}
     quality = {k: v for k, v in manifest["quality"].items() if k != "run_date"}
     return quality, counts
 

@@ -658,8 +658,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     builder = SparkSession.builder.appName(name)
     if _local(args.output) is not None:
+        configured = SparkConf()
         for key, value in LOCAL_FILES.items():
-            if not SparkConf().contains(key):
+            if not configured.contains(key):
                 builder = builder.config(key, value)
     spark = builder.getOrCreate()
     try:

@@ -3,13 +3,13 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# Where the demo keeps its lake, database, logs and processes (etl/demo.py, etl/localstack.py).
+# Where the demo keeps its lake, database, logs and processes (etl/tools/demo.py, etl/tools/localstack.py).
 UFO_RUN_DIR ?= .run
 export UFO_RUN_DIR
 # producto's and luigid's ports on 127.0.0.1.
 PORT        ?= 8000
 LUIGID_PORT ?= 8082
-LOCALSTACK  := $(BIN)/python -m etl.localstack --port $(PORT) --luigid-port $(LUIGID_PORT)
+LOCALSTACK  := $(BIN)/python -m etl.tools.localstack --port $(PORT) --luigid-port $(LUIGID_PORT)
 
 .PHONY: demo producto luigid up stop test lint bench clean
 
@@ -26,11 +26,11 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	touch $@
 
 ## Run the whole pipeline on the embedded default (a generated sample, or UFO_SOURCE).
-# The first time, it also makes the Spark driver's class archive (etl/jvmcache.py, about 40 s):
+# The first time, it also makes the Spark driver's class archive (etl/tools/jvmcache.py, about 40 s):
 # every later spark-submit starts about 5 s sooner.
 demo: $(VENV)/.runtime
-	@$(BIN)/python -m etl.jvmcache --if-missing
-	$(BIN)/python -m etl.demo
+	@$(BIN)/python -m etl.tools.jvmcache --if-missing
+	$(BIN)/python -m etl.tools.demo
 
 ## Serve producto (the web app) on http://127.0.0.1:$(PORT) over the demo's database; Ctrl-C stops it.
 # exec: Ctrl-C then ends producto alone and make reports no error.
@@ -63,7 +63,7 @@ lint: $(VENV)/.dev
 
 ## Time the pipeline against baselines measured in the same run.
 bench: $(VENV)/.dev
-	@$(BIN)/python -m etl.jvmcache --if-missing
+	@$(BIN)/python -m etl.tools.jvmcache --if-missing
 	$(BIN)/python bench/run.py
 
 ## Delete the virtualenv and the demo's data; refused while the demo's servers run (make stop).

@@ -9,7 +9,7 @@ only ratios within one run mean anything):
 * daily latency: the whole chain (``TopStatesToDatabase`` on a fresh lake, local Spark, a private
   PostgreSQL) on the real 2019 index, against a no-op ``spark-submit`` (JVM and SparkSession
   start-up: the floor of anything that starts Spark);
-* scale: ``AggregateUFOsByState`` on generated files of each size (``python -m etl.sample``),
+* scale: ``AggregateUFOsByState`` on generated files of each size (``python -m etl.tools.sample``),
   against DuckDB computing the same data contract in SQL over the same raw-zone Parquet, and the
   plain-Python reference (``tests/reference.py``) over the CSV. DuckDB's figures must equal the
   pipeline's (a second independent check), or the benchmark fails;
@@ -60,7 +60,7 @@ def noop_spark_submit(tmp: Path, env: dict, java_options: list[str] = ()) -> flo
         "from pyspark.sql import SparkSession\n"
         "SparkSession.builder.appName('noop').getOrCreate().stop()\n"
     )
-    from etl.tasks import AggregateUFOsByState
+    from etl.pipeline import AggregateUFOsByState
 
     submit = AggregateUFOsByState(date=RUN_DATE).spark_submit
     start = time.perf_counter()
@@ -151,14 +151,13 @@ def _states() -> frozenset[str]:
 
 
 def published_aggregate(lake: Path, day: dt.date) -> tuple[dict, dict]:
-    manifest = json.loads((lake / f"aggregated/date={day}/_MANIFEST.json").read_text())
-    from etl import topten
+    from etl.adapters.lake import LocalLake
+    from etl.pipeline import ranking
+    from etl.pipeline.targets import AggregateTarget
 
-    table = topten.read_aggregate(
-        (lake / rel).read_bytes() for rel in manifest["files"]["aggregated"]
-    )
-    counts = {(month, state): n for month, state, n in topten.rows(table)}
-    quality = {k: v for k, v in manifest["quality"].items() if k != "run_date"}
+    aggregate = AggregateTarget(LocalLake(str(lake)), day)
+    counts = {(month, state): n for month, state, n in ranking.rows(aggregate.load_counts())}
+    quality = {k: v for k, v in aggregate.quality().items() if k != "run_date"}
     return quality, counts
 
 
@@ -184,8 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.source.is_file():
         raise SystemExit(f"no source file {args.source}: give --source FILE (a NUFORC index)")
 
-    from etl import sample
-    from etl.localpg import LocalPostgres
+    from etl.tools import sample
+    from etl.tools.localpg import LocalPostgres
     from tests import reference
 
     results: dict = {"machine": os.uname().nodename, "cpus": os.cpu_count(), "when":
@@ -201,9 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         base.setdefault("PYSPARK_PYTHON", sys.executable)
         try:
             # Daily latency, interleaved with its baseline.
-            from etl import jvmcache
+            from etl.adapters import spark
 
-            archive = jvmcache.driver_java_options(jvmcache.default_spark_submit())
+            archive = spark.driver_java_options(spark.default_spark_submit())
             noop, noop_archive, chain = [], [], []
             for i in range(args.repeat):
                 noop.append(noop_spark_submit(tmp, base))

@@ -4,6 +4,16 @@ Importing this package registers the tasks and the failure and summary reporters
 no network, Spark or database, and reads no clock. It sets logging up only under Luigi's
 command line (which leaves logging to it, see luigi.cfg); other programs set it up themselves
 (``etl.logs.configure``).
+
+The packages, by role (imports run downwards only):
+
+    etl.worker      the long-running service: run requests and the daily schedule
+    etl.tools       local tooling: the demo, the local stack, a local PostgreSQL, the sample
+                    generator, the Spark driver's class archive
+    etl.pipeline    the four tasks, their targets, run dates, spark-submit, rejects, ranking
+    etl.adapters    the outside world: the lake and its manifests, the database, the source,
+                    how Spark is started
+    etl.settings, etl.errors, etl.logs, etl.redact: shared by all of them
 """
 
 from __future__ import annotations
@@ -13,14 +23,8 @@ import sys
 import luigi
 
 from etl import logs
-from etl.tasks import (
-    AggregateUFOsByState,
-    ReadUFOs,
-    TopStatesToDatabase,
-    TopTenStates,
-    report_done,
-    report_failure,
-)
+from etl.pipeline import AggregateUFOsByState, ReadUFOs, TopStatesToDatabase, TopTenStates
+from etl.pipeline.reporting import report_done, report_failure
 
 __all__ = ["ReadUFOs", "AggregateUFOsByState", "TopTenStates", "TopStatesToDatabase"]
 

@@ -17,13 +17,15 @@ import re
 import sys
 from pathlib import Path
 
+from etl.settings import setting
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
 _MARK = "_ufo_handler"
 
 
 def log_dir() -> Path | None:
-    value = os.environ.get("UFO_LOG_DIR")
-    return Path(value) if value else None
+    """UFO_LOG_DIR, if set."""
+    return setting("log_dir")
 
 
 class _QuietLuigiSetup(logging.Filter):

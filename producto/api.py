@@ -71,22 +71,16 @@ def month_range(first: str, last: str) -> list[str]:
 
 def reject_columns(rows: list[queries.Reject]) -> list[str]:
     """The column names of stored rejected rows: their objects' keys, in order (the source's
-    columns, whichever layout it had); ``field_N`` for rows stored as lists."""
+    columns, whichever layout it had)."""
     names: dict[str, None] = {}
     for row in rows:
-        if isinstance(row.fields, dict):
-            names.update(dict.fromkeys(map(str, row.fields)))
-    width = max((len(r.fields) for r in rows if isinstance(r.fields, list)), default=0)
-    return list(names) or [f"field_{i}" for i in range(1, width + 1)]
+        names.update(dict.fromkeys(map(str, row.fields)))
+    return list(names)
 
 
-def field_values(fields: Any, columns: list[str]) -> list[str]:
-    """A rejected row's fields under ``columns`` (in order when stored as a list)."""
-    if isinstance(fields, dict):
-        values = [fields.get(name) for name in columns]
-    else:
-        listed = fields if isinstance(fields, list) else [fields]
-        values = (listed + [None] * len(columns))[: len(columns)]
+def field_values(fields: dict[str, Any], columns: list[str]) -> list[str]:
+    """A rejected row's fields under ``columns`` ("" for a column its layout does not have)."""
+    values = [fields.get(name) for name in columns]
     return ["" if v is None else str(v) for v in values]
 
 

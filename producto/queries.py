@@ -1,7 +1,7 @@
 """Every SQL statement of the web app. Values are always bound parameters, never text in SQL.
 
-The tables are those the pipeline loads (``etl/db.py``): ``ufo_runs``, ``top_states``,
-``state_sightings`` and ``reject_samples`` (up to ``UFO_REJECT_ROWS`` rejected rows per reason
+The tables are those the pipeline loads (``etl/adapters/database/schema.py``): ``ufo_runs``,
+``top_states``, ``state_sightings`` and ``reject_samples`` (up to ``UFO_REJECT_ROWS`` rejected rows per reason
 and run date). Columns and tables the pipeline added later (``ufo_runs.layout``,
 ``reject_samples``) are looked up in the catalogue first, so the app also works on a database
 loaded before they existed. The app only reads; its sessions
@@ -40,7 +40,7 @@ class Reject:
 
     reason: str
     row_number: int
-    fields: Any
+    fields: dict[str, Any]  # the source's column names -> values, in the source's order
 
 
 def create_engine(url: str) -> sa.Engine:

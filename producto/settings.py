@@ -20,7 +20,7 @@ class ConfigError(Exception):
 def normalise_url(url: str) -> str:
     """Use psycopg2 for plain ``postgresql://`` URLs (SQLAlchemy 2.1 would pick psycopg 3).
 
-    The same rule as ``etl.db.normalise_url``, repeated so that the web app's image does not
+    The same rule as ``etl.adapters.database.normalise_url``, repeated so that the web app's image does not
     need the pipeline (Luigi, PySpark) installed.
     """
     for prefix in ("postgresql://", "postgres://"):

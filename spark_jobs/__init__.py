@@ -1,0 +1,6 @@
+"""The pipeline's standalone PySpark applications, run by spark-submit."""
+
+from pathlib import Path
+
+#: The application AggregateUFOsByState submits.
+AGGREGATE_BY_STATE = Path(__file__).resolve().parent / "aggregate_by_state.py"

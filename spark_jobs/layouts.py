@@ -57,10 +57,6 @@ class Layout:
         """The regular expression of a sighting time: month, day, year, then optional hour, minute."""
         return rf"^(\d{{1,2}})/(\d{{1,2}})/(\d{{{self.sighting_year_digits}}})( (\d{{1,2}}):(\d{{2}}))?$"
 
-    def index(self, column: str) -> int:
-        """The position of ``column`` among ``columns``."""
-        return self.keys.index(normalise(column))
-
 
 INDEX = Layout(
     name="index",

@@ -237,7 +237,7 @@ class MotoS3:
             if not _answers(given):
                 raise RuntimeError(f"UFO_S3A_ENDPOINT={given} does not answer")
             return cls(given.rstrip("/"))
-        from tests.conftest import free_port
+        from tests.support import free_port
 
         port = free_port()
         log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115

@@ -12,8 +12,15 @@ import pytest
 import sqlalchemy as sa
 
 from tests import reference
-from tests.cluster.conftest import cluster_env, run_on, start_on, wait_until
-from tests.cluster.test_pipeline_on_cluster import TASKS, expected_top_rows, loaded_top_rows
+from tests.cluster.support import (
+    TASKS,
+    cluster_env,
+    expected_top_rows,
+    loaded_top_rows,
+    run_on,
+    start_on,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.shared_data]
 

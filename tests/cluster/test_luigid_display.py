@@ -10,8 +10,8 @@ import datetime as dt
 
 import pytest
 
-from etl import sample
-from tests.cluster.conftest import cluster_env, run_on
+from etl.tools import sample
+from tests.cluster.support import cluster_env, run_on
 
 pytestmark = [pytest.mark.integration]
 

@@ -2,44 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
-import sqlalchemy as sa
 
 from tests import reference
-from tests.cluster.conftest import cluster_env, run_on
-from tests.conftest import REAL_2019, REAL_RUN_DATE, shared_file
+from tests.cluster.support import TASKS, cluster_env, expected_top_rows, loaded_top_rows, run_on
+from tests.support import REAL_2019, REAL_RUN_DATE, shared_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.shared_data]
-
-TASKS = ("ReadUFOs", "AggregateUFOsByState", "TopTenStates", "TopStatesToDatabase")
-
-
-def expected_top_rows(expected: reference.Expected) -> list[tuple[str, int, str, int]]:
-    """(period, rank, state, sightings) from the independent reading of the file."""
-    rows = []
-    for period, month in [("all", None)] + [(m, m) for m in expected.months()]:
-        for rank, (state, n) in enumerate(expected.top_ten(month), start=1):
-            rows.append((period, rank, state, n))
-    return sorted(rows)
-
-
-def loaded_top_rows(url: str, run_date: dt.date) -> list[tuple[str, int, str, int]]:
-    eng = sa.create_engine(url)
-    try:
-        with eng.connect() as conn:
-            return sorted(
-                tuple(r)
-                for r in conn.execute(
-                    sa.text(
-                        "SELECT period, rank, state, sightings FROM top_states WHERE run_date = :d"
-                    ),
-                    {"d": run_date},
-                )
-            )
-    finally:
-        eng.dispose()
 
 
 @pytest.mark.timeout(600)

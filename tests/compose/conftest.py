@@ -15,16 +15,16 @@ import time
 import pytest
 
 from tests import s3a
-from tests.compose.test_compose_e2e import (
+from tests.compose.support import (
     BUCKET,
+    E2E_REPORT,
     LOCAL_JARS,
-    REPORT,
     SCALE,
     Stack,
     wait_for_pipeline,
     why_no_docker,
 )
-from tests.conftest import REAL_2019, REAL_RUN_DATE, shared_file
+from tests.support import REAL_2019, REAL_RUN_DATE, shared_file
 
 
 # Package scope: torn down after the last test of tests/compose, before the rest of the suite.
@@ -75,6 +75,6 @@ def stack(tmp_path_factory):
         )
         s.timings["down"] = round(time.monotonic() - start_down, 1)
         s.timings["total"] = round(time.monotonic() - started, 1)
-        REPORT.parent.mkdir(exist_ok=True)
-        REPORT.write_text(json.dumps({"timings_s": s.timings, "logs": str(log_file)}, indent=2))
+        E2E_REPORT.parent.mkdir(exist_ok=True)
+        E2E_REPORT.write_text(json.dumps({"timings_s": s.timings, "logs": str(log_file)}, indent=2))
         print(f"\ncompose e2e timings (s): {s.timings}; logs in {log_file}")

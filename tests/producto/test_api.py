@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 
 from producto.app import create_app
 from producto.settings import Settings
-from tests.conftest import new_database
-from tests.producto.conftest import SMALL_NEW, SMALL_OLD
+from tests.producto.support import SMALL_NEW, SMALL_OLD
+from tests.support import new_database
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
 from tests.reference import STATES
+from tests.support import REPO
 
 pytestmark = pytest.mark.browser
 
@@ -242,7 +242,7 @@ def watched_mixed(browser, mixed_server):
 
 
 def test_sample_and_real_runs_are_labelled_and_rejects_shown(watched_mixed, mixed_server):
-    from tests.producto.conftest import MIXED_REAL, MIXED_SAMPLE
+    from tests.producto.support import MIXED_REAL, MIXED_SAMPLE
 
     watched_mixed.open(mixed_server.url + "/")
     page = watched_mixed.page

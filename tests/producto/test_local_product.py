@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, free_port
+from tests.support import REPO, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
@@ -80,7 +80,7 @@ def bash(script: str, env: dict[str, str], run_dir: Path) -> subprocess.Complete
 
 def stop_all(env: dict[str, str], run_dir: Path) -> None:
     make("stop", env, timeout=120)
-    from etl.localpg import LocalPostgres
+    from etl.tools.localpg import LocalPostgres
 
     LocalPostgres(run_dir / "postgres").stop()
 

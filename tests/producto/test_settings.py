@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from producto.settings import ConfigError, Settings
-from tests.conftest import REPO
+from tests.support import REPO
 
 
 def test_producto_url_wins_and_plain_postgresql_uses_psycopg2():

@@ -1,0 +1,39 @@
+"""The product database (PostgreSQL): its schema and the loader of run dates."""
+
+from etl.adapters.database.loader import (
+    Loader,
+    RunLoadedTarget,
+    RunResults,
+    engine,
+    loaded_dates,
+    normalise_url,
+    safe_url,
+)
+from etl.adapters.database.schema import (
+    SCHEMA_VERSION,
+    metadata,
+    migrate,
+    reject_samples,
+    schema_versions,
+    state_sightings,
+    top_states,
+    ufo_runs,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Loader",
+    "RunLoadedTarget",
+    "RunResults",
+    "engine",
+    "loaded_dates",
+    "metadata",
+    "migrate",
+    "normalise_url",
+    "reject_samples",
+    "safe_url",
+    "schema_versions",
+    "state_sightings",
+    "top_states",
+    "ufo_runs",
+]

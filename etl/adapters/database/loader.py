@@ -1,0 +1,274 @@
+"""Loading one run date's results into the product database, in one transaction.
+
+Loading a run date replaces that date's rows in every table of ``schema`` in one transaction,
+under an advisory lock, so concurrent loads of one date serialise and a reader never sees a
+half-load. Rows go in with PostgreSQL's COPY, so a backfill of many dates loads quickly.
+``RunLoadedTarget`` says whether a date is loaded (its ``ufo_runs`` row).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import luigi
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import sqlalchemy as sa
+
+from etl.adapters.database.schema import (
+    LOCK_NAMESPACE,
+    migrate,
+    reject_samples,
+    state_sightings,
+    top_states,
+    ufo_runs,
+)
+from etl.errors import DatabaseError
+from etl.settings import setting
+
+
+def normalise_url(url: str) -> str:
+    """Use psycopg2 for plain ``postgresql://`` URLs (SQLAlchemy 2.1 would pick psycopg 3)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages and logs (a password may hold ``@`` or ``/``)."""
+    scheme, sep, rest = normalise_url(url).partition("://")
+    if not sep:
+        return "<unparsable URL>"
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not at:
+        return f"{scheme}://{rest}"
+    user, colon, _password = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{hostpart}"
+
+
+def _timeouts() -> dict:
+    """libpq connection settings: give up on a server that accepts but never answers."""
+    connect = setting("db_connect_timeout")
+    statement_ms = int(setting("db_statement_timeout") * 1000)
+    return {
+        "connect_timeout": connect,
+        "options": f"-c statement_timeout={statement_ms}",
+        # A silent server after the connection: the kernel gives up on unacknowledged data.
+        "tcp_user_timeout": connect * 1000,
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+    }
+
+
+def engine(url: str) -> sa.Engine:
+    if not normalise_url(url).startswith("postgresql+psycopg2://"):
+        raise DatabaseError(
+            f"UFO_DATABASE_URL={safe_url(url)} is not a PostgreSQL URL: use "
+            "postgresql://user:password@host:port/database."
+        )
+    try:
+        return sa.create_engine(normalise_url(url), pool_pre_ping=True, connect_args=_timeouts())
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as err:
+        raise DatabaseError(
+            f"UFO_DATABASE_URL is not a usable database URL ({type(err).__name__}): "
+            "use postgresql+psycopg2://user:password@host:port/database."
+        ) from err
+
+
+def _connect_error(url: str, err: Exception) -> DatabaseError:
+    detail = str(getattr(err, "orig", err)).strip().splitlines()[0]
+    return DatabaseError(
+        f"Cannot use the database {safe_url(url)} ({detail}): start PostgreSQL or fix "
+        "UFO_DATABASE_URL."
+    )
+
+
+@dataclass(frozen=True)
+class RunResults:
+    """What one run date puts into the database."""
+
+    run_date: dt.date
+    source: str
+    layout: str | None
+    quality: dict
+    top: pa.Table  # period, rank, state, sightings (topten.TOP_SCHEMA)
+    counts: pa.Table  # period, state, sightings: every state (topten.COUNT_SCHEMA)
+    rejects: Sequence[tuple[str, int, str]] = ()  # (reason, row_number, fields: a JSON object)
+
+
+class Loader:
+    """Loads run dates into one database: the schema migrated once, each date in its own transaction."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._engine = engine(url)
+
+    def __enter__(self) -> Loader:
+        try:
+            with self._engine.begin() as conn:
+                migrate(conn)
+        except sa.exc.OperationalError as err:
+            self._engine.dispose()
+            raise _connect_error(self.url, err) from err
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._engine.dispose()
+
+    def load(self, results: RunResults) -> None:
+        """Replace the rows of ``results.run_date`` in one transaction."""
+        try:
+            with self._engine.begin() as conn:
+                _replace(conn, results)
+        except sa.exc.OperationalError as err:
+            raise _connect_error(self.url, err) from err
+
+
+def _replace(conn, results: RunResults) -> None:
+    day = results.run_date
+    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_NAMESPACE, _day_number(day))))
+    for table in (top_states, state_sightings, reject_samples, ufo_runs):
+        conn.execute(table.delete().where(table.c.run_date == day))
+    _copy(conn, top_states, ("period", "rank", "state", "sightings"), day, results.top)
+    _copy(conn, state_sightings, ("period", "state", "sightings"), day, results.counts)
+    _copy(conn, reject_samples, ("reason", "row_number", "fields"), day, results.rejects)
+    q = results.quality
+    conn.execute(
+        ufo_runs.insert().values(
+            run_date=day,
+            finished_at=sa.func.now(),
+            source=results.source,
+            layout=results.layout,
+            rejected_by_reason=q["rejected_by_reason"],
+            **{
+                k: q[k]
+                for k in (
+                    "input",
+                    "header_repeat",
+                    "duplicate",
+                    "after_run_date",
+                    "valid",
+                    "rejected",
+                )
+            },
+        )
+    )
+
+
+def _copy(
+    conn,
+    table: sa.Table,
+    names: tuple[str, ...],
+    run_date: dt.date,
+    rows: Iterable[tuple] | pa.Table,
+) -> None:
+    """Insert ``rows`` (with ``run_date``) into ``table`` with COPY, inside the open transaction.
+
+    Written as CSV by Arrow (tuples are made a table first), not by a Python call per value: a
+    year of backfill is millions of rows, and the loader's Python competes with PostgreSQL for
+    the same cores.
+    """
+    if not isinstance(rows, pa.Table):
+        columns = list(zip(*rows))
+        if not columns:
+            return
+        rows = pa.table([pa.array(c) for c in columns], names=list(names))
+    dated = rows.select(list(names)).add_column(
+        0, "run_date", pa.repeat(run_date.isoformat(), rows.num_rows)
+    )
+    buffer = io.BytesIO()
+    pa_csv.write_csv(dated, buffer, pa_csv.WriteOptions(include_header=False))
+    buffer.seek(0)
+    columns = ", ".join(("run_date", *names))
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.copy_expert(f"COPY {table.name} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+    finally:
+        cursor.close()
+
+
+def _day_number(day: dt.date) -> int:
+    return day.toordinal()
+
+
+def run_loaded(url: str, run_date: dt.date) -> bool:
+    """Whether ``run_date`` has been loaded completely."""
+    return run_date in loaded_dates(url, [run_date])
+
+
+def loaded_dates(url: str, dates: Iterable[dt.date]) -> set[dt.date]:
+    """Which of ``dates`` have been loaded completely: one query for them all."""
+    wanted = list(dates)
+    try:
+        with _reader(url).connect() as conn:
+            if not sa.inspect(conn).has_table(ufo_runs.name):
+                return set()
+            found = conn.execute(
+                sa.select(ufo_runs.c.run_date).where(ufo_runs.c.run_date.in_(wanted))
+            )
+            return set(found.scalars())
+    except sa.exc.OperationalError as err:
+        _drop_reader(url)
+        raise _connect_error(url, err) from err
+
+
+#: Engines kept for the quick reads of one process, by (process, URL, timeouts).
+_READERS: dict[tuple, sa.Engine] = {}
+_READERS_LOCK = threading.Lock()
+
+
+def _reader_key(url: str) -> tuple:
+    return (os.getpid(), url, tuple(sorted(_timeouts().items())))
+
+
+def _reader(url: str) -> sa.Engine:
+    """An engine kept for quick reads (is a date loaded, and when): Luigi asks about every date
+    of a backfill several times, and a new connection for each took longer than the query.
+    Keyed by process too: a pooled connection must not cross a fork."""
+    key = _reader_key(url)
+    with _READERS_LOCK:
+        if key not in _READERS:
+            _READERS[key] = engine(url)
+        return _READERS[key]
+
+
+def _drop_reader(url: str) -> None:
+    """Forget the kept engine of ``url`` after a connection error: the next read connects anew."""
+    with _READERS_LOCK:
+        found = _READERS.pop(_reader_key(url), None)
+    if found is not None:
+        found.dispose()
+
+
+class RunLoadedTarget(luigi.Target):
+    """Exists when a run date's results are in the database (its ``ufo_runs`` row)."""
+
+    def __init__(self, url: str, run_date: dt.date):
+        self.url = url
+        self.run_date = run_date
+
+    def exists(self) -> bool:
+        return run_loaded(self.url, self.run_date)
+
+    def modified_at(self) -> float:
+        """When the run date was last loaded (the database's clock)."""
+        try:
+            with _reader(self.url).connect() as conn:
+                found = conn.execute(
+                    sa.select(ufo_runs.c.finished_at).where(ufo_runs.c.run_date == self.run_date)
+                ).scalar_one()
+        except sa.exc.OperationalError as err:
+            _drop_reader(self.url)
+            raise _connect_error(self.url, err) from err
+        return found.timestamp()
+
+    def __repr__(self) -> str:
+        return f"RunLoadedTarget({safe_url(self.url)}, {self.run_date})"

@@ -1,0 +1,123 @@
+"""A data lake in a local directory: renames for atomic writes, O_EXCL for exclusive ones."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from etl.adapters.lake.base import Lake, NotAFile, TooLarge
+from etl.errors import StorageError
+
+
+class LocalLake(Lake):
+    def __init__(self, root: str):
+        self.root = os.path.abspath(root)
+
+    def _path(self, rel: str) -> str:
+        return os.path.join(self.root, rel)
+
+    def uri(self, rel: str) -> str:
+        return self._path(rel)
+
+    def spark_uri(self, rel: str) -> str:
+        return "file://" + self._path(rel)
+
+    def check(self) -> None:
+        try:
+            os.makedirs(self.root, exist_ok=True)
+        except OSError as err:
+            raise StorageError(
+                f"Cannot create the data lake directory {self.root}: {err.strerror}. "
+                "Set UFO_STORAGE to a writable directory."
+            ) from err
+
+    def exists(self, rel: str) -> bool:
+        return os.path.exists(self._path(rel))
+
+    def modified_at(self, rel: str) -> float:
+        return os.path.getmtime(self._path(rel))
+
+    def files(self, rel_dir: str, suffix: str) -> list[str]:
+        base = Path(self._path(rel_dir))
+        if not base.is_dir():
+            return []
+        return sorted(
+            f"{rel_dir}/{p.name}" for p in base.iterdir() if p.is_file() and p.name.endswith(suffix)
+        )
+
+    def subdirs(self, rel_dir: str) -> list[str]:
+        base = Path(self._path(rel_dir))
+        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+    def read_bytes(self, rel: str) -> bytes:
+        return Path(self._path(rel)).read_bytes()
+
+    def read_limited(self, rel: str, limit: int) -> bytes:
+        # O_NOFOLLOW refuses a symlink in the same step that opens the file, so the check cannot
+        # be raced; O_NONBLOCK keeps a FIFO from blocking the open.
+        try:
+            fd = os.open(self._path(rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise NotAFile(f"{self.uri(rel)} is a symlink") from err
+            raise
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise NotAFile(f"{self.uri(rel)} is not a regular file")
+            if info.st_size > limit:
+                raise TooLarge(f"{self.uri(rel)} is {info.st_size} bytes", info.st_size)
+            data = handle.read(limit + 1)
+        if len(data) > limit:  # it grew after its size was taken
+            raise TooLarge(f"{self.uri(rel)} is over {limit} bytes", len(data))
+        return data
+
+    def put_file(self, local_path: str, rel: str) -> None:
+        self._replace(rel, lambda tmp: shutil.copyfile(local_path, tmp))
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        self._replace(rel, lambda tmp: Path(tmp).write_bytes(data))
+
+    def _replace(self, rel: str, fill: Callable[[str], object]) -> None:
+        """Fill a temporary file beside ``rel``, then rename it over ``rel`` in one step."""
+        dest = self._path(rel)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(dest))
+        os.close(fd)
+        try:
+            fill(tmp)
+            os.replace(tmp, dest)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    def create_exclusive(self, rel: str, text: str) -> bool:
+        path = self._path(rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return True
+
+    @contextlib.contextmanager
+    def writing(self, rel: str) -> Iterator[str]:
+        # Attempt files are written in place: nothing reads an attempt before it is published.
+        path = self._path(rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        yield path
+
+    def remove(self, rel: str) -> None:
+        path = self._path(rel)
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.exists(path):
+            os.remove(path)

@@ -1,0 +1,97 @@
+"""AggregateUFOsByState: the Spark job over the raw zone, each run date published at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import logging
+import time
+
+from etl.pipeline.base import UfoTask
+from etl.pipeline.read import ReadUFOs
+from etl.pipeline.reporting import span
+from etl.pipeline.spark_submit import ProjectSparkSubmitTask
+from etl.pipeline.targets import AGGREGATED, AggregateTarget
+from spark_jobs import AGGREGATE_BY_STATE
+
+logger = logging.getLogger("ufo")
+
+
+class AggregateUFOsByState(UfoTask, ProjectSparkSubmitTask):
+    """Sightings per (month, state), the rejected rows and the quality report of each run date.
+
+    Runs ``spark_jobs/aggregate_by_state.py`` once for all of its dates. The job writes into a
+    fresh attempt directory and lists what it wrote in ``_job.json``; each date is then
+    published with one manifest.
+    """
+
+    app = str(AGGREGATE_BY_STATE)
+    resources = {"spark_applications": 1}
+
+    @property
+    def name(self) -> str:
+        return f"AggregateUFOsByState {span(self.dates)}"
+
+    def requires(self) -> ReadUFOs:
+        return self.upstream(ReadUFOs)
+
+    def output(self) -> dict[dt.date, AggregateTarget]:
+        return {day: AggregateTarget(self.lake, day) for day in self.dates}
+
+    @functools.cached_property
+    def attempt(self) -> str:
+        """This run's attempt directory in the lake (made on first use)."""
+        return self.manifests.new_attempt(AGGREGATED, self.dates)
+
+    def app_options(self) -> list[str]:
+        raw = self.input()
+        args = []
+        for day in self.dates:
+            args += ["--snapshot", f"{day.isoformat()}={self.lake.spark_uri(raw[day].records())}"]
+        return args + ["--output", self.lake.spark_uri(self.attempt)]
+
+    def run(self) -> None:
+        started = time.monotonic()
+        try:
+            self.submit()
+        except Exception:
+            self.lake.remove(self.attempt)  # nothing was published: leave nothing behind
+            raise
+        spark_seconds = time.monotonic() - started
+        job = json.loads(self.lake.read_text(f"{self.attempt}/_job.json"))
+        self.publish(job, started)
+        for day in self.dates[:3]:
+            logger.info(
+                "AggregateUFOsByState %s: %s", day, job["dates"][day.isoformat()]["quality"]
+            )
+        logger.info(
+            "AggregateUFOsByState %s: %d date(s) in one Spark run of %.1f s, published in %s",
+            span(self.dates), len(self.dates), spark_seconds, self.lake.uri(self.attempt),
+        )  # fmt: skip
+
+    def publish(self, job: dict, started: float) -> None:
+        """Publish each date's files that the job lists, with its quality report and source."""
+        raw = self.input()
+        superseded = []
+        for done, day in enumerate(self.dates, start=1):
+            result = job["dates"][day.isoformat()]
+            files = {
+                kind: [f"{self.attempt}/{rel}" for rel in paths]
+                for kind, paths in result["files"].items()
+            }
+            source_info = raw[day].manifest()
+            superseded.append(
+                self.manifests.publish(
+                    AGGREGATED,
+                    day,
+                    self.attempt,
+                    files,
+                    quality=result["quality"],
+                    layout=result["layout"],
+                    source=source_info.get("source", ""),
+                    raw_attempt=source_info["attempt"],
+                )  # fmt: skip
+            )
+            self.progress(done, started, "AggregateUFOsByState published")
+        self.tidy(superseded)

@@ -1,0 +1,138 @@
+"""The base of the pipeline's tasks: run dates, settings, the lake, forced re-runs, progress.
+
+Every task takes ``--date``, one run date or a batch (``etl/pipeline/rundates.py``). A batch is
+run once for all its dates, and each date is still published (and loaded) on its own, so a
+batch is complete only when every one of its dates is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import time
+
+import luigi
+
+from etl.adapters.lake import Lake, open_lake
+from etl.adapters.manifests import Manifests
+from etl.errors import UfoError
+from etl.pipeline.reporting import report_failure
+from etl.pipeline.rundates import RunDateParameter, RunDates
+from etl.settings import Settings, load_settings
+
+logger = logging.getLogger("ufo")
+
+
+@functools.lru_cache(maxsize=8)
+def _lake(uri: str) -> Lake:
+    return open_lake(uri)
+
+
+class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
+    """Base of the pipeline's tasks: the run date(s), the settings and the lake.
+
+    Range tools (``RangeDaily``) ask each date's task whether it is complete (the naive bulk
+    check, or a task's own ``bulk_complete``).
+    """
+
+    date = RunDateParameter(
+        description="Run date: the snapshot covers reports posted on or before it (default: "
+        "yesterday). A batch of dates is comma-separated.",
+    )
+
+    # Neither is part of the task's identity (a forced task is the same task), and luigid shows
+    # neither (HIDDEN: still sent to the scheduler, so a worker that takes the task over gets
+    # them, but left out of its display name and the parameters its UI and API show).
+    force = luigi.BoolParameter(
+        default=False,
+        significant=False,
+        visibility=luigi.parameter.ParameterVisibility.HIDDEN,
+        description="Run even if the output exists; the new output replaces it atomically.",
+    )
+    force_upstream = luigi.BoolParameter(
+        default=False,
+        significant=False,
+        visibility=luigi.parameter.ParameterVisibility.HIDDEN,
+        description="Like --force, for this task and every task upstream of it.",
+    )
+
+    #: Dates per batch in a backfill (a Spark run covers them all; a failure fails them all).
+    max_batch_size = 1000
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A forced task notes when its outputs were written the first time Luigi asks whether it
+        # is complete (before it runs), and is complete once they have all been written again.
+        # Nothing is deleted up front: only the worker that runs the task replaces its outputs.
+        self._forced_baseline: list[float | None] | None = None
+
+    def to_str_params(self, only_significant: bool = False, only_public: bool = False) -> dict:
+        # What the worker sends luigid. Luigi creates a batch task in luigid without the
+        # parameters' visibilities, so luigid would show its hidden ones: leave ``force`` and
+        # ``force_upstream`` out while they are off (their default, what a task is rebuilt with).
+        params = super().to_str_params(only_significant, only_public)
+        for name in ("force", "force_upstream"):
+            if not getattr(self, name):
+                params.pop(name, None)
+        return params
+
+    @property
+    def dates(self) -> tuple[dt.date, ...]:
+        """The run dates of this task: one, or a batch."""
+        return tuple(self.date) if isinstance(self.date, RunDates) else (self.date,)
+
+    def complete(self) -> bool:
+        try:
+            return self._complete()
+        except UfoError as err:
+            # Luigi logs a traceback for errors in complete() but no reason: say what to fix.
+            report_failure(self, err, last=True)
+            raise
+
+    def _complete(self) -> bool:
+        if not (self.force or self.force_upstream):
+            return super().complete()
+        outputs = luigi.task.flatten(self.output())
+        if self._forced_baseline is None:
+            self._forced_baseline = [t.modified_at() if t.exists() else None for t in outputs]
+            return False
+        return all(
+            t.exists() and (before is None or t.modified_at() > before)
+            for t, before in zip(outputs, self._forced_baseline)
+        )
+
+    def upstream(self, cls: type[UfoTask]) -> UfoTask:
+        """The task ``cls`` for the same run date(s), forced when this one is forced upstream."""
+        return cls(date=self.date, force=self.force_upstream, force_upstream=self.force_upstream)
+
+    # Read at use, not cached on the task: Luigi reuses task instances within a process, and a
+    # long-running worker must see the environment of each run.
+    @property
+    def settings(self) -> Settings:
+        return load_settings()
+
+    @property
+    def lake(self) -> Lake:
+        return _lake(self.settings.storage)
+
+    @property
+    def manifests(self) -> Manifests:
+        return Manifests(self.lake)
+
+    def tidy(self, superseded) -> None:
+        """Remove attempts no manifest names any more, and stale ones of interrupted runs."""
+        removed = self.manifests.retire(superseded)
+        removed += self.manifests.sweep(self.settings.stale_attempts)
+        if removed:
+            logger.info("removed %d unused attempt(s) from the lake", len(removed))
+
+    def progress(self, done: int, started: float, what: str) -> None:
+        total = len(self.dates)
+        if total > 1 and (done == total or done % max(1, total // 10) == 0):
+            elapsed = time.monotonic() - started
+            left = elapsed / done * (total - done) if done else 0
+            logger.info(
+                "%s: %d of %d dates, %.1f s so far, about %.0f s left",
+                what, done, total, elapsed, left,
+            )  # fmt: skip

@@ -1,0 +1,118 @@
+"""TopStatesToDatabase: each run date's results loaded into PostgreSQL in one transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+import luigi
+
+from etl.adapters import database
+from etl.errors import DataError
+from etl.pipeline.aggregate import AggregateUFOsByState
+from etl.pipeline.base import UfoTask
+from etl.pipeline.rejects import RejectReader
+from etl.pipeline.reporting import span
+from etl.pipeline.targets import AggregateTarget, TopTenTarget
+from etl.pipeline.topten import TopTenStates
+from etl.settings import load_settings
+
+logger = logging.getLogger("ufo")
+
+
+class TopStatesToDatabase(UfoTask):
+    """The run date's top tens, state counts, quality figures and sample rejects in PostgreSQL.
+
+    Up to ``UFO_REJECT_ROWS`` rejected rows per reason go into ``reject_samples``; the lake's
+    ``aggregated/date=D/_MANIFEST.json`` lists the files of every one of them.
+    """
+
+    #: Dates loaded at once in a batch, each on its own connection and in its own transaction:
+    #: reading a date's files in Python overlaps with PostgreSQL writing another's rows.
+    load_threads = 3
+
+    def requires(self) -> dict[str, luigi.Task]:
+        return {
+            "top": self.upstream(TopTenStates),
+            "aggregate": self.upstream(AggregateUFOsByState),
+        }
+
+    def output(self) -> dict[dt.date, database.RunLoadedTarget]:
+        url = self.settings.require_database_url()
+        return {day: database.RunLoadedTarget(url, day) for day in self.dates}
+
+    def _complete(self) -> bool:
+        if self.force or self.force_upstream:
+            return super()._complete()
+        # One query for a batch's dates, not one per date.
+        url = self.settings.require_database_url()
+        return set(self.dates) <= database.loaded_dates(url, self.dates)
+
+    @classmethod
+    def bulk_complete(cls, parameter_tuples):
+        """The run dates among ``parameter_tuples`` already loaded: one query for them all."""
+        dates = list(parameter_tuples)
+        loaded = database.loaded_dates(load_settings().require_database_url(), dates)
+        return [d for d in dates if d in loaded]
+
+    def run(self) -> None:
+        settings = self.settings
+        url = settings.require_database_url()
+        inputs = self.input()
+        rejects = RejectReader(self.lake)
+        started = time.monotonic()
+
+        def load(day: dt.date) -> None:
+            results = self.results(
+                day, inputs["aggregate"][day], inputs["top"][day], rejects, settings.reject_rows
+            )
+            loader.load(results)
+
+        with (
+            database.Loader(url) as loader,
+            ThreadPoolExecutor(min(self.load_threads, len(self.dates))) as pool,
+        ):
+            pending = [pool.submit(load, day) for day in self.dates]
+            try:
+                for done, future in enumerate(as_completed(pending), start=1):
+                    future.result()
+                    self.progress(done, started, "TopStatesToDatabase loaded")
+            except BaseException:
+                for future in pending:
+                    future.cancel()  # dates not started stay unloaded; started ones finish
+                raise
+        logger.info(
+            "TopStatesToDatabase %s: %d date(s) loaded into %s in %.1f s",
+            span(self.dates), len(self.dates), database.safe_url(url), time.monotonic() - started,
+        )  # fmt: skip
+
+    @staticmethod
+    def results(
+        day: dt.date,
+        aggregate: AggregateTarget,
+        top: TopTenTarget,
+        rejects: RejectReader,
+        limit: int,
+    ) -> database.RunResults:
+        """What is loaded for ``day``: its aggregate's manifest, its top ten and counts, and the
+        first ``limit`` rejected rows of each reason."""
+        manifest = aggregate.manifest()
+        quality = manifest["quality"]
+        top_ten = top.load()
+        try:
+            sample = rejects.sample(
+                aggregate.files("rejects"), limit, quality["rejected_by_reason"]
+            )
+        except DataError as err:
+            raise DataError(f"run date {day}: {err}") from None
+        return database.RunResults(
+            run_date=day,
+            source=manifest.get("source", ""),
+            layout=manifest.get("layout"),
+            quality=quality,
+            top=top_ten.top,
+            counts=top_ten.counts,
+            rejects=sample,
+        )

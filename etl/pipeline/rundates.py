@@ -1,0 +1,95 @@
+"""Run dates: the ``--date`` of every task, one date or a batch of them (a backfill).
+
+Luigi's scheduler may hand a worker many pending dates of one task as a single batch
+(``RangeDaily``): ``date`` is then a ``RunDates`` tuple, merged by ``batch_method``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+
+import luigi
+
+from etl.pipeline.reporting import say_at_exit
+
+
+def _yesterday() -> dt.date:
+    return dt.date.today() - dt.timedelta(days=1)
+
+
+class RunDates(tuple):
+    """Several run dates handled as one batch: distinct and in order."""
+
+    def __new__(cls, dates) -> RunDates:
+        return super().__new__(cls, sorted(set(dates)))
+
+
+def merge_dates(dates) -> dt.date | RunDates:
+    merged = RunDates(
+        d for value in dates for d in (value if isinstance(value, tuple) else (value,))
+    )
+    return merged[0] if len(merged) == 1 else merged
+
+
+class RunDateParameter(luigi.DateParameter):
+    """A run date, or a batch of them: comma-separated dates and ``FIRST..LAST`` spans
+    (``2019-01-01..2019-12-31,2020-02-29``).
+
+    A batch is written with its consecutive dates as spans, so luigid's UI and Luigi's summary
+    show a backfill of a year as ``date=2019-01-01..2019-12-31`` rather than 365 dates.
+
+    The default, yesterday, is worked out each time a task is made, not once at import: a
+    worker service that runs for days must not keep the day it started on.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(batch_method=merge_dates, **kwargs)
+
+    @property
+    def _default(self):
+        return _yesterday()
+
+    @_default.setter
+    def _default(self, value) -> None:
+        pass  # the default is always yesterday
+
+    def parse(self, s: str):
+        try:
+            if "," in s or ".." in s:
+                return merge_dates(d for part in s.split(",") for d in self._dates(part.strip()))
+            return super().parse(s)
+        except ValueError:
+            if sys.argv and sys.argv[0].endswith(("luigi", "luigi/__main__.py")):  # the CLI only
+                say_at_exit(
+                    f"ufo: error: --date {s!r} is not a date: give YYYY-MM-DD, e.g. 2019-03-29."
+                )
+            raise
+
+    def _dates(self, part: str) -> list[dt.date]:
+        first, span, last = part.partition("..")
+        start = super().parse(first.strip())
+        if not span:
+            return [start]
+        end = super().parse(last.strip())
+        if end < start:
+            raise ValueError(f"{part!r}: the span ends before it starts")
+        return [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
+
+    def serialize(self, x) -> str:
+        if isinstance(x, RunDates):
+            spans: list[tuple[dt.date, dt.date]] = []  # (first, last) of consecutive dates
+            for day in x:
+                if spans and day - spans[-1][1] == dt.timedelta(days=1):
+                    spans[-1] = (spans[-1][0], day)
+                else:
+                    spans.append((day, day))
+            return ",".join(
+                first.isoformat() if first == last else f"{first}..{last}" for first, last in spans
+            )
+        return super().serialize(x)
+
+    def normalize(self, x):
+        if isinstance(x, RunDates):
+            return x
+        return super().normalize(x)

@@ -1,0 +1,109 @@
+"""spark-submit as the pipeline runs it: Luigi's SparkSubmitTask with the project's plumbing.
+
+The master comes from SPARK_MASTER (or ``[ufo] spark_master``), other flags from luigi.cfg's
+``[spark]``. Added to Luigi's task: the driver's class archive (``etl/adapters/spark.py``),
+spark-submit dying with the Luigi process that started it, its whole output kept under
+``$UFO_LOG_DIR/spark/``, and a failure reported by the job's own ``error:`` line without
+leaking the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+
+import luigi
+from luigi.contrib.external_program import ExternalProgramRunError
+from luigi.contrib.spark import SparkSubmitTask
+
+from etl import logs
+from etl.adapters import spark
+from etl.errors import DataError
+from etl.settings import load_settings
+
+logger = logging.getLogger("ufo")
+
+
+class SparkJobError(DataError):
+    """spark-submit failed; carries the job's own error line and the tail of its output."""
+
+    @classmethod
+    def from_run_error(cls, err: ExternalProgramRunError) -> SparkJobError:
+        # Never str(err): luigi's message includes the whole environment, secrets and all.
+        stderr = err.err or ""
+        # PySpark prints the driver's own output on stdout: the job's reason may be on either.
+        lines = (err.out or "").splitlines() + stderr.splitlines()
+        job_errors = [line for line in lines if line.startswith("error: ")]
+        if job_errors:
+            return cls(job_errors[-1].removeprefix("error: ") + " Fix the source and run again.")
+        tail = "\n".join(stderr.splitlines()[-40:])
+        return cls(f"spark-submit failed ({err.message}); last lines of its output:\n{tail}")
+
+
+class ProjectSparkSubmitTask(SparkSubmitTask):
+    """A SparkSubmitTask that runs the way this project runs Spark (see the module's doc)."""
+
+    @property
+    def master(self) -> str:
+        return load_settings().spark_master
+
+    @property
+    def spark_submit(self) -> str:
+        configured = luigi.configuration.get_config().get("spark", "spark-submit", None)
+        return configured or spark.default_spark_submit()
+
+    @property
+    def driver_java_options(self) -> str | None:
+        """luigi.cfg's options, and the class archive when there is one (the driver runs here
+        unless the deploy mode is cluster)."""
+        options = [super().driver_java_options or ""]
+        if self.deploy_mode != "cluster":
+            options += spark.driver_java_options(self.spark_submit)
+        return " ".join(o for o in options if o) or None
+
+    def build_tracking_url(self, logs_output: str) -> str:
+        # Luigi shows the Spark UI's address in luigid; say it on the console too.
+        logger.info("%s: Spark UI at %s while it runs", self.name, logs_output)
+        return logs_output
+
+    def program_args(self) -> list[str]:
+        args = super().program_args()
+        setpriv = shutil.which("setpriv")
+        if setpriv and sys.platform == "linux":
+            # If this Luigi process dies (kill -9 included), spark-submit dies with it instead of
+            # writing on into an attempt nobody will publish.
+            return [setpriv, "--pdeathsig", "KILL", "--", *args]
+        return args
+
+    def program_environment(self) -> dict[str, str]:
+        env = super().program_environment()
+        if self.master.startswith("local"):
+            # Local mode: the Python workers are this interpreter, with its packages.
+            env.setdefault("PYSPARK_PYTHON", sys.executable)
+        return env
+
+    def _clean_output_file(self, file_object) -> str:
+        # Luigi reads spark-submit's captured stdout, then stderr, through here: keep both.
+        text = super()._clean_output_file(file_object)
+        self._spark_output.append(text)
+        return text
+
+    def submit(self) -> None:
+        """Run spark-submit; SparkJobError saying why when it fails. Its output is kept."""
+        self._spark_output: list[str] = []
+        try:
+            SparkSubmitTask.run(self)
+        except ExternalProgramRunError as err:
+            raise SparkJobError.from_run_error(err) from None
+        finally:
+            self._keep_output()
+
+    def _keep_output(self) -> None:
+        path = logs.spark_log_path(self.task_id)
+        if path is not None and self._spark_output:
+            names = ("stdout", "stderr")
+            path.write_text(
+                "".join(f"==== {n} ====\n{t}\n" for n, t in zip(names, self._spark_output))
+            )
+            logger.info("spark-submit output of %s kept in %s", self.task_id, path)

@@ -1,0 +1,253 @@
+"""Every setting the product reads: the environment variable first, then luigi.cfg's ``[ufo]``.
+
+Each setting is declared once in ``SETTINGS``: its variable, its luigi.cfg option (if it has
+one), its default, how its text is parsed and what it means. ``load_settings()`` reads them all
+at once (never at import) and raises ConfigError naming the variable for a value it cannot
+parse, so a bad setting stops a run at its start instead of halfway. The README's
+configuration table lists exactly these settings; a test keeps the two the same.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import luigi.configuration
+
+from etl.errors import ConfigError
+
+SECTION = "ufo"
+
+
+# --- parsers: text -> value, ValueError with what is expected ---------------------------------
+
+
+def _text(value: str) -> str:
+    return value
+
+
+def _path(value: str) -> Path:
+    return Path(value).expanduser()
+
+
+def _number(value: str, kind: type, ok: Callable[[float], bool], expected: str):
+    try:
+        number = kind(value)
+    except ValueError:
+        number = None
+    if number is None or not ok(number):
+        raise ValueError(f"expected {expected}")
+    return number
+
+
+def _seconds(value: str) -> float:
+    return _number(value, float, lambda n: n > 0, "a positive number of seconds")
+
+
+def _whole_seconds(value: str) -> int:
+    return _number(value, int, lambda n: n > 0, "a positive whole number of seconds")
+
+
+def _hours(value: str) -> dt.timedelta:
+    return dt.timedelta(
+        hours=_number(value, float, lambda n: n >= 0, "a number of hours, 0 or more")
+    )
+
+
+def _rows(value: str) -> int:
+    return _number(value, int, lambda n: n >= 0, "a whole number of rows, 0 for none")
+
+
+_TRUE = ("1", "on", "true", "yes")
+_FALSE = ("0", "off", "false", "no")
+
+
+def _switch(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"expected one of {', '.join(_TRUE + _FALSE)}")
+
+
+def _time_of_day(value: str) -> dt.time:
+    try:
+        return dt.time.fromisoformat(value)
+    except ValueError:
+        raise ValueError("expected a time of day, HH:MM") from None
+
+
+def _zone(value: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("expected an IANA time zone such as UTC or Europe/Madrid") from None
+
+
+# --- the settings --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: where it is read from, its default (as text) and how it is parsed."""
+
+    variable: str
+    option: str | None  # in luigi.cfg's [ufo] section; None: the environment only
+    default: str | None  # None: unset unless given
+    parse: Callable[[str], Any]
+    meaning: str
+
+
+SETTINGS: dict[str, Setting] = {
+    "source": Setting(
+        "UFO_SOURCE", "source", None, _text,
+        "the raw report file: a path, `file://`, `http(s)://` or `s3://` URL; plain or gzip",
+    ),
+    "storage": Setting(
+        "UFO_STORAGE", "storage", "lake", _text,
+        "the data-lake root: a local directory, or `s3://bucket/prefix`",
+    ),
+    "database_url": Setting(
+        "UFO_DATABASE_URL", "database_url", None, _text,
+        "SQLAlchemy URL of the PostgreSQL database (`postgresql://` uses psycopg2)",
+    ),
+    "spark_master": Setting(
+        "SPARK_MASTER", "spark_master", "local[*]", _text,
+        "where AggregateUFOsByState runs: `local[*]` or `spark://host:7077`",
+    ),
+    "stale_attempts": Setting(
+        "UFO_STALE_ATTEMPT_HOURS", "stale_attempt_hours", "6", _hours,
+        "hours after which an attempt directory nothing published (an interrupted run) is "
+        "removed by the next run",
+    ),
+    "reject_rows": Setting(
+        "UFO_REJECT_ROWS", "reject_rows", "1000", _rows,
+        "rejected rows of each reason stored in the database per run date "
+        "(`reject_samples`); `0` stores none; the lake keeps all of them",
+    ),
+    "db_connect_timeout": Setting(
+        "UFO_DB_CONNECT_TIMEOUT", "db_connect_timeout", "10", _whole_seconds,
+        "seconds to wait for a connection to PostgreSQL",
+    ),
+    "db_statement_timeout": Setting(
+        "UFO_DB_STATEMENT_TIMEOUT", "db_statement_timeout", "600", _seconds,
+        "seconds one database statement may take",
+    ),
+    "log_dir": Setting(
+        "UFO_LOG_DIR", "log_dir", None, _path,
+        "also write the log to `$UFO_LOG_DIR/pipeline.log` and keep each spark-submit's "
+        "output in `$UFO_LOG_DIR/spark/`",
+    ),
+    "jvm_archive": Setting(
+        "UFO_JVM_ARCHIVE", "jvm_archive", "on", _switch,
+        "start Spark's driver with the class archive of `python -m etl.tools.jvmcache` when "
+        "one exists for the installed Spark and Java; `off` never does",
+    ),
+    "jvm_cache": Setting(
+        "UFO_JVM_CACHE", "jvm_cache", "~/.cache/ufo-pipeline/jvm", _path,
+        "where that archive is kept (about 160 MB)",
+    ),
+    "claim_lease": Setting(
+        "UFO_CLAIM_LEASE", "claim_lease", "120", _seconds,
+        "the worker: seconds without a heartbeat after which another worker takes a claimed "
+        "request over",
+    ),
+    "local_scheduler": Setting(
+        "UFO_LOCAL_SCHEDULER", "local_scheduler", "off", _switch,
+        "the worker: run without luigid (`1`)",
+    ),
+    "schedule_time": Setting(
+        "UFO_SCHEDULE_TIME", "schedule_time", None, _time_of_day,
+        "the worker: run the pipeline for yesterday once a day after this time (`HH:MM`)",
+    ),
+    "timezone": Setting(
+        "UFO_TIMEZONE", "timezone", "UTC", _zone,
+        "the worker: the time zone of `UFO_SCHEDULE_TIME`",
+    ),
+    "run_dir": Setting(
+        "UFO_RUN_DIR", None, ".run", _path,
+        "where `make demo` and `make up` keep their lake, database, logs and processes",
+    ),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The parsed settings of one run."""
+
+    source: str | None
+    storage: str
+    database_url: str | None
+    spark_master: str
+    stale_attempts: dt.timedelta
+    reject_rows: int
+    db_connect_timeout: int
+    db_statement_timeout: float
+    log_dir: Path | None
+    jvm_archive: bool
+    jvm_cache: Path
+    claim_lease: float
+    local_scheduler: bool
+    schedule_time: dt.time | None
+    timezone: ZoneInfo
+    run_dir: Path
+
+    def require_source(self) -> str:
+        if not self.source:
+            raise ConfigError(
+                "No source given: set UFO_SOURCE to the raw NUFORC report file "
+                "(a path or a file://, http(s):// or s3:// URL)."
+            )
+        return self.source
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise ConfigError(
+                "No database given: set UFO_DATABASE_URL to a PostgreSQL URL, "
+                "e.g. postgresql+psycopg2://user@127.0.0.1:5432/ufo."
+            )
+        return self.database_url
+
+
+def _raw(setting: Setting) -> tuple[str | None, str]:
+    """The setting's text and where it came from (for error messages)."""
+    value = os.environ.get(setting.variable, "").strip()
+    if value:
+        return value, setting.variable
+    if setting.option:
+        value = str(luigi.configuration.get_config().get(SECTION, setting.option, "")).strip()
+        if value:
+            return value, f"luigi.cfg [{SECTION}] {setting.option}"
+    return setting.default, "its default"
+
+
+def _parse(setting: Setting) -> Any:
+    text, where = _raw(setting)
+    if text is None:
+        return None
+    try:
+        return setting.parse(text)
+    except ValueError as err:
+        raise ConfigError(
+            f"{setting.variable}={text!r} (from {where}) is not valid: {err}."
+        ) from None
+
+
+def load_settings() -> Settings:
+    """Read and parse every setting now (never at import time)."""
+    return Settings(**{name: _parse(SETTINGS[name]) for name in _FIELDS})
+
+
+def setting(name: str) -> Any:
+    """One setting, parsed: for code that needs only it (logging, the class archive)."""
+    return _parse(SETTINGS[name])
+
+
+_FIELDS = [f.name for f in fields(Settings)]
+assert _FIELDS == list(SETTINGS), "Settings and SETTINGS must declare the same settings"

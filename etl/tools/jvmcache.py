@@ -1,0 +1,108 @@
+"""Make the Spark driver's class archive: about 5 s off every spark-submit.
+
+``python -m etl.tools.jvmcache`` makes the archive once per Spark and Java installation by
+running the Spark job on a small generated sample (about 40 s; ``make demo`` does it the first
+time). ``etl/adapters/spark.py`` says what the archive is and when the driver uses it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from etl.adapters import source
+from etl.adapters.spark import archive_path, default_spark_submit
+from etl.tools import sample
+from spark_jobs import AGGREGATE_BY_STATE
+
+#: Rows of the generated sample the archive is trained on (the job loads the classes it needs).
+TRAINING_ROWS = 5000
+#: Archives kept in the cache, the newest first (each about 160 MB).
+KEEP_ARCHIVES = 3
+
+
+def build(spark_submit: str, timeout: float = 600) -> Path:
+    """Make this installation's archive (replacing any) from one run of the Spark job."""
+    path = archive_path(spark_submit)
+    if path is None:
+        raise RuntimeError("no java or no Spark jars found: install Java 17 and pyspark first")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="ufo-jvm-") as tmp:
+        work = Path(tmp)
+        day = dt.date(2019, 3, 29)
+        csv_path = work / "sample.csv"
+        with open(csv_path, "w", encoding="utf-8", newline="") as out:
+            sample.write(out, sample.generate(TRAINING_ROWS, day))
+        with open(work / "source.csv", "w", encoding="utf-8", newline="") as copy:
+            source.ingest(str(csv_path), copy, str(work / "records.parquet"), "training sample")
+        partial = work / "archive.jsa"
+        command = [
+            spark_submit, "--master", "local[*]",
+            "--driver-java-options", f"-XX:ArchiveClassesAtExit={partial}",
+            str(AGGREGATE_BY_STATE),
+            "--snapshot", f"{day}=file://{work / 'records.parquet'}",
+            "--output", f"file://{work / 'out'}",
+        ]  # fmt: skip
+        env = dict(os.environ, PYSPARK_PYTHON=os.environ.get("PYSPARK_PYTHON", sys.executable))
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0 or not partial.is_file():
+            tail = (done.stdout + done.stderr)[-2000:]
+            raise RuntimeError(f"the training run failed (exit {done.returncode}):\n{tail}")
+        # Moved in whole: a JVM starting meanwhile sees the old archive, or none, never half.
+        staged = path.with_name(f".{path.name}.{os.getpid()}")
+        shutil.move(partial, staged)
+        os.replace(staged, path)
+    prune(path)
+    return path
+
+
+def prune(current: Path) -> None:
+    """Remove the archives beside ``current`` but the newest ``KEEP_ARCHIVES - 1``: those of
+    earlier installations (an upgraded Spark or Java) go, while one machine may still run the
+    pipeline from more than one virtualenv (each its own archive)."""
+    others = sorted(
+        (p for p in current.parent.glob("spark-driver-*.jsa") if p != current),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in others[KEEP_ARCHIVES - 1 :]:
+        old.unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spark-submit", default=None, help="spark-submit (default: pyspark's)")
+    parser.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="do nothing when the archive exists; if it cannot be made, warn and exit 0 (Spark "
+        "then starts without it)",
+    )
+    args = parser.parse_args(argv)
+    spark_submit = args.spark_submit or default_spark_submit()
+    path = archive_path(spark_submit)
+    if args.if_missing and path is not None and path.is_file():
+        return 0
+    if path is not None:
+        print("Making the Spark driver's class archive (once per Spark and Java install, ~40 s)")
+    started = time.monotonic()
+    try:
+        built = build(spark_submit)
+    except (RuntimeError, subprocess.TimeoutExpired) as err:
+        level = "warning" if args.if_missing else "error"
+        print(f"ufo: {level}: no class archive made: {err}", file=sys.stderr)
+        return 0 if args.if_missing else 1
+    size = built.stat().st_size >> 20
+    print(f"Spark driver class archive: {built} ({size} MB, {time.monotonic() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,341 @@
+"""The local product without Docker: luigid, the worker service and producto as background processes.
+
+    python -m etl.tools.localstack up [--port 8000] [--luigid-port 8082]
+    python -m etl.tools.localstack luigid [--luigid-port 8082]
+    python -m etl.tools.localstack postgres        # start the demo's PostgreSQL again if it is stopped
+    python -m etl.tools.localstack stop            # stop everything above and the demo's PostgreSQL
+    python -m etl.tools.localstack check-stopped   # exit 1 (saying what runs) while anything runs
+
+Everything lives in the run directory of ``make demo`` (UFO_RUN_DIR, else ``.run``) and uses its
+``demo.env``: pid files in ``pids/`` (JSON: pid, address, log), logs in ``logs/``, luigid's
+state in ``luigid/state.pickle`` and its task history in a ``luigid`` database on the demo's
+PostgreSQL (luigid 3.8.1's task history on SQLite crashes). Every server binds to 127.0.0.1.
+Each process leads its own process group, so ``stop`` ends it with its children (a running
+Luigi task, spark-submit); SIGTERM first, since luigid writes its state then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from etl.errors import UfoError
+from etl.settings import setting
+from etl.tools.localpg import LocalPostgres
+
+HOST = "127.0.0.1"
+REPO = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 60.0  # seconds for a service to answer on a busy 2-core machine
+STOP_TIMEOUT = 20.0
+
+
+class LocalStackError(UfoError):
+    """The local product cannot be started or stopped; the message says what to do."""
+
+
+def run_dir() -> Path:
+    """The demo's run directory (UFO_RUN_DIR, else ``.run``), absolute."""
+    return setting("run_dir").resolve()
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def read_env(path: Path) -> dict[str, str]:
+    """The variables of a ``demo.env`` (``NAME=value`` lines, values shell-quoted)."""
+    if not path.exists():
+        raise LocalStackError(f"{path} is missing: run `make demo` first.")
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#") and "=" in line:
+            name, value = line.split("=", 1)
+            values[name.strip()] = " ".join(shlex.split(value))
+    return values
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((HOST, port)) == 0
+
+
+@dataclass
+class Service:
+    """One background process of the local product, known by its pid file."""
+
+    name: str
+    marker: str  # a word of its command line, so a reused pid is never taken for it
+    address: str = ""
+
+    @property
+    def pid_file(self) -> Path:
+        return run_dir() / "pids" / f"{self.name}.json"
+
+    @property
+    def log(self) -> Path:
+        return run_dir() / "logs" / f"{self.name}.log"
+
+    def running_pid(self) -> int | None:
+        """Its pid when the pid file names a live process of this service."""
+        try:
+            pid = int(json.loads(self.pid_file.read_text())["pid"])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError, KeyError):
+            return None
+        return pid if self.marker in cmdline else None
+
+    def recorded_address(self) -> str:
+        try:
+            return str(json.loads(self.pid_file.read_text()).get("address", ""))
+        except (OSError, ValueError):
+            return ""
+
+    def start(self, argv: list[str], env: dict[str, str], ready: Callable[[], bool]) -> None:
+        """Start it in the background unless it runs; wait (bounded) until ``ready()``."""
+        pid = self.running_pid()
+        if pid is not None:
+            _say(f"{self.name}: already running (pid {pid}) {self.recorded_address()}".rstrip())
+            return
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            process = subprocess.Popen(
+                argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        record = {"pid": process.pid, "address": self.address, "log": str(self.log)}
+        self.pid_file.write_text(json.dumps(record) + "\n")
+        deadline = time.monotonic() + START_TIMEOUT
+        while not ready():
+            if process.poll() is not None or time.monotonic() > deadline:
+                why = f"exited with {process.returncode}" if process.poll() is not None else (
+                    f"did not answer within {START_TIMEOUT:.0f} s")  # fmt: skip
+                self.stop(quiet=True)
+                tail = self.log.read_text(errors="replace")[-2000:]
+                raise LocalStackError(f"{self.name} {why}; its log {self.log} ends:\n{tail}")
+            time.sleep(0.3)
+        _say(f"{self.name}: started (pid {process.pid}) {self.address}".rstrip())
+
+    def stop(self, quiet: bool = False) -> bool:
+        """Stop it and its children (SIGTERM, then SIGKILL); True when it was running."""
+        pid = self.running_pid()
+        self.pid_file.unlink(missing_ok=True)
+        if pid is None:
+            return False
+        try:
+            os.killpg(pid, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_TIMEOUT
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                _reap(pid)
+                time.sleep(0.2)
+            if Path(f"/proc/{pid}").exists():
+                os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if not quiet:
+            _say(f"stopped {self.name} (pid {pid})")
+        return True
+
+
+def _reap(pid: int) -> None:
+    # A child of this very process (a failed start) stays a zombie until waited for.
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+LUIGID = Service("luigid", marker="luigid")
+WORKER = Service("worker", marker="etl.worker")
+PRODUCTO = Service("producto", marker="producto")
+
+
+def demo_postgres(env: dict[str, str]) -> LocalPostgres | None:
+    """The demo's private PostgreSQL, started again if stopped; None when the demo used another."""
+    directory = run_dir() / "postgres"
+    url = env.get("UFO_DATABASE_URL", "")
+    server = LocalPostgres(directory)
+    if not (server.data_dir / "PG_VERSION").exists():
+        return None  # the demo ran against UFO_DATABASE_URL given by the user
+    if not server.running():
+        # Same port as before, so the URLs in demo.env stay right.
+        port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+        if _port_taken(port):
+            raise LocalStackError(
+                f"port {port} of the demo's PostgreSQL is taken by another program: stop it, "
+                "or run `make stop clean demo` for a new one."
+            )
+        server.port = port
+        _say(f"postgres: starting the demo's PostgreSQL on {HOST}:{port}")
+    return server.start()
+
+
+def _luigi_configs(env: dict[str, str], port: int) -> tuple[Path, Path]:
+    """luigid's config (task history, state, logging) and the workers' (where luigid is)."""
+    directory = run_dir() / "luigid"
+    directory.mkdir(parents=True, exist_ok=True)
+    server = demo_postgres(env)
+    lines = [
+        "# Written by `make luigid` (etl/tools/localstack.py); read after ./luigi.cfg.",
+        "[core]",
+        # ./luigi.cfg hands logging to the etl package; luigid logs to its --logdir instead.
+        "no_configure_logging = false",
+        "[scheduler]",
+        f"state_path = {directory / 'state.pickle'}",
+    ]
+    if server is not None:
+        history = server.create_database("luigid")
+        lines += ["record_task_history = True", "[task_history]", f"db_connection = {history}"]
+    luigid_cfg = directory / "luigi.cfg"
+    luigid_cfg.write_text("\n".join(lines) + "\n")
+    client_cfg = directory / "client.cfg"
+    client_cfg.write_text(
+        "# Written by `make up` (etl/tools/localstack.py): the workers' scheduler is the local luigid.\n"
+        f"[core]\nscheduler_host = {HOST}\nscheduler_port = {port}\n"
+    )
+    return luigid_cfg, client_cfg
+
+
+def start_luigid(env: dict[str, str], port: int) -> str:
+    """luigid on 127.0.0.1:``port`` with task history in the demo's PostgreSQL; its address."""
+    address = f"http://{HOST}:{port}"
+    pid = LUIGID.running_pid()
+    if pid is not None:
+        _say(f"luigid: already running (pid {pid}) {LUIGID.recorded_address()}")
+        return LUIGID.recorded_address() or address
+    if _port_taken(port):
+        raise LocalStackError(
+            f"port {port} is taken by another program (another luigid?): stop it or choose "
+            "another with LUIGID_PORT=N."
+        )
+    luigid_cfg, _ = _luigi_configs(env, port)
+    logdir = run_dir() / "logs" / "luigid"
+    logdir.mkdir(parents=True, exist_ok=True)
+    luigid = Path(sys.executable).parent / "luigid"
+    argv = [str(luigid), "--address", HOST, "--port", str(port),
+            "--state-path", str(run_dir() / "luigid" / "state.pickle"), "--logdir", str(logdir)]  # fmt: skip
+    LUIGID.address = address
+    LUIGID.start(
+        argv,
+        dict(os.environ, **env, LUIGI_CONFIG_PATH=str(luigid_cfg)),
+        lambda: _http_ok(f"{address}/api/task_list"),
+    )
+    return address
+
+
+def luigid_port() -> int:
+    """The running luigid's port, from its pid file."""
+    return int(LUIGID.recorded_address().rsplit(":", 1)[1])
+
+
+def up(port: int, luigid_port_wanted: int) -> None:
+    """luigid, the worker service and producto, each started unless it runs already."""
+    env = read_env(run_dir() / "demo.env")
+    demo_postgres(env)
+    luigid_address = start_luigid(env, luigid_port_wanted)
+    client_cfg = run_dir() / "luigid" / "client.cfg"
+    if not client_cfg.exists():
+        _luigi_configs(env, luigid_port())
+    worker_env = dict(os.environ, **env, LUIGI_CONFIG_PATH=str(client_cfg))
+    worker_env.pop("UFO_LOCAL_SCHEDULER", None)  # this worker uses the luigid started above
+    requests = f"{env.get('UFO_STORAGE', 'lake')}/requests/"
+    WORKER.address = f"watching {requests}"
+    # Ready once this start's lines (after what the log held before) say it watches.
+    seen = WORKER.log.stat().st_size if WORKER.log.exists() else 0
+    WORKER.start(
+        [sys.executable, "-m", "etl.worker"],
+        worker_env,
+        lambda: b"watching" in WORKER.log.read_bytes()[seen:],
+    )
+    producto_address = f"http://{HOST}:{port}"
+    if PRODUCTO.running_pid() is None and _port_taken(port):
+        raise LocalStackError(f"port {port} is taken by another program: use PORT=N make up.")
+    PRODUCTO.address = producto_address
+    PRODUCTO.start(
+        [sys.executable, "-m", "producto", "--host", HOST, "--port", str(port)],
+        dict(os.environ, **env),
+        lambda: _http_ok(f"{producto_address}/health"),
+    )
+    _say("")
+    _say(f"producto (the web app)  {PRODUCTO.recorded_address()}/")
+    _say(f"luigid (Luigi's UI)     {luigid_address}/")
+    _say(f"run requests            {requests} (YAML, see the README)")
+    _say(f"logs                    {run_dir() / 'logs'}/")
+    _say("stop with: make stop")
+
+
+def stop() -> None:
+    """Stop producto, the worker, luigid and the demo's PostgreSQL; say what was stopped."""
+    stopped = [s.name for s in (PRODUCTO, WORKER, LUIGID) if s.stop()]
+    server = LocalPostgres(run_dir() / "postgres")
+    if server.running():
+        server.stop()
+        stopped.append("postgres")
+        _say(f"stopped postgres (pg_ctl stop, data in {server.data_dir})")
+    if not stopped:
+        _say(f"nothing was running from {run_dir()}")
+
+
+def running() -> list[str]:
+    """What of the local product runs from the run directory now."""
+    names = [s.name for s in (PRODUCTO, WORKER, LUIGID) if s.running_pid() is not None]
+    if LocalPostgres(run_dir() / "postgres").running():
+        names.append("postgres")
+    return names
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line of the local product."""
+    parser = argparse.ArgumentParser(
+        prog="python -m etl.tools.localstack", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("command", choices=["up", "luigid", "postgres", "stop", "check-stopped"])
+    parser.add_argument("--port", type=int, default=8000, help="producto's port (default 8000)")
+    parser.add_argument(
+        "--luigid-port", type=int, default=8082, help="luigid's port (default 8082)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "up":
+            up(args.port, args.luigid_port)
+        elif args.command == "luigid":
+            address = start_luigid(read_env(run_dir() / "demo.env"), args.luigid_port)
+            _say(f"luigid: {address}/ (stop with: make stop)")
+        elif args.command == "postgres":
+            demo_postgres(read_env(run_dir() / "demo.env"))
+        elif args.command == "stop":
+            stop()
+        else:
+            names = running()
+            if names:
+                _say(f"running from {run_dir()}: {', '.join(names)}; run `make stop` first.")
+                return 1
+    except UfoError as err:
+        print(f"{args.command}: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

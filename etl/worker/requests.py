@@ -1,0 +1,160 @@
+"""Run requests: YAML files dropped under ``{UFO_STORAGE}/requests/``, read and checked.
+
+    task: TopStatesToDatabase        # one of the pipeline's tasks
+    params: {date: 2019-03-29, force: true}
+    env: {UFO_SOURCE: s3://incoming/nuforc_index.csv}   # optional; only UFO_SOURCE
+
+Nothing in a request is executed: the task name and parameter names are checked against the
+pipeline's, values are parsed by Luigi's parameter types, and the command is an argument list
+(no shell). A request that is a symlink or not a regular file, is over 64 KiB or is not UTF-8
+is refused with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+import yaml
+
+from etl.adapters.lake import Lake, NotAFile, TooLarge
+from etl.redact import source_secrets
+from etl.settings import load_settings
+
+REQUESTS = "requests"
+ALLOWED_TASKS = ("ReadUFOs", "AggregateUFOsByState", "TopTenStates", "TopStatesToDatabase")
+ALLOWED_ENV = ("UFO_SOURCE",)
+RESULT_SUFFIXES = (".done.yaml", ".error.yaml")
+MAX_REQUEST_BYTES = 64 * 1024
+# Credentials in the environment: never written to a result or a log line.
+_SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PGPASSWORD")
+
+
+class _RequestLoader(yaml.SafeLoader):
+    """Safe YAML whose dates stay text, so that Luigi's parameter types judge them."""
+
+
+_RequestLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+class BadRequest(ValueError):
+    """A request file that cannot be run; the message says why (``size``: its bytes, if known)."""
+
+    def __init__(self, message: str, size: int | None = None):
+        super().__init__(message)
+        self.size = size
+
+
+@dataclass(frozen=True)
+class Request:
+    """A validated run request: a pipeline task, its parameters as text, and its environment."""
+
+    task: str
+    params: dict[str, str]
+    env: dict[str, str]
+
+    def argv(self, scheduler: list[str]) -> list[str]:
+        args = [sys.executable, "-m", "luigi", "--module", "etl", self.task, *scheduler]
+        for name, value in self.params.items():
+            flag = "--" + name.replace("_", "-")
+            if value == "__flag__":
+                args.append(flag)
+            elif value != "__off__":
+                args += [flag, value]
+        return args
+
+
+def parse_request(text: str) -> Request:
+    """Validate a request file's text; raise BadRequest with the reason."""
+    import etl
+
+    try:
+        doc = yaml.load(text, Loader=_RequestLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        raise BadRequest(f"not valid YAML: {err}".replace("\n", " ")) from err
+    if not isinstance(doc, dict):
+        raise BadRequest("a request must be a mapping with 'task' and 'params'")
+    unknown = set(doc) - {"task", "params", "env"}
+    if unknown:
+        raise BadRequest(f"unknown key(s) {sorted(unknown)}: use task, params, env")
+    task = doc.get("task")
+    if task not in ALLOWED_TASKS:
+        raise BadRequest(f"task {task!r} is not one of {', '.join(ALLOWED_TASKS)}")
+    cls = getattr(etl, task)
+    params_in = doc.get("params") or {}
+    if not isinstance(params_in, dict):
+        raise BadRequest("'params' must be a mapping of parameter names to values")
+    known = dict(cls.get_params())
+    params: dict[str, str] = {}
+    for name, value in params_in.items():
+        if name not in known:
+            raise BadRequest(
+                f"{task} has no parameter {name!r} (it has {', '.join(sorted(known))})"
+            )
+        if isinstance(value, (dict, list)) or value is None:
+            raise BadRequest(f"parameter {name!r} must be a single value")
+        param = known[name]
+        text_value = str(value)
+        if "\0" in text_value:
+            raise BadRequest(f"parameter {name!r} must not contain a NUL byte")
+        try:
+            parsed = param.parse(text_value)
+        except (ValueError, TypeError) as err:
+            raise BadRequest(f"parameter {name!r}: {text_value!r} is not valid ({err})") from err
+        if isinstance(parsed, bool):
+            params[name] = "__flag__" if parsed else "__off__"
+        else:
+            params[name] = param.serialize(parsed)
+    env_in = doc.get("env") or {}
+    if not isinstance(env_in, dict) or set(env_in) - set(ALLOWED_ENV):
+        raise BadRequest(f"'env' may only set {', '.join(ALLOWED_ENV)}")
+    env = {name: str(value) for name, value in env_in.items()}
+    for name, value in env.items():
+        # The operating system cannot pass it on: subprocess would raise "embedded null byte".
+        if "\0" in value:
+            raise BadRequest(f"env {name} must not contain a NUL byte")
+    return Request(task=task, params=params, env=env)
+
+
+def request_secrets(text: str) -> list[str]:
+    """The secret parts of the sources a request's text names (even if it is malformed)."""
+    try:
+        doc = yaml.load(text, Loader=_RequestLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError:
+        return []  # not YAML: redact_text's scan for URLs still covers it
+    env = doc.get("env") if isinstance(doc, dict) else None
+    if not isinstance(env, dict):
+        return []
+    return [s for value in env.values() for s in source_secrets(str(value))]
+
+
+def environment_secrets() -> list[str]:
+    """What of this process's own settings must not appear in what the worker writes: the
+    secret parts of its source and database URLs, and the cloud and database credentials."""
+    settings = load_settings()
+    urls = (settings.source or "", settings.database_url or "")
+    found = [s for url in urls for s in source_secrets(url)]
+    return found + [os.environ[name] for name in _SECRET_ENV if os.environ.get(name)]
+
+
+def read_request(lake: Lake, rel: str) -> str:
+    """A request file's text; BadRequest if it cannot be read as a request."""
+    try:
+        data = lake.read_limited(rel, MAX_REQUEST_BYTES)
+    except NotAFile as err:
+        raise BadRequest("requests must be regular files, not symlinks") from err
+    except TooLarge as err:
+        raise BadRequest(
+            f"request is {err.size} bytes, the limit is {MAX_REQUEST_BYTES // 1024} KiB",
+            size=err.size,
+        ) from err
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise BadRequest(
+            f"request is not UTF-8 text (byte 0x{data[err.start]:02x} at position {err.start})"
+        ) from err

@@ -1,0 +1,137 @@
+"""The daily schedule, and which Luigi scheduler runs use.
+
+With ``UFO_SCHEDULE_TIME=HH:MM`` (and ``UFO_TIMEZONE``, default UTC), the worker runs
+``TopStatesToDatabase`` for yesterday once a day after that time. Every replica may try; luigid
+lets one run it, and a loaded date is complete for the others. A run that takes longer than the
+time-out is stopped with its whole process group and ends with one ``ufo: error:`` line; the
+date is then left to a run request, and the schedule goes on the next day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import urllib.error
+import urllib.request
+from zoneinfo import ZoneInfo
+
+import luigi.configuration
+
+from etl.settings import load_settings
+from etl.worker.requests import Request, environment_secrets
+from etl.worker.runs import DEFAULT_TIMEOUT, RunOutcome, run_luigi, seconds_text
+
+logger = logging.getLogger("ufo.worker")
+
+
+class DailySchedule:
+    """Runs the pipeline for yesterday once a day after ``at`` in ``zone``, bound by ``timeout``."""
+
+    def __init__(
+        self,
+        at: dt.time,
+        zone: ZoneInfo,
+        scheduler: list[str],
+        timeout: float = DEFAULT_TIMEOUT,
+    ):
+        self.at = at
+        self.zone = zone
+        self.scheduler = scheduler
+        self.timeout = timeout
+        self.secrets = environment_secrets()
+        self.last_day: dt.date | None = None
+
+    def due(self, now: dt.datetime) -> dt.date | None:
+        """The run date to run now, if any."""
+        local = now.astimezone(self.zone)
+        if local.time() >= self.at and self.last_day != local.date():
+            return local.date() - dt.timedelta(days=1)
+        return None
+
+    def run_if_due(self, now: dt.datetime) -> RunOutcome | None:
+        """Run the pipeline if it is due now; how that run ended (None when it was not due)."""
+        run_date = self.due(now)
+        if run_date is None:
+            return None
+        # Set first: a run that fails or times out is not tried again until the next day.
+        self.last_day = now.astimezone(self.zone).date()
+        day = run_date.isoformat()
+        request = Request(task="TopStatesToDatabase", params={"date": day}, env={})
+        run = run_luigi(
+            request, self.scheduler, title="schedule", label=f"schedule {day}",
+            timeout=self.timeout, secrets=self.secrets,
+        )  # fmt: skip
+        if run.timed_out:
+            logger.error(
+                "ufo: error: schedule: the run for %s timed out after %s s and was stopped with "
+                "all its processes before it finished. Look for what hung in its lines above "
+                "('schedule %s | ...'), give runs more time with --timeout if it only needs "
+                "longer, then load %s with a run request (task: TopStatesToDatabase, params: "
+                "{date: %s}); the schedule goes on tomorrow after %s %s.",
+                day, seconds_text(self.timeout), day, day, day, self.at.strftime("%H:%M"), self.zone,
+            )  # fmt: skip
+        elif run.exit_code != 0:
+            logger.error(
+                "schedule: the run for %s failed (exit code %s)%s",
+                day, run.exit_code, f": {run.reason}" if run.reason else "",
+            )  # fmt: skip
+        else:
+            logger.info("schedule: the run for %s is done (exit code 0)", day)
+        return run
+
+
+def schedule_from_settings(
+    scheduler: list[str] | None = None, timeout: float = DEFAULT_TIMEOUT
+) -> DailySchedule | None:
+    """The daily schedule UFO_SCHEDULE_TIME and UFO_TIMEZONE set, or None without a time."""
+    settings = load_settings()
+    if settings.schedule_time is None:
+        return None
+    return DailySchedule(
+        settings.schedule_time, settings.timezone, scheduler or scheduler_args(), timeout=timeout
+    )
+
+
+def scheduler_args(
+    local: bool | None = None, host: str | None = None, port: int | None = None
+) -> list[str]:
+    """Luigi's scheduler flags: ``--local-scheduler``, or luigid (luigi.cfg's, or host/port).
+
+    ``local=None`` asks UFO_LOCAL_SCHEDULER. Under luigid the worker is kept alive, so a
+    failed task is retried after luigid's ``retry_delay`` until it succeeds or luigid disables
+    it (then the run ends, failed).
+    """
+    if local is None:
+        local = load_settings().local_scheduler
+    if local:
+        return ["--local-scheduler"]
+    args = ["--worker-keep-alive"]
+    if host:
+        args += ["--scheduler-host", host]
+    if port:
+        args += ["--scheduler-port", str(port)]
+    return args
+
+
+def scheduler_url(host: str | None = None, port: int | None = None) -> str:
+    """The luigid that runs will use: ``host``/``port``, else luigi.cfg's ``[core]``."""
+    config = luigi.configuration.get_config()
+    url = config.get("core", "scheduler_url", "")
+    if url and not host and not port:
+        return url.rstrip("/") + "/"  # Luigi prefers it to host and port
+    host = host or config.get("core", "scheduler_host", "localhost")
+    port = port or config.getint("core", "scheduler_port", 8082)
+    return f"http://{host}:{port}/"
+
+
+def luigid_problem(url: str, timeout: float = 2.0) -> str | None:
+    """Why no luigid answers at ``url``; None when its ``/api/task_list`` answers 200."""
+    # luigid is reached directly, as Luigi's workers reach it: no HTTP proxy in between.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url + "api/task_list", timeout=timeout) as response:
+            return None if response.status == 200 else f"HTTP {response.status}"
+    except urllib.error.HTTPError as err:
+        return f"HTTP {err.code}"
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        return str(getattr(err, "reason", err))

@@ -1,0 +1,168 @@
+"""Fetching and decoding the raw report index: paths, URLs, gzip, encodings, bad files."""
+
+from __future__ import annotations
+
+import gzip
+import http.server
+import io
+import threading
+from pathlib import Path
+
+import pytest
+
+from etl.adapters import source
+from etl.errors import SourceError
+
+HEADER = "Date / Time,City,State,Shape,Duration,Summary,Posted\r\n"
+ROW = '6/13/11 22:18,Ardenvoir,WA,Light,1 minute,"a light, \u201cbright\u201d\nwhite",6/20/11\r\n'
+
+
+def transcode(path: Path, name: str | None = None) -> tuple[str, source.Ingested]:
+    """The UTF-8 copy and what ``ingest`` found; the Parquet lands beside the source."""
+    with source.fetched(str(path)) as local:
+        out = io.StringIO(newline="")
+        info = source.ingest(local, out, str(path) + ".parquet", name or str(path))
+    return out.getvalue(), info
+
+
+def records(path: Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(str(path) + ".parquet").to_pylist()
+
+
+def test_the_raw_zone_keeps_every_field_exactly(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_bytes(
+        (HEADER + ROW + " 1/1/19 , x ,,,,,\r\n" + "\r\n" + "1/1/19,short\r\n").encode()
+    )
+    _, info = transcode(path)
+    assert (info.records, info.blank_lines, info.layout) == (3, 1, "index")
+    got = records(path)
+    assert got[0] == {"Date / Time": "6/13/11 22:18", "City": "Ardenvoir", "State": "WA",
+                      "Shape": "Light", "Duration": "1 minute",
+                      "Summary": "a light, \u201cbright\u201d\nwhite", "Posted": "6/20/11"}  # fmt: skip
+    assert got[1]["Date / Time"] == " 1/1/19 " and got[1]["City"] == " x "
+    assert got[2] == {"Date / Time": "1/1/19", "City": "short", "State": "", "Shape": "",
+                      "Duration": "", "Summary": "", "Posted": ""}  # fmt: skip
+
+
+def test_columns_in_any_order_extra_ones_left_out_and_the_first_of_a_name_wins(tmp_path):
+    path = tmp_path / "in.csv"
+    header = "Extra,posted,STATE,Summary,Duration,Shape,City,Date / Time,state\r\n"
+    path.write_bytes((header + "e,6/20/11,WA,s,d,Light,Town,6/13/11 1:00,ON\r\n").encode())
+    _, info = transcode(path)
+    assert info.columns == (
+        "Date / Time",
+        "City",
+        "STATE",
+        "Shape",
+        "Duration",
+        "Summary",
+        "posted",
+    )
+    [got] = records(path)
+    assert got["STATE"] == "WA" and "Extra" not in got
+
+
+def test_the_export_layout_is_recognised(tmp_path):
+    path = tmp_path / "in.csv"
+    header = "details,date,city,state,country,shape,summary,report_date,posted_date,image\r\n"
+    path.write_bytes(
+        (header + "u,6/13/2011 22:18,Town,WA,USA,,s,6/14/2011,6/20/2011,Y\r\n").encode()
+    )
+    _, info = transcode(path)
+    assert info.layout == "export" and records(path)[0]["country"] == "USA"
+
+
+def test_fields_longer_than_the_csv_modules_default_limit_are_read(tmp_path):
+    path = tmp_path / "in.csv"
+    long = "x" * 200_000
+    path.write_bytes((HEADER + f'1/1/19,T,CA,,,"{long}",1/2/19\r\n').encode())
+    transcode(path)
+    assert records(path)[0]["Summary"] == long
+
+
+def test_utf8_is_copied_unchanged(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_bytes((HEADER + ROW + ROW).encode("utf-8"))
+    text, info = transcode(path)
+    assert text == HEADER + ROW + ROW
+    assert (info.encoding, info.records) == ("utf-8", 2)
+
+
+def test_a_bom_is_dropped(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + (HEADER + ROW).encode("utf-8"))
+    assert transcode(path)[0] == HEADER + ROW
+
+
+def test_non_utf8_is_decoded_as_windows_1252(tmp_path):
+    row = "1/1/19 1:00,Town,CA,Light,1 min,\x93quoted\x94 \x85 caf\xe9 \x81,1/2/19\r\n"
+    path = tmp_path / "in.csv"
+    path.write_bytes(HEADER.encode() + row.encode("latin-1"))
+    text, info = transcode(path)
+    assert info.encoding == "cp1252"
+    # 0x93/0x94/0x85 are Windows-1252 punctuation; 0x81 is undefined there and kept as U+0081.
+    assert "\u201cquoted\u201d \u2026 caf\u00e9 \u0081" in text
+
+
+def test_gzip_is_recognised_by_content_not_name(tmp_path):
+    path = tmp_path / "in.csv"  # no .gz suffix
+    path.write_bytes(gzip.compress((HEADER + ROW).encode("utf-8")))
+    assert transcode(path)[0] == HEADER + ROW
+
+
+def test_file_urls(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_bytes((HEADER + ROW).encode())
+    with source.fetched(path.as_uri()) as local:
+        assert Path(local).read_bytes() == (HEADER + ROW).encode()
+
+
+def test_http_download(tmp_path):
+    (tmp_path / "index.csv.gz").write_bytes(gzip.compress((HEADER + ROW).encode()))
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path), **k)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/index.csv.gz"
+        with source.fetched(url) as local:
+            assert Path(local).read_bytes() == (HEADER + ROW).encode()
+        with pytest.raises(SourceError, match="HTTP 404"):
+            with source.fetched(url + ".missing"):
+                pass
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "is empty"),
+        (HEADER.encode(), "has a header but no reports"),
+        (b"Date / Time,City,State\r\n1/1/19,x,CA\r\n", "missing column(s) 'Shape', 'Duration', 'Summary', 'Posted' of the NUFORC report index"),
+        (b"date,city,state,country\r\n1/1/2019,x,CA,USA\r\n", "missing column(s) 'details', 'shape', 'summary', 'report_date', 'posted_date', 'image' of the NUFORC site export"),
+    ],
+)  # fmt: skip
+def test_bad_files_say_what_is_wrong(tmp_path, content, message):
+    path = tmp_path / "in.csv"
+    path.write_bytes(content)
+    with pytest.raises(SourceError) as err:
+        transcode(path)
+    assert message in str(err.value)
+
+
+def test_header_is_matched_ignoring_case_and_spaces(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_bytes((" date / time , CITY,state,Shape,Duration,Summary,POSTED\r\n" + ROW).encode())
+    assert transcode(path)[1].records == 1
+
+
+def test_missing_file_and_unknown_scheme(tmp_path):
+    with pytest.raises(SourceError, match="does not exist: set UFO_SOURCE"):
+        with source.fetched(str(tmp_path / "nope.csv")):
+            pass
+    with pytest.raises(SourceError, match="unsupported scheme 'ftp'"):
+        with source.fetched("ftp://example.invalid/x.csv"):
+            pass

@@ -1,0 +1,124 @@
+"""Bad input and unreachable services: a non-zero exit, one line saying what to fix, no partial output."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import free_port, pipeline_env, run_luigi
+
+pytestmark = pytest.mark.integration
+
+HEADER = "Date / Time,City,State,Shape,Duration,Summary,Posted\r\n"
+TASK_FAILED, SCHEDULING_ERROR = 30, 35
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("ufo: error: ")]
+
+
+def _files(root) -> list[str]:
+    return (
+        sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+        if root.exists()
+        else []
+    )
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "does not exist: set UFO_SOURCE"),
+        (b"", "is empty"),
+        (HEADER.encode(), "has a header but no reports"),
+        (b"when,where\r\n1/1/19,CA\r\n", "missing column(s) 'Date / Time', 'City'"),
+    ],
+)
+def test_bad_sources(tmp_path, database_url, content, message):
+    src = tmp_path / "source.csv"
+    if content is not None:
+        src.write_bytes(content)
+    lake = tmp_path / "lake"
+    env = pipeline_env(str(lake), database_url, str(src))
+    result = run_luigi("TopStatesToDatabase", "--date", "2019-03-29", "--local-scheduler", env=env)
+    assert result.returncode == TASK_FAILED, result.stderr[-3000:]
+    [line] = _error_lines(result.stderr)
+    assert message in line
+    assert _files(lake) == []  # nothing a later run would take as complete
+
+
+def test_no_source_configured(tmp_path, database_url):
+    env = pipeline_env(str(tmp_path / "lake"), database_url, None)
+    result = run_luigi("ReadUFOs", "--date", "2019-03-29", "--local-scheduler", env=env)
+    assert result.returncode == TASK_FAILED
+    [line] = _error_lines(result.stderr)
+    assert "set UFO_SOURCE" in line
+
+
+def test_unreachable_database(tmp_path):
+    url = f"postgresql://nobody:secret-pw@127.0.0.1:{free_port()}/ufo"
+    env = pipeline_env(str(tmp_path / "lake"), url, str(tmp_path / "x.csv"))
+    result = run_luigi("TopStatesToDatabase", "--date", "2019-03-29", "--local-scheduler", env=env)
+    assert result.returncode == SCHEDULING_ERROR
+    [line] = _error_lines(result.stderr)
+    assert "Cannot use the database" in line and "fix UFO_DATABASE_URL" in line
+    assert "secret-pw" not in result.stderr + result.stdout  # never a password in a log line
+    assert _files(tmp_path / "lake") == []
+
+
+def test_unparsable_database_url(tmp_path):
+    env = pipeline_env(str(tmp_path / "lake"), "not a url", str(tmp_path / "x.csv"))
+    result = run_luigi("TopStatesToDatabase", "--date", "2019-03-29", "--local-scheduler", env=env)
+    assert result.returncode == SCHEDULING_ERROR
+    [line] = _error_lines(result.stderr)
+    assert "UFO_DATABASE_URL" in line
+
+
+@pytest.mark.parametrize("date", ["2019-13-45", "1553817600", "yesterday"])
+def test_an_invalid_date_ends_with_what_to_give(tmp_path, date):
+    env = pipeline_env(str(tmp_path / "lake"), None, str(tmp_path / "x.csv"))
+    result = run_luigi("ReadUFOs", "--date", date, "--local-scheduler", env=env)
+    assert result.returncode != 0
+    assert result.stderr.rstrip().splitlines()[-1] == (
+        f"ufo: error: --date {date!r} is not a date: give YYYY-MM-DD, e.g. 2019-03-29."
+    )
+
+
+def test_a_database_url_that_is_not_postgresql_says_so_last(tmp_path):
+    env = pipeline_env(
+        str(tmp_path / "lake"), "mysql://u:pw@127.0.0.1/ufo", str(tmp_path / "x.csv")
+    )
+    result = run_luigi("TopStatesToDatabase", "--date", "2019-03-29", "--local-scheduler", env=env)
+    assert result.returncode == SCHEDULING_ERROR
+    last = result.stderr.rstrip().splitlines()[-1]
+    assert last.startswith("ufo: error: ") and "is not a PostgreSQL URL" in last
+    assert "pw" not in last
+
+
+def test_a_password_with_at_signs_never_shows(tmp_path):
+    secret = "p@ss/w@rd"
+    url = f"postgresql://nobody:{secret}@127.0.0.1:{free_port()}/ufo"
+    env = pipeline_env(str(tmp_path / "lake"), url, str(tmp_path / "x.csv"))
+    result = run_luigi("TopStatesToDatabase", "--date", "2019-03-29", "--local-scheduler", env=env)
+    assert result.returncode == SCHEDULING_ERROR
+    output = result.stdout + result.stderr
+    for part in ("p@ss", "ss/w", "w@rd", "rd@127"):
+        assert part not in output
+
+
+def test_a_database_that_never_answers_times_out_with_a_message(tmp_path):
+    import socket
+    import time
+
+    with socket.socket() as silent:  # accepts connections, never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        env = pipeline_env(str(tmp_path / "lake"), f"postgresql://u@127.0.0.1:{port}/ufo",
+                           str(tmp_path / "x.csv"), UFO_DB_CONNECT_TIMEOUT="2")  # fmt: skip
+        start = time.monotonic()
+        result = run_luigi("TopStatesToDatabase", "--date", "2019-03-29", "--local-scheduler",
+                           env=env, timeout=120)  # fmt: skip
+    assert time.monotonic() - start < 60
+    assert result.returncode == SCHEDULING_ERROR
+    [line] = _error_lines(result.stderr)
+    assert "Cannot use the database" in line and "timeout" in line

@@ -1,0 +1,216 @@
+"""The Luigi wiring, without Spark or services: the task graph and the spark-submit argv."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+
+import luigi
+import pytest
+
+from etl.pipeline import AggregateUFOsByState, ReadUFOs, TopStatesToDatabase, TopTenStates
+from spark_jobs import AGGREGATE_BY_STATE
+
+D = dt.date(2019, 3, 29)
+
+
+@pytest.fixture(autouse=True)
+def settings(monkeypatch, tmp_path):
+    monkeypatch.setenv("UFO_STORAGE", str(tmp_path / "lake"))
+    monkeypatch.setenv("UFO_DATABASE_URL", "postgresql://u@127.0.0.1:1/ufo")
+    monkeypatch.setenv("SPARK_MASTER", "spark://127.0.0.1:7077")
+    monkeypatch.setenv("UFO_JVM_CACHE", str(tmp_path / "jvm"))  # this machine's archive: not here
+    return tmp_path / "lake"
+
+
+def test_importing_etl_touches_nothing():
+    # No network, Spark or database at import: a plain import in a fresh interpreter with
+    # settings that point nowhere must succeed quickly and start no JVM.
+    code = "import etl, sys; assert 'pyspark' not in sys.modules; print(sorted(etl.__all__))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "AggregateUFOsByState" in out.stdout
+
+
+def test_the_task_graph():
+    top = TopStatesToDatabase(date=D)
+    graph = {}
+
+    def walk(task):
+        deps = luigi.task.flatten(task.requires())
+        graph[task.task_family] = sorted(d.task_family for d in deps)
+        for dep in deps:
+            walk(dep)
+
+    walk(top)
+    assert graph == {
+        "TopStatesToDatabase": ["AggregateUFOsByState", "TopTenStates"],
+        "TopTenStates": ["AggregateUFOsByState"],
+        "AggregateUFOsByState": ["ReadUFOs"],
+        "ReadUFOs": [],
+    }
+    assert all(dep.date == D for dep in luigi.task.flatten(top.requires()))
+
+
+def test_the_default_date_is_worked_out_when_a_task_is_made(monkeypatch):
+    # A worker service runs for days: "yesterday" must follow the clock, not the import.
+    class Tomorrow(dt.date):
+        @classmethod
+        def today(cls):
+            return dt.date(2031, 5, 2)
+
+    monkeypatch.setattr("etl.pipeline.rundates.dt.date", Tomorrow)
+    assert ReadUFOs().date == dt.date(2031, 5, 1)
+
+
+def test_a_batch_of_dates_is_one_task_with_every_date():
+    param = ReadUFOs.get_params()[0][1]
+    batch = param._parse_list(["2019-03-28", "2019-03-26", "2019-03-27", "2019-03-26"])
+    task = ReadUFOs(date=batch)
+    assert task.dates == (dt.date(2019, 3, 26), dt.date(2019, 3, 27), dt.date(2019, 3, 28))
+    assert param.serialize(batch) == "2019-03-26..2019-03-28"  # consecutive dates as a span
+    assert ReadUFOs.from_str_params({"date": "2019-03-26,2019-03-28"}).dates == (
+        dt.date(2019, 3, 26), dt.date(2019, 3, 28))  # fmt: skip
+    assert sorted(task.output()) == list(task.dates)  # complete only when every date is
+
+
+def test_a_batch_reads_and_writes_spans_and_single_dates():
+    param = ReadUFOs.get_params()[0][1]
+    year = param.parse("2019-01-01..2019-12-31,2020-02-29, 2019-06-01")
+    assert len(year) == 366 and year[0] == dt.date(2019, 1, 1) and year[-1] == dt.date(2020, 2, 29)
+    assert param.serialize(year) == "2019-01-01..2019-12-31,2020-02-29"
+    assert param.parse(param.serialize(year)) == year
+    gaps = param._parse_list(["2019-03-01", "2019-03-02", "2019-03-05", "2019-03-07", "2019-03-08"])
+    assert param.serialize(gaps) == "2019-03-01..2019-03-02,2019-03-05,2019-03-07..2019-03-08"
+    with pytest.raises(ValueError):
+        param.parse("2019-03-02..2019-03-01")
+
+
+def test_force_is_neither_identity_nor_shown_to_luigid():
+    from luigi.parameter import ParameterVisibility
+
+    plain, forced = ReadUFOs(date=D), ReadUFOs(date=D, force=True, force_upstream=True)
+    assert plain.task_id == forced.task_id
+    assert forced._get_param_visibilities() == {
+        "date": ParameterVisibility.PUBLIC.serialize(),
+        "force": ParameterVisibility.HIDDEN.serialize(),
+        "force_upstream": ParameterVisibility.HIDDEN.serialize(),
+    }
+    # What a worker sends luigid: the flags only while they are on, so a task rebuilt from it
+    # (a batch, a task handed to another worker) is the same.
+    assert plain.to_str_params() == {"date": "2019-03-29"}
+    assert forced.to_str_params() == {
+        "date": "2019-03-29",
+        "force": "True",
+        "force_upstream": "True",
+    }
+    assert ReadUFOs.from_str_params(forced.to_str_params()).force_upstream is True
+
+
+def test_outputs_are_partitioned_by_date(settings):
+    lake = str(settings)
+    assert ReadUFOs(date=D).output()[D].path == f"{lake}/raw/date=2019-03-29/_MANIFEST.json"
+    outs = AggregateUFOsByState(date=D).output()
+    assert outs[D].path == f"{lake}/aggregated/date=2019-03-29/_MANIFEST.json"
+    assert TopTenStates(date=D).output()[D].path == f"{lake}/top10/date=2019-03-29/top_states.csv"
+
+
+def _publish_raw(lake_root, day):
+    from etl.adapters.lake import open_lake
+    from etl.adapters.manifests import Manifests
+
+    manifests = Manifests(open_lake(str(lake_root)))
+    attempt = manifests.new_attempt("raw", [day])
+    manifests.publish("raw", day, attempt, {"records": [f"{attempt}/raw/records.parquet"]})
+    return attempt
+
+
+def test_spark_submit_argv(settings):
+    attempt = _publish_raw(settings, D)
+    task = AggregateUFOsByState(date=D)
+    argv = task.program_args()
+    lake = f"file://{settings}"
+    if argv[0].endswith("setpriv"):  # spark-submit dies with the Luigi process that started it
+        assert argv[1:4] == ["--pdeathsig", "KILL", "--"]
+        argv = argv[4:]
+    assert argv[0].endswith("spark-submit")
+    assert argv[argv.index("--master") + 1] == "spark://127.0.0.1:7077"
+    assert argv[argv.index("--deploy-mode") + 1] == "client"
+    assert argv[argv.index("--name") + 1] == "AggregateUFOsByState 2019-03-29"
+    app = argv.index(str(AGGREGATE_BY_STATE))
+    assert argv[app + 1 :] == [
+        "--snapshot", f"2019-03-29={lake}/{attempt}/raw/records.parquet",
+        "--output", f"{lake}/{task.attempt}",
+    ]  # fmt: skip
+    assert task.attempt.startswith("_attempts/") and task.attempt != attempt
+
+
+def test_a_batch_runs_one_spark_submit_for_every_date(settings):
+    days = [D - dt.timedelta(days=1), D]
+    for day in days:
+        _publish_raw(settings, day)
+    args = AggregateUFOsByState(
+        date=ReadUFOs.get_params()[0][1]._parse_list([str(d) for d in days])
+    ).app_options()
+    assert [a.split("=")[0] for a in args if a.startswith("2019")] == ["2019-03-28", "2019-03-29"]
+
+
+def test_s3_storage_gives_s3a_paths_to_spark_and_s3_paths_to_luigi(monkeypatch):
+    from etl.adapters.lake import open_lake
+
+    lake = open_lake("s3://ufo-lake/prod")
+    assert lake.spark_uri("_attempts/a/x") == "s3a://ufo-lake/prod/_attempts/a/x"
+    monkeypatch.setenv("UFO_STORAGE", "s3://ufo-lake/prod")
+    out = AggregateUFOsByState(date=D).output()[D]
+    assert out.path == "s3://ufo-lake/prod/aggregated/date=2019-03-29/_MANIFEST.json"
+
+
+def test_local_master_runs_python_workers_with_this_interpreter(monkeypatch):
+    monkeypatch.setenv("SPARK_MASTER", "local[2]")
+    monkeypatch.delenv("PYSPARK_PYTHON", raising=False)
+    env = AggregateUFOsByState(date=D).program_environment()
+    assert env["PYSPARK_PYTHON"] == sys.executable
+
+
+def test_force_upstream_reaches_every_upstream_task():
+    top = TopStatesToDatabase(date=D, force_upstream=True)
+    read = top.requires()["aggregate"].requires()
+    assert read.force and top.requires()["top"].force
+    plain = TopStatesToDatabase(date=D, force=True)
+    assert not plain.requires()["top"].force
+
+
+def test_spark_failures_never_show_the_environment():
+    from luigi.contrib.external_program import ExternalProgramRunError
+
+    from etl.pipeline.spark_submit import SparkJobError
+
+    err = ExternalProgramRunError("failed", ["spark-submit"], env={"AWS_SECRET_ACCESS_KEY": "s3cr3t"},
+                                  stdout="", stderr="log line\nerror: bad layout\n")  # fmt: skip
+    message = str(SparkJobError.from_run_error(err))
+    assert message == "bad layout Fix the source and run again."
+    # PySpark prints the driver's own lines on stdout: the reason is found there too.
+    err = ExternalProgramRunError("failed", ["spark-submit"], env={},
+                                  stdout="error: no reports\n", stderr="INFO x\n" * 50)  # fmt: skip
+    assert str(SparkJobError.from_run_error(err)).startswith("no reports")
+    err.out, err.err = "", "just a JVM crash"
+    assert "s3cr3t" not in str(SparkJobError.from_run_error(err))
+    assert "just a JVM crash" in str(SparkJobError.from_run_error(err))
+
+
+def test_the_quality_report_fields_agree_across_the_package_boundaries():
+    # The standalone Spark job, the database and the independent reference each name them.
+    from etl.adapters import database as db
+    from spark_jobs import aggregate_by_state as job
+    from tests import reference
+
+    fields = set(job.QUALITY_FIELDS) - {"run_date"}
+    assert fields == set(reference.Expected().quality())
+    assert fields <= {c.name for c in db.ufo_runs.columns}
+    assert set(job.quality_report({}, D)) == set(job.QUALITY_FIELDS)
+    from dataclasses import fields as dataclass_fields
+
+    from producto.queries import Run
+
+    assert fields <= {f.name for f in dataclass_fields(Run)}  # what producto shows

@@ -1,0 +1,101 @@
+"""Helpers shared by the test folders: paths, the real data, ports, pipeline runs, databases, S3.
+
+Plain functions and constants only; the fixtures are in the conftest.py files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_UFO = REPO.parent / "shared" / "data" / "ufo"
+REAL_2019 = SHARED_UFO / "nuforc_index_2019-03-21.csv"
+REAL_RUN_DATE = dt.date(2019, 3, 29)
+
+
+def shared_file(name: str) -> Path:
+    """A real NUFORC file from ../shared, or skip the test saying why."""
+    path = SHARED_UFO / name
+    if not path.is_file():
+        pytest.skip(f"needs the real NUFORC data in {SHARED_UFO} (absent on this machine)")
+    return path
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (nothing listens on it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def have(command: str) -> bool:
+    return shutil.which(command) is not None
+
+
+def pipeline_env(storage: str, database_url: str | None, source: str | None, **extra) -> dict:
+    """The environment of a pipeline run: this process's, plus the pipeline's settings."""
+    env = dict(os.environ)
+    env.update(UFO_STORAGE=storage, SPARK_MASTER="local[2]", SPARK_LOCAL_IP="127.0.0.1")
+    for name, value in (("UFO_DATABASE_URL", database_url), ("UFO_SOURCE", source)):
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    env.update(extra)
+    return env
+
+
+def run_luigi(
+    *args: str, env: dict, cwd: Path = REPO, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    """``python -m luigi --module etl ARGS`` as a user runs it.
+
+    ``--no-lock``: tests run the same command lines at once in separate lakes, which Luigi's
+    one-process-per-command-line lock would refuse.
+    """
+    return subprocess.run(
+        [sys.executable, "-m", "luigi", "--module", "etl", *args, "--no-lock"],
+        env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+_db_numbers = itertools.count()
+
+
+def new_database(postgres, name: str | None = None) -> str:
+    """Create an empty database on the session's server (the ``postgres`` fixture); its URL."""
+    import sqlalchemy as sa
+
+    name = name or f"test_{os.getpid()}_{next(_db_numbers)}"
+    server = postgres.url.rsplit("/", 1)[0]
+    admin = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return f"{server}/{name}"
+
+
+# --- the lake on S3: a moto server on 127.0.0.1 (the ``s3_endpoint`` and ``s3`` fixtures) ---
+
+BUCKET = "ufo-lake"
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def s3_env(
+    endpoint: str, database_url: str | None, source: str | None, storage=f"s3://{BUCKET}/lake"
+):
+    """The environment of a pipeline run (or a worker) whose lake is on the moto server."""
+    return pipeline_env(storage, database_url, source, AWS_ENDPOINT_URL=endpoint, **CREDENTIALS)

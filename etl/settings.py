@@ -215,20 +215,30 @@ class Settings:
         return self.database_url
 
 
-def _raw(setting: Setting) -> tuple[str | None, str]:
+def _luigi_section() -> dict[str, str]:
+    """luigi.cfg's ``[ufo]`` options, read in one go (tasks load their settings often: every
+    date of a backfill asks whether it is complete)."""
+    try:
+        section = luigi.configuration.get_config()[SECTION]
+    except KeyError:
+        return {}
+    return {option: str(value) for option, value in dict(section).items()}
+
+
+def _raw(setting: Setting, section: dict[str, str]) -> tuple[str | None, str]:
     """The setting's text and where it came from (for error messages)."""
     value = os.environ.get(setting.variable, "").strip()
     if value:
         return value, setting.variable
     if setting.option:
-        value = str(luigi.configuration.get_config().get(SECTION, setting.option, "")).strip()
+        value = section.get(setting.option, "").strip()
         if value:
             return value, f"luigi.cfg [{SECTION}] {setting.option}"
     return setting.default, "its default"
 
 
-def _parse(setting: Setting) -> Any:
-    text, where = _raw(setting)
+def _parse(setting: Setting, section: dict[str, str]) -> Any:
+    text, where = _raw(setting, section)
     if text is None:
         return None
     try:
@@ -241,12 +251,13 @@ def _parse(setting: Setting) -> Any:
 
 def load_settings() -> Settings:
     """Read and parse every setting now (never at import time)."""
-    return Settings(**{name: _parse(SETTINGS[name]) for name in _FIELDS})
+    section = _luigi_section()
+    return Settings(**{name: _parse(SETTINGS[name], section) for name in _FIELDS})
 
 
 def setting(name: str) -> Any:
     """One setting, parsed: for code that needs only it (logging, the class archive)."""
-    return _parse(SETTINGS[name])
+    return _parse(SETTINGS[name], _luigi_section())
 
 
 _FIELDS = [f.name for f in fields(Settings)]

@@ -103,7 +103,7 @@ class TopStatesToDatabase(UfoTask):
         top_ten = top.load()
         try:
             sample = rejects.sample(
-                aggregate.files("rejects"), limit, quality["rejected_by_reason"]
+                manifest["files"].get("rejects", []), limit, quality["rejected_by_reason"]
             )
         except DataError as err:
             raise DataError(f"run date {day}: {err}") from None

@@ -71,17 +71,17 @@ def noop_spark_submit(tmp: Path, env: dict, java_options: list[str] = ()) -> flo
 
 
 def duckdb_contract(parquet: str, run_date: dt.date) -> tuple[dict, dict]:
-    """The data contract (index layout, rules 3-9) in DuckDB SQL: (quality, {(month, state): n})."""
+    """The data contract (index layout, rules 3-10) in DuckDB SQL: (quality, {(month, state): n})."""
     import duckdb
 
     ws = "".join(f"chr({ord(c)})" if i == 0 else f" || chr({ord(c)})" for i, c in enumerate(WS))
     sql = f"""
     WITH src AS (
       SELECT "Date / Time" AS w, "City" AS c, "State" AS s, "Shape" AS sh, "Duration" AS du,
-             "Summary" AS su, "Posted" AS p FROM read_parquet('{parquet}')),
-    d AS (SELECT w, c, s, sh, du, su, p, count(*) AS n FROM src GROUP BY ALL),
+             "Summary" AS su, "Posted" AS p, "_record" AS rec FROM read_parquet('{parquet}')),
+    d AS (SELECT w, c, s, sh, du, su, p, rec, count(*) AS n FROM src GROUP BY ALL),
     t AS (
-      SELECT n,
+      SELECT n, rec <> '' AS ragged,
         lower(trim(w, {ws})) = 'date / time' AND lower(trim(c, {ws})) = 'city'
           AND lower(trim(s, {ws})) = 'state' AND lower(trim(sh, {ws})) = 'shape'
           AND lower(trim(du, {ws})) = 'duration' AND lower(trim(su, {ws})) = 'summary'
@@ -114,6 +114,7 @@ def duckdb_contract(parquet: str, run_date: dt.date) -> tuple[dict, dict]:
     o AS (
       SELECT n, code, sighting_date,
         CASE WHEN is_header THEN 'header_repeat'
+             WHEN ragged THEN 'columns'
              WHEN posted_date IS NULL THEN 'posted'
              WHEN posted_date > DATE '{run_date}' THEN 'after_run_date'
              WHEN sighting_date IS NULL THEN 'sighting_date'
@@ -134,7 +135,7 @@ def duckdb_contract(parquet: str, run_date: dt.date) -> tuple[dict, dict]:
         counts[outcome] = counts.get(outcome, 0) + rows
         if outcome == "valid":
             by_month_state[(month, code)] = rows
-    reasons = {r: counts.get(r, 0) for r in ("posted", "sighting_date", "state")}
+    reasons = {r: counts.get(r, 0) for r in ("columns", "posted", "sighting_date", "state")}
     quality = {
         "input": sum(counts.values()),
         **{k: counts.get(k, 0) for k in ("header_repeat", "duplicate", "after_run_date", "valid")},

@@ -10,6 +10,7 @@ configuration table lists exactly these settings; a test keeps the two the same.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -20,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import luigi.configuration
 
 from etl.errors import ConfigError
+from spark_jobs.layouts import BUILT_IN_NAMES, DeclarationError, Layout, read_declarations
 
 SECTION = "ufo"
 
@@ -83,6 +85,27 @@ def _time_of_day(value: str) -> dt.time:
         raise ValueError("expected a time of day, HH:MM") from None
 
 
+@functools.lru_cache(maxsize=8)
+def _declared(path: Path, stamp: tuple[int, int]) -> tuple[Layout, ...]:
+    del stamp  # part of the cache key only: an edited file is read again
+    text = path.read_text(encoding="utf-8")
+    return read_declarations(text, str(path), taken=BUILT_IN_NAMES)
+
+
+def _layouts(value: str) -> tuple[Layout, ...]:
+    """The layouts declared in the TOML file at ``value``, checked (read again when it changes)."""
+    path = Path(value).expanduser()
+    try:
+        stat = path.stat()
+        return _declared(path, (stat.st_mtime_ns, stat.st_size))
+    except FileNotFoundError:
+        raise ValueError(f"there is no file {path}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} cannot be read ({err})") from None
+    except DeclarationError as err:
+        raise ValueError(str(err)) from None
+
+
 def _zone(value: str) -> ZoneInfo:
     try:
         return ZoneInfo(value)
@@ -116,6 +139,11 @@ SETTINGS: dict[str, Setting] = {
     "database_url": Setting(
         "UFO_DATABASE_URL", "database_url", None, _text,
         "SQLAlchemy URL of the PostgreSQL database (`postgresql://` uses psycopg2)",
+    ),
+    "layouts": Setting(
+        "UFO_LAYOUTS", "layouts", None, _layouts,
+        "a TOML file declaring more source layouts (see the data contract); the built-in "
+        "`index`, `export` and `kaggle` layouts are always known",
     ),
     "spark_master": Setting(
         "SPARK_MASTER", "spark_master", "local[*]", _text,
@@ -184,6 +212,7 @@ class Settings:
     source: str | None
     storage: str
     database_url: str | None
+    layouts: tuple[Layout, ...] | None
     spark_master: str
     stale_attempts: dt.timedelta
     reject_rows: int

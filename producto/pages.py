@@ -26,6 +26,7 @@ templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False)
 
 REASONS = {
+    "columns": "more or fewer fields than the header",
     "posted": "posted date missing or unreadable",
     "sighting_date": "sighting date missing or unreadable",
     "state": "not a US state or DC",

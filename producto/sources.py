@@ -24,6 +24,7 @@ REAL_DATA = "real data"
 LAYOUTS = {
     "index": "NUFORC index layout",
     "export": "NUFORC site export layout",
+    "kaggle": "Kaggle UFO Sightings layout",
 }
 
 _USERINFO = re.compile(r"^[^/@]*@")

@@ -45,7 +45,7 @@ from pyspark.sql.window import Window
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import layouts  # noqa: E402  (beside this file: shipped with the job, no package needed)
-from layouts import US_STATES, WHITESPACE, Layout, LayoutError  # noqa: E402
+from layouts import RECORD, US_STATES, WHITESPACE, DateColumn, Layout, LayoutError  # noqa: E402
 
 #: Row outcomes, in the order the rules are checked. Only REJECT_REASONS are rejects; header
 #: repeats, duplicates and later-posted reports are counted, not rejected.
@@ -53,7 +53,8 @@ HEADER_REPEAT = "header_repeat"
 DUPLICATE = "duplicate"
 AFTER_RUN_DATE = "after_run_date"
 VALID = "valid"
-REJECT_REASONS = ("posted", "sighting_date", "state")
+COLUMNS = "columns"
+REJECT_REASONS = (COLUMNS, "posted", "sighting_date", "state")
 
 #: The quality report's fields, in order; ``input`` is the sum of the next five.
 QUALITY_FIELDS = (
@@ -72,19 +73,27 @@ def _trim(column: Column) -> Column:
     return F.btrim(column, F.lit(WHITESPACE))
 
 
-def transform_select_columns(raw: DataFrame) -> tuple[Layout, tuple[str, ...], DataFrame]:
-    """The layout of ``raw``, its columns' own names, and its fields as ``f0..fn`` strings.
+def transform_select_columns(
+    raw: DataFrame, declared: tuple[Layout, ...] = ()
+) -> tuple[Layout, tuple[str, ...], DataFrame]:
+    """The layout of ``raw``, its columns' own names, and its fields as ``f0..fn`` strings, then
+    ``_record`` (a record of the wrong width as it came; empty for the others).
 
-    Missing values become empty strings. Raises LayoutError when the columns are no layout.
+    Missing values become empty strings. Raises LayoutError when the columns are no layout
+    (``declared``: the user's layouts, besides the built-in ones).
     """
-    found = layouts.match(raw.columns)
+    found = layouts.match(raw.columns, declared)
     # Renamed by position first: Spark cannot tell ``State`` from ``state`` by name.
     positional = raw.toDF(*(f"_c{i}" for i in range(len(raw.columns))))
+    record = (
+        F.col(f"_c{raw.columns.index(RECORD)}") if RECORD in raw.columns else F.lit(None)
+    )  # a raw zone written before records were checked for their width has none
     selected = positional.select(
         *(
             F.coalesce(F.col(f"_c{p}").cast("string"), F.lit("")).alias(field(i))
             for i, p in enumerate(found.positions)
-        )
+        ),
+        F.coalesce(record.cast("string"), F.lit("")).alias(RECORD),
     )
     return found.layout, found.names, selected
 
@@ -149,14 +158,42 @@ def transform_distinct_by_text(rows: DataFrame) -> DataFrame:
     return rows.groupBy(*rows.columns).agg(F.count(F.lit(1)).alias("n"))
 
 
+def _date_parts(value: str, column: DateColumn, prefix: str) -> list[Column]:
+    """The parts of the date in column ``value`` as integers ``{prefix}_year`` and so on (null
+    when the value is not of the column's format); ``{prefix}_hour``, ``_minute`` and
+    ``_second`` are null when it has no time."""
+    fmt = column.format
+    split = F.when(F.col(value).rlike(column.pattern()), F.split(value, fmt.separators))
+    found = []
+    for part in ("year", "month", "day", "hour", "minute", "second"):
+        if part in fmt.parts:
+            found.append(
+                F.try_element_at(split, F.lit(fmt.parts.index(part) + 1))
+                .try_cast("int")
+                .alias(f"{prefix}_{part}")
+            )
+        else:
+            found.append(F.lit(None).cast("int").alias(f"{prefix}_{part}"))
+    return found
+
+
+def _time_ok(prefix: str) -> Column:
+    """No time, or hour 0-24, minute 0-59 and second (if any) 0-59."""
+    hour, minute, second = (F.col(f"{prefix}_{p}") for p in ("hour", "minute", "second"))
+    return hour.isNull() | (
+        hour.between(0, 24) & minute.between(0, 59) & (second.isNull() | second.between(0, 59))
+    )
+
+
 def transform_classify(distinct: DataFrame, layout: Layout) -> DataFrame:
     """The distinct rows (``transform_distinct``) with ``outcome``, ``posted_date``, ``month``, ``state_code``.
 
     ``outcome`` is the first rule a distinct row fails, leaving out the run date (README, "Data
-    contract"): ``header_repeat``, ``posted``, ``sighting_date``, ``state`` or ``valid``. Whether
-    a row is in a run date's snapshot is decided later from ``posted_date``.
+    contract"): ``header_repeat``, ``columns``, ``posted``, ``sighting_date``, ``state`` or
+    ``valid``. Whether a row is in a run date's snapshot is decided later from ``posted_date``
+    (null for a row in every snapshot: a header repeat or a ``columns`` or ``posted`` reject).
     """
-    names = [field(i) for i in range(len(layout.columns))]
+    names = [*(field(i) for i in range(len(layout.columns))), RECORD]
     col = {key: F.col(field(i)) for i, key in enumerate(layout.keys)}
 
     # Each step is its own projection over the previous one's columns: every field is trimmed
@@ -167,63 +204,55 @@ def transform_classify(distinct: DataFrame, layout: Layout) -> DataFrame:
     country_ok = F.lit(True)
     if layout.country is not None:
         country = F.lower(_trim(col[layouts.normalise(layout.country)]))
-        country_ok = country == layout.country_value
+        country_ok = country.isin(*layout.countries)
     trimmed = distinct.select(
         *names,
         "n",
         is_header.alias("is_header"),
-        _trim(col[layouts.normalise(layout.posted)]).alias("posted"),
-        _trim(col[layouts.normalise(layout.sighting)]).alias("sighting"),
+        (F.col(RECORD) != "").alias("ragged"),
+        _trim(col[layouts.normalise(layout.posted.column)]).alias("posted"),
+        _trim(col[layouts.normalise(layout.sighting.column)]).alias("sighting"),
         F.upper(_trim(col[layouts.normalise(layout.state)])).alias("state_code"),
         country_ok.alias("country_ok"),
     )
 
     # Dates from their parts as integers, every part used once or twice: the optimizer inlines
     # each step into the next, so an expression that repeats its inputs grows with every step.
-    posted_ok = F.col("posted").rlike(layout.posted_pattern())
-    sighting_ok = F.col("sighting").rlike(layout.sighting_pattern())
-    kept = [*names, "n", "is_header", "state_code", "country_ok"]
-    split = trimmed.select(
+    kept = [*names, "n", "is_header", "ragged", "state_code", "country_ok"]
+    parts = trimmed.select(
         *kept,
-        F.when(posted_ok, F.split("posted", "/")).alias("p"),
-        F.when(sighting_ok, F.split("sighting", "[/ :]")).alias("s"),
+        *_date_parts("posted", layout.posted, "p"),
+        *_date_parts("sighting", layout.sighting, "s"),
     )
-    parts = split.select(
-        *kept,
-        *(_part("p", i).alias(f"p_{part}") for i, part in enumerate(("month", "day", "year"), 1)),
-        *(
-            _part("s", i).alias(f"s_{part}")
-            for i, part in enumerate(("month", "day", "year", "hour", "minute"), 1)
-        ),
-    )
-    if layout.posted_year_digits == 2:
+    if layout.posted.format.year_digits == 2:
         # 70-99 are 1970-1999, 00-69 are 2000-2069.
         parts = parts.withColumn("p_year", (F.col("p_year") + 30) % 100 + 1970)
-    if layout.sighting_year_digits == 2:
+    if layout.sighting.format.year_digits == 2:
         # The latest year ending in these two digits that is not after the year it was posted.
         parts = parts.withColumn(
             "s_year", F.col("p_year") - F.pmod(F.col("p_year") - F.col("s_year"), F.lit(100))
         )
-    time_ok = F.col("s_hour").isNull() | (
-        F.col("s_hour").between(0, 24) & F.col("s_minute").between(0, 59)
-    )
     days = parts.select(
         *kept,
-        time_ok.alias("time_ok"),
-        _date("p_year", "p_month", "p_day").alias("posted_date"),
+        _time_ok("p").alias("p_time_ok"),
+        _time_ok("s").alias("s_time_ok"),
+        _date("p_year", "p_month", "p_day").alias("p_date"),
         _date("s_year", "s_month", "s_day").alias("s_date"),
     )
     dated = days.select(
         *kept,
+        F.when(F.col("p_time_ok"), F.col("p_date")).alias("posted_date"),
+        F.when(F.col("s_time_ok"), F.col("s_date")).alias("s_date"),
+    ).select(
+        *kept,
         "posted_date",
-        F.when(F.col("posted_date").isNotNull() & F.col("time_ok"), F.col("s_date")).alias(
-            "sighting_date"
-        ),
+        F.when(F.col("posted_date").isNotNull(), F.col("s_date")).alias("sighting_date"),
     )
 
     state_ok = F.col("state_code").isin(*sorted(US_STATES)) & F.col("country_ok")
     outcome = (
         F.when(F.col("is_header"), F.lit(HEADER_REPEAT))
+        .when(F.col("ragged"), F.lit(COLUMNS))
         .when(F.col("posted_date").isNull(), F.lit("posted"))
         .when(F.col("sighting_date").isNull(), F.lit("sighting_date"))
         .when(~state_ok, F.lit("state"))
@@ -236,7 +265,9 @@ def transform_classify(distinct: DataFrame, layout: Layout) -> DataFrame:
         *names,
         "n",
         "outcome",
-        F.when(F.col("outcome") != HEADER_REPEAT, F.col("posted_date")).alias("posted_date"),
+        F.when(~F.col("outcome").isin(HEADER_REPEAT, COLUMNS), F.col("posted_date")).alias(
+            "posted_date"
+        ),
         F.when(valid, F.date_format("sighting_date", "yyyy-MM")).alias("month"),
         F.when(valid, F.col("state_code")).alias("state_code"),
     )
@@ -249,9 +280,12 @@ def transform_keep_reject_text(classified: DataFrame) -> DataFrame:
     """
     rejected = F.col("outcome").isin(*REJECT_REASONS)
     return classified.select(
-        *(F.when(rejected, F.col(c)).alias(c) if c.startswith("f") and c[1:].isdigit() else c
-          for c in classified.columns)
+        *(F.when(rejected, F.col(c)).alias(c) if _is_text(c) else c for c in classified.columns)
     )  # fmt: skip
+
+
+def _is_text(column: str) -> bool:
+    return column == RECORD or (column.startswith("f") and column[1:].isdigit())
 
 
 def transform_group_outcomes(classified: DataFrame, run_dates: list[dt.date]) -> DataFrame:
@@ -291,8 +325,9 @@ def snapshot_counts(
 ) -> dict:
     """The quality report of snapshot ``run_date`` from ``(outcome, posted_date, rows, n)``.
 
-    Header repeats and duplicates count in every snapshot; a row with a valid Posted date after
-    the run date counts as ``after_run_date`` whatever its other faults.
+    Header repeats and duplicates count in every snapshot, and so do rows without a posted
+    date; a row with a valid Posted date after the run date counts as ``after_run_date``
+    whatever its other faults.
     """
     counts: dict[str, int] = defaultdict(int)
     for outcome, posted_date, rows, n in outcome_counts:
@@ -300,7 +335,7 @@ def snapshot_counts(
             counts[HEADER_REPEAT] += n
             continue
         counts[DUPLICATE] += n - rows
-        if outcome != "posted" and posted_date > run_date:
+        if posted_date is not None and posted_date > run_date:
             counts[AFTER_RUN_DATE] += rows
         else:
             counts[outcome] += rows
@@ -380,21 +415,24 @@ def transform_rejects(
 ) -> DataFrame:
     """Rejected rows under their own header names, with ``reason`` and ``since``.
 
-    ``since`` is the first run date whose snapshot holds the row: the first one for a bad Posted
-    date, else the first on or after the posted date. Rows posted after every run date are in
-    no snapshot and left out.
+    ``since`` is the first run date whose snapshot holds the row: the first one for a row
+    without a posted date (a ``columns`` or ``posted`` reject), else the first on or after the
+    posted date. Rows posted after every run date are in no snapshot and left out. ``_record``
+    follows the fields: a ``columns`` reject's whole record as it came, empty for the others.
     """
     ordered = F.array(*(F.lit(d) for d in sorted(run_dates)))
     first_after = F.try_element_at(F.filter(ordered, lambda d: d >= F.col("posted_date")), F.lit(1))
-    since = F.when(F.col("outcome") == "posted", ordered[0]).otherwise(first_after)
+    since = F.when(F.col("posted_date").isNull(), ordered[0]).otherwise(first_after)
     # ``since`` first, then the source's names: a source column may be called posted_date too.
     dated = grouped.where(F.col("outcome").isin(*REJECT_REASONS)).select(
         *(field(i) for i in range(len(names))),
+        RECORD,
         "outcome",
         F.date_format(since, "yyyy-MM-dd").alias("_since"),
     )
     return dated.where(F.col("_since").isNotNull()).select(
         *(F.col(field(i)).alias(name) for i, name in enumerate(names)),
+        F.col(RECORD),
         F.col("outcome").alias("reason"),
         F.col("_since").alias("since"),
     )
@@ -549,10 +587,14 @@ def size_shuffles(spark: SparkSession, nbytes: int) -> int:
 
 
 def run_group(
-    spark: SparkSession, source: str, run_dates: list[dt.date], output: str
+    spark: SparkSession,
+    source: str,
+    run_dates: list[dt.date],
+    output: str,
+    declared: tuple[Layout, ...] = (),
 ) -> tuple[str, dict[str, dict]]:
     """Classify one input once and write every run date's outputs; its layout and quality reports."""
-    layout, names, rows = transform_select_columns(extract(spark, source))
+    layout, names, rows = transform_select_columns(extract(spark, source), declared)
     shared = transform_shared_hashes(rows).localCheckpoint(eager=True)
     if shared.count() > MAX_SHARED_HASHES:
         distinct = transform_distinct_by_text(rows)
@@ -637,6 +679,13 @@ def _snapshot(text: str) -> tuple[dt.date, str]:
     return dt.date.fromisoformat(day), path
 
 
+def _layouts(text: str) -> tuple[Layout, ...]:
+    try:
+        return layouts.from_json(text)
+    except (ValueError, layouts.DeclarationError) as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -644,6 +693,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="a run date and the raw zone (Parquet) it reads; repeat for more dates",
     )  # fmt: skip
     parser.add_argument("--output", required=True, help="directory for this run's outputs")
+    parser.add_argument(
+        "--layouts", type=_layouts, default=(), metavar="JSON",
+        help="declared layouts besides the built-in ones, as JSON (spark_jobs/layouts.py to_json)",
+    )  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -669,7 +722,9 @@ def main(argv: list[str] | None = None) -> int:
         layout_of: dict[str, str] = {}
         for source, run_dates in groups.items():
             try:
-                layout, found = run_group(spark, source, sorted(set(run_dates)), args.output)
+                layout, found = run_group(
+                    spark, source, sorted(set(run_dates)), args.output, args.layouts
+                )
             except LayoutError as err:
                 # PySpark's driver output goes to stdout: say it on both, the publisher reads either.
                 print(f"error: {source}: {err}", flush=True)

@@ -1,10 +1,12 @@
-"""The report layouts the pipeline reads, each mapped onto the data contract in one place.
+"""The report layouts the pipeline reads, each declared in TOML and mapped onto the data contract.
 
 A layout names its columns (in the order the README documents them) and says which column holds
-the Posted date, the sighting time and the state, how many digits their years have, and whether
-a country column must say ``USA``. ``ReadUFOs`` recognises a source's layout from its header with
-``match``; the Spark job turns a ``Layout`` into column expressions; the sample generator writes
-files in any layout. A third layout is one more ``Layout(...)`` in ``LAYOUTS``.
+the posted date, the sighting time and the state, the format of each date column, and the country
+values a country column may hold. The built-in layouts are declared in ``layouts.toml`` beside
+this file; a user declares more in a file of the same form (``UFO_LAYOUTS``), checked by the
+same code (``read_declarations``). ``ReadUFOs`` recognises a source's layout from its header with
+``match``; the Spark job turns a ``Layout`` into column expressions and receives declared layouts
+with its arguments (``to_json``/``from_json``); the sample generator writes the built-ins.
 
 Pure Python (no PySpark): the Spark job imports it on the driver beside itself, and the ``etl``
 package imports it as ``spark_jobs.layouts``.
@@ -12,7 +14,12 @@ package imports it as ``spark_jobs.layouts``.
 
 from __future__ import annotations
 
+import json
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 #: "Surrounding spaces" in the data contract: ASCII whitespace, the same in Python and Spark.
 WHITESPACE = " \t\r\n\f\v"
@@ -23,10 +30,55 @@ US_STATES = frozenset(
     "NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY".split()
 )
 
+#: The raw zone's column holding a record whose field count differs from its header's, as it
+#: came (CSV text); empty for every other record. Also a column of the reject files.
+RECORD = "_record"
+#: Column names a layout may not use: the raw zone's and the reject files' own.
+RESERVED = frozenset({RECORD, "reason", "since"})
+
 
 def normalise(name: str) -> str:
     """A header name as layouts compare it: trimmed, lower case."""
     return name.strip(WHITESPACE).lower()
+
+
+@dataclass(frozen=True)
+class DateFormat:
+    """A date format of a date column: its text, and how its parts are read."""
+
+    name: str
+    date: str  # regular expression of the date
+    time: str  # regular expression of the time that may follow it
+    separators: str  # regular expression splitting date and time into their parts
+    parts: tuple[str, ...]  # what each part is, in order
+    year_digits: int
+
+
+FORMATS = {
+    f.name: f
+    for f in (
+        DateFormat("M/D/YY", r"\d{1,2}/\d{1,2}/\d{2}", r" \d{1,2}:\d{2}", "[/ :]",
+                   ("month", "day", "year", "hour", "minute"), 2),
+        DateFormat("M/D/YYYY", r"\d{1,2}/\d{1,2}/\d{4}", r" \d{1,2}:\d{2}", "[/ :]",
+                   ("month", "day", "year", "hour", "minute"), 4),
+        DateFormat("YYYY-MM-DD", r"\d{4}-\d{2}-\d{2}", r"[T ]\d{2}:\d{2}(:\d{2})?", "[-T :]",
+                   ("year", "month", "day", "hour", "minute", "second"), 4),
+    )
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DateColumn:
+    """A column holding a date in ``format``, with an optional time after it when ``time``."""
+
+    column: str
+    format: DateFormat
+    time: bool
+
+    def pattern(self) -> str:
+        """The regular expression of a whole value (trimmed)."""
+        time = f"({self.format.time})?" if self.time else ""
+        return f"^{self.format.date}{time}$"
 
 
 @dataclass(frozen=True)
@@ -36,75 +88,196 @@ class Layout:
     name: str  # recorded in the lake and the database: ``ufo_runs.layout``
     title: str  # for people
     columns: tuple[str, ...]  # header names, in documented order
-    posted: str  # the column with the Posted date, ``M/D/YY`` or ``M/D/YYYY``
-    posted_year_digits: int
-    sighting: str  # the column with the sighting time, ``M/D/Y[ H:MM]``
-    sighting_year_digits: int
+    posted: DateColumn
+    sighting: DateColumn
     state: str  # the column with the state code
-    country: str | None = None  # a country column that must equal ``country_value``
-    country_value: str = "usa"
+    country: str | None  # a country column whose value must be one of ``countries``
+    countries: tuple[str, ...]  # normalised (trimmed, lower case)
 
     @property
     def keys(self) -> tuple[str, ...]:
         """The normalised column names."""
         return tuple(normalise(c) for c in self.columns)
 
-    def posted_pattern(self) -> str:
-        """The regular expression of a Posted date: groups month, day, year."""
-        return rf"^(\d{{1,2}})/(\d{{1,2}})/(\d{{{self.posted_year_digits}}})$"
-
-    def sighting_pattern(self) -> str:
-        """The regular expression of a sighting time: month, day, year, then optional hour, minute."""
-        return rf"^(\d{{1,2}})/(\d{{1,2}})/(\d{{{self.sighting_year_digits}}})( (\d{{1,2}}):(\d{{2}}))?$"
-
-
-INDEX = Layout(
-    name="index",
-    title="NUFORC report index",
-    columns=("Date / Time", "City", "State", "Shape", "Duration", "Summary", "Posted"),
-    posted="Posted",
-    posted_year_digits=2,
-    sighting="Date / Time",
-    sighting_year_digits=2,
-    state="State",
-)
-
-EXPORT = Layout(
-    name="export",
-    title="NUFORC site export",
-    columns=(
-        "details",
-        "date",
-        "city",
-        "state",
-        "country",
-        "shape",
-        "summary",
-        "report_date",
-        "posted_date",
-        "image",
-    ),  # fmt: skip
-    posted="posted_date",
-    posted_year_digits=4,
-    sighting="date",
-    sighting_year_digits=4,
-    state="state",
-    country="country",
-)
-
-LAYOUTS = (INDEX, EXPORT)
+    def declaration(self) -> dict:
+        """The layout as its TOML table (also its JSON form for the Spark job)."""
+        state: dict = {"column": self.state}
+        if self.country is not None:
+            state.update(country=self.country, countries=list(self.countries))
+        return {
+            "title": self.title,
+            "columns": list(self.columns),
+            "posted": _date_declaration(self.posted, default_time=False),
+            "sighting": _date_declaration(self.sighting, default_time=True),
+            "state": state,
+        }
 
 
-def by_name(name: str) -> Layout:
-    """The layout called ``name``."""
-    for layout in LAYOUTS:
-        if layout.name == name:
-            return layout
-    raise KeyError(f"no layout {name!r}; known: {', '.join(layout.name for layout in LAYOUTS)}")
+def _date_declaration(column: DateColumn, default_time: bool) -> dict:
+    found = {"column": column.column, "format": column.format.name}
+    if column.time != default_time:
+        found["time"] = column.time
+    return found
 
 
 class LayoutError(ValueError):
     """A header that is none of the known layouts; the message names what is missing."""
+
+
+class DeclarationError(ValueError):
+    """A layout declaration that cannot be used; the message names the file, layout and problem."""
+
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+def read_declarations(text: str, where: str, taken: Iterable[str] = ()) -> tuple[Layout, ...]:
+    """The layouts declared in TOML ``text`` (a file's content; ``where`` names it in errors).
+
+    ``taken``: names already in use (the built-ins'), which a declaration may not reuse.
+    """
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise DeclarationError(f"{where}: not valid TOML ({err})") from None
+    unknown = sorted(set(document) - {"layouts"})
+    if unknown:
+        raise DeclarationError(
+            f"{where}: unknown top-level key(s) {', '.join(unknown)}: declare each layout as a "
+            "[layouts.NAME] table"
+        )
+    tables = document.get("layouts")
+    if not isinstance(tables, dict) or not tables:
+        raise DeclarationError(f"{where}: no layout declared: add a [layouts.NAME] table")
+    return from_tables(tables, where, taken)
+
+
+def from_tables(tables: Mapping, where: str, taken: Iterable[str] = ()) -> tuple[Layout, ...]:
+    """Layouts from their declarations (TOML tables, or their JSON form), checked."""
+    taken = set(taken)
+    found = []
+    for name, table in tables.items():
+        problem = _Problem(where, name)
+        if not _NAME.fullmatch(name):
+            problem("its name must be lower-case letters, digits, '-' or '_'")
+        if name in taken:
+            problem("the name is taken by a built-in layout: choose another")
+        taken.add(name)
+        found.append(_layout(name, table, problem))
+    return tuple(found)
+
+
+class _Problem:
+    def __init__(self, where: str, name: str):
+        self.prefix = f"{where}: layout {name!r}"
+
+    def __call__(self, text: str):
+        raise DeclarationError(f"{self.prefix}: {text}")
+
+
+def _keys(table, allowed: set[str], required: set[str], what: str, problem: _Problem) -> None:
+    if not isinstance(table, dict):
+        problem(f"{what} must be a table")
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        problem(
+            f"{what} has unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(allowed))})"
+        )
+    missing = sorted(required - set(table))
+    if missing:
+        problem(f"{what} lacks {', '.join(missing)}")
+
+
+def _layout(name: str, table, problem: _Problem) -> Layout:
+    _keys(table, {"title", "columns", "posted", "sighting", "state"},
+          {"columns", "posted", "sighting", "state"}, "the layout", problem)  # fmt: skip
+    title = table.get("title", name)
+    if not isinstance(title, str):
+        problem("title must be text")
+    columns = table["columns"]
+    if (not isinstance(columns, list) or not columns
+            or not all(isinstance(c, str) and normalise(c) for c in columns)):  # fmt: skip
+        problem("columns must be a list of non-empty column names")
+    keys = [normalise(c) for c in columns]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        problem(f"columns name {', '.join(map(repr, repeated))} twice (case and spaces ignored)")
+    reserved = sorted(RESERVED.intersection(keys))
+    if reserved:
+        problem(f"column name(s) {', '.join(map(repr, reserved))} are reserved by the pipeline")
+
+    def column(value, what: str) -> str:
+        if not isinstance(value, str) or normalise(value) not in keys:
+            problem(f"{what} {value!r} is not one of its columns")
+        return columns[keys.index(normalise(value))]
+
+    def date(what: str, default_time: bool) -> DateColumn:
+        spec = table[what]
+        _keys(spec, {"column", "format", "time"}, {"column", "format"}, what, problem)
+        fmt = FORMATS.get(spec["format"])
+        if fmt is None:
+            problem(f"{what}.format {spec['format']!r} is none of {', '.join(map(repr, FORMATS))}")
+        time = spec.get("time", default_time)
+        if not isinstance(time, bool):
+            problem(f"{what}.time must be true or false")
+        return DateColumn(column(spec["column"], f"{what}.column"), fmt, time)
+
+    posted = date("posted", default_time=False)
+    sighting = date("sighting", default_time=True)
+    spec = table["state"]
+    _keys(spec, {"column", "country", "countries"}, {"column"}, "state", problem)
+    state = column(spec["column"], "state.column")
+    country = countries = None
+    if "country" in spec or "countries" in spec:
+        if "country" not in spec or "countries" not in spec:
+            problem("state needs both country (a column) and countries (the values accepted)")
+        country = column(spec["country"], "state.country")
+        countries = spec["countries"]
+        if not isinstance(countries, list) or not all(isinstance(c, str) for c in countries):
+            problem('state.countries must be a list of country values, e.g. ["usa"]')
+        if not countries:
+            problem("state.countries is empty: no row could be valid")
+    if posted.format.year_digits == 2 and posted.time:
+        problem("a posted date of format M/D/YY cannot carry a time")
+    return Layout(
+        name=name,
+        title=title,
+        columns=tuple(columns),
+        posted=posted,
+        sighting=sighting,
+        state=state,
+        country=country,
+        countries=tuple(sorted({normalise(c) for c in countries or ()})),
+    )
+
+
+def to_json(declared: Iterable[Layout]) -> str:
+    """Declared layouts as one line of JSON, for the Spark job's command line."""
+    return json.dumps({layout.name: layout.declaration() for layout in declared})
+
+
+def from_json(text: str) -> tuple[Layout, ...]:
+    """The layouts ``to_json`` wrote."""
+    return from_tables(json.loads(text), "--layouts", taken=BUILT_IN_NAMES)
+
+
+BUILT_IN_FILE = Path(__file__).with_name("layouts.toml")
+LAYOUTS = read_declarations(BUILT_IN_FILE.read_text(encoding="utf-8"), str(BUILT_IN_FILE))
+BUILT_IN_NAMES = frozenset(layout.name for layout in LAYOUTS)
+
+
+def by_name(name: str, declared: Iterable[Layout] = ()) -> Layout:
+    """The layout called ``name``."""
+    known = (*declared, *LAYOUTS)
+    for layout in known:
+        if layout.name == name:
+            return layout
+    raise KeyError(f"no layout {name!r}; known: {', '.join(layout.name for layout in known)}")
+
+
+INDEX = by_name("index")
+EXPORT = by_name("export")
+KAGGLE = by_name("kaggle")
 
 
 @dataclass(frozen=True)
@@ -116,34 +289,36 @@ class Match:
     names: tuple[str, ...]  # those columns' names as the header spells them
 
 
-def match(header: list[str] | tuple[str, ...]) -> Match:
+def match(header: list[str] | tuple[str, ...], declared: Iterable[Layout] = ()) -> Match:
     """The layout of a header: names compared ignoring case and surrounding spaces, in any order.
 
     Extra columns are ignored. When a name appears twice (``state`` beside ``State``), the first
-    one wins. A header that is no layout raises LayoutError naming the missing columns of the
-    closest layout.
+    one wins. When several layouts fit, the one with the most columns is taken (the declared
+    ones before the built-ins among equals). A header that is no layout raises LayoutError
+    naming the missing columns of the closest layout.
     """
     first: dict[str, int] = {}
     for position, name in enumerate(header):
         first.setdefault(normalise(name), position)
-    best: tuple[int, Layout] | None = None
-    for layout in LAYOUTS:
-        missing = [c for c in layout.columns if normalise(c) not in first]
-        if not missing:
-            positions = tuple(first[normalise(c)] for c in layout.columns)
-            return Match(layout, positions, tuple(header[p] for p in positions))
-        found = len(layout.columns) - len(missing)
-        if best is None or found / len(layout.columns) > best[0] / len(best[1].columns):
-            best = (found, layout)
-    assert best is not None
-    layout = best[1]
-    missing = [c for c in layout.columns if normalise(c) not in first]
+    candidates = (*declared, *LAYOUTS)
+    fitting = [la for la in candidates if all(k in first for k in la.keys)]
+    if fitting:
+        layout = max(fitting, key=lambda la: len(la.columns))  # the first of the largest
+        positions = tuple(first[k] for k in layout.keys)
+        return Match(layout, positions, tuple(header[p] for p in positions))
+
+    def share(la: Layout) -> float:
+        return sum(k in first for k in la.keys) / len(la.keys)
+
+    closest = max(candidates, key=share)
+    missing = [c for c in closest.columns if normalise(c) not in first]
+    others = "".join(
+        f" (or, for the {other.title}: {','.join(other.columns)!r})"
+        for other in candidates
+        if other is not closest
+    )
     raise LayoutError(
-        f"missing column(s) {', '.join(repr(m) for m in missing)} of the {layout.title} layout; "
-        f"its header is {','.join(layout.columns)!r}"
-        + "".join(
-            f" (or, for the {other.title}: {','.join(other.columns)!r})"
-            for other in LAYOUTS
-            if other is not layout
-        )
+        f"missing column(s) {', '.join(repr(m) for m in missing)} of the {closest.title} "
+        f"layout; its header is {','.join(closest.columns)!r}{others}; for a layout of your "
+        "own, declare it in a TOML file named by UFO_LAYOUTS (README, 'Data contract')"
     )

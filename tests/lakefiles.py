@@ -1,7 +1,9 @@
-"""The lake's published aggregate as tests read it: pyarrow directly, not the pipeline's readers."""
+"""The lake's files as tests read them: pyarrow and the csv module directly, not the pipeline's
+readers."""
 
 from __future__ import annotations
 
+import csv
 import io
 from collections import Counter
 from collections.abc import Iterable
@@ -20,3 +22,18 @@ def aggregate_counts(parts: Iterable[bytes]) -> Counter:
         for month, state, n in zip(*(table[c].to_pylist() for c in AGGREGATE_COLUMNS)):
             counts[(month, state)] += n
     return counts
+
+
+def reject_rows(text: str) -> tuple[list[str], list[tuple[tuple[str, ...], str]]]:
+    """A reject CSV of the lake: its header, and each row as the reference lists rejects:
+    ``(fields, reason)``, the fields of a ``columns`` reject being its whole record as it came."""
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    header, found = rows[0], []
+    assert header[-2:] == ["_record", "reason"], header
+    for *fields, record, reason in rows[1:]:
+        if reason == "columns":
+            found.append((tuple(next(csv.reader(io.StringIO(record, newline="")))), reason))
+        else:
+            assert record == "", record
+            found.append((tuple(fields), reason))
+    return header, found

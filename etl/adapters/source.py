@@ -1,8 +1,9 @@
 """Getting the raw NUFORC report index: fetch, decompress, decode to UTF-8, check the layout.
 
 A source is a local path, a ``file://``, ``http(s)://`` or ``s3://`` URL, plain or gzip
-(recognised by its magic bytes, whatever the name). A file that is not valid UTF-8 is decoded
-as Windows-1252 (data rule 2).
+(recognised by its magic bytes, whatever the name). A file with a UTF-16 or UTF-32 byte-order
+mark is decoded in that encoding; any other file that is not valid UTF-8 is decoded as
+Windows-1252 (data rule 2).
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import codecs
 import csv
 import gzip
+import io
 import os
 import shutil
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO
@@ -52,6 +54,7 @@ class Ingested:
     blank_lines: int
     layout: str
     columns: tuple[str, ...]  # the layout's columns as the source's header spells them
+    ragged: int = 0  # records with more or fewer fields than the header
 
 
 @contextmanager
@@ -125,17 +128,52 @@ def _download(uri: str, dest: str, source: str) -> None:
         )
 
 
-def detect_encoding(path: str) -> str:
-    """``utf-8`` when the whole file is valid UTF-8 (BOM allowed), else ``cp1252``."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
+#: Byte-order marks, longest first (UTF-32-LE's begins with UTF-16-LE's): the codec of each.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def detect_encoding(path: str, source: str = "the source") -> str:
+    """The codec to read the file at ``path`` with.
+
+    A UTF-16 or UTF-32 byte-order mark names its encoding (and the file must then be valid in
+    it); otherwise ``utf-8-sig`` when the whole file is valid UTF-8 (a BOM allowed), else
+    ``cp1252``. NUL bytes without a BOM are UTF-16 or UTF-32 without one: refused.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    encoding = next((codec for bom, codec in _BOMS if head.startswith(bom)), None)
+    if encoding is None and head.count(0) * 4 > len(head):
+        raise SourceError(
+            f"{source} holds NUL bytes: it looks like UTF-16 or UTF-32 without a byte-order "
+            "mark. Save it as UTF-8 (or as UTF-16 with a BOM) and run again."
+        )
+    decoder = codecs.getincrementaldecoder(encoding or "utf-8")()
+    offset = 0
     try:
         with open(path, "rb") as handle:
             while chunk := handle.read(_CHUNK):
                 decoder.decode(chunk)
+                offset += len(chunk)
             decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return "cp1252"
-    return "utf-8-sig"
+    except UnicodeDecodeError as err:
+        if encoding in (None, "utf-8-sig"):
+            return "cp1252"
+        name = encoding.upper()
+        raise SourceError(
+            f"{source} starts with a {name} byte-order mark but is not valid {name} (near byte "
+            f"{offset + err.start}: {err.reason}). Save it again as UTF-8 or {name}."
+        ) from None
+    return encoding or "utf-8-sig"
+
+
+#: The encoding recorded in the lake for each codec.
+ENCODING_NAMES = {"utf-8-sig": "utf-8", "cp1252": "cp1252", "utf-16": "utf-16", "utf-32": "utf-32"}
 
 
 def open_decoded(path: str, encoding: str) -> IO[str]:
@@ -143,73 +181,108 @@ def open_decoded(path: str, encoding: str) -> IO[str]:
     return open(path, encoding=encoding, errors=errors, newline="")
 
 
-def read_layout(first_record: list[str] | None, source: str) -> layouts.Match:
+def read_layout(
+    first_record: list[str] | None, source: str, declared: Iterable[layouts.Layout] = ()
+) -> layouts.Match:
     """The layout of ``source`` from its header; SourceError saying what is wrong otherwise."""
     if first_record is None:
         raise SourceError(f"{source} is empty: give a NUFORC report file with a header row.")
     try:
-        return layouts.match(first_record)
+        return layouts.match(first_record, declared)
     except layouts.LayoutError as err:
         raise SourceError(
             f"{source} is not a NUFORC report file: {err}. The first line must be the header."
         ) from err
 
 
-def ingest(path: str, utf8_copy: IO[str], parquet_path: str, source: str) -> Ingested:
+def ingest(
+    path: str,
+    utf8_copy: IO[str],
+    parquet_path: str,
+    source: str,
+    declared: Iterable[layouts.Layout] = (),
+) -> Ingested:
     """Read the source file at ``path`` once: a UTF-8 copy to ``utf8_copy`` and the raw zone.
 
     The raw zone is Parquet at ``parquet_path``: one string column per column of the source's
     layout, named as its header spells them, one row per record (quoted commas, newlines and
-    spaces kept exactly). Extra columns are left out (the UTF-8 copy keeps them); a short record
-    gets empty strings, a blank line is no record.
+    spaces kept exactly), and ``_record``. Extra columns are left out (the UTF-8 copy keeps
+    them). A record with more or fewer fields than the header is kept whole in ``_record`` (as
+    CSV text; the Spark job rejects it with reason ``columns``) and its fields as far as they go
+    in the layout's columns; ``_record`` is empty for every other record. A blank line is no
+    record. ``declared``: the user's layouts, besides the built-in ones.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    encoding = detect_encoding(path)
+    encoding = detect_encoding(path, source)
     with open_decoded(path, encoding) as text:
         tee = _TeeReader(text, utf8_copy)
         reader = csv.reader(tee)
-        found = read_layout(next(reader, None), source)
+        header = next(reader, None)
+        found = read_layout(header, source, declared)
+        header_width = len(header)
         width = len(found.positions)
         identity = found.positions == tuple(range(width))
-        schema = pa.schema([pa.field(name, pa.string(), nullable=False) for name in found.names])
-        records = blank = 0
+        names = [*found.names, layouts.RECORD]
+        schema = pa.schema([pa.field(name, pa.string(), nullable=False) for name in names])
+        records = blank = ragged = 0
         with pq.ParquetWriter(parquet_path, schema, compression="snappy") as writer:
             batch: list[list[str]] = []
+            whole: dict[int, str] = {}  # position in batch -> a ragged record's text
             for record in reader:
                 if not record:
                     blank += 1
                     continue
-                if not (identity and len(record) == width):
+                if len(record) != header_width:
+                    whole[len(batch)] = _csv_text(record)
                     record = [record[p] if p < len(record) else "" for p in found.positions]
+                elif not identity or header_width != width:
+                    record = [record[p] for p in found.positions]
                 batch.append(record)
                 if len(batch) == ROW_GROUP:
-                    _write_batch(writer, schema, batch)
+                    _write_batch(writer, schema, batch, whole)
                     records += len(batch)
-                    batch = []
+                    ragged += len(whole)
+                    batch, whole = [], {}
             if batch or records == 0:
-                _write_batch(writer, schema, batch)
+                _write_batch(writer, schema, batch, whole)
                 records += len(batch)
+                ragged += len(whole)
         tee.drain()
     if records == 0:
         raise SourceError(f"{source} has a header but no reports: give a file with data rows.")
     return Ingested(
-        encoding="utf-8" if encoding == "utf-8-sig" else "cp1252",
+        encoding=ENCODING_NAMES[encoding],
         bytes_in=os.path.getsize(path),
         records=records,
         blank_lines=blank,
         layout=found.layout.name,
         columns=found.names,
+        ragged=ragged,
     )
 
 
-def _write_batch(writer, schema, batch: list[list[str]]) -> None:
+def _csv_text(record: list[str]) -> str:
+    """``record`` as one CSV record (RFC 4180 quoting), without its line end."""
+    out = io.StringIO()
+    # The writer quotes a field that holds a character of the line terminator: CRLF quotes
+    # fields with embedded newlines, as the source had them.
+    csv.writer(out, lineterminator="\r\n").writerow(record)
+    return out.getvalue()[:-2]
+
+
+def _write_batch(writer, schema, batch: list[list[str]], whole: dict[int, str]) -> None:
     import pyarrow as pa
 
-    columns = list(zip(*batch)) if batch else [() for _ in schema]
+    columns = list(zip(*batch)) if batch else [() for _ in range(len(schema) - 1)]
+    record = [""] * len(batch)
+    for position, text in whole.items():
+        record[position] = text
     writer.write_table(
-        pa.Table.from_arrays([pa.array(c, type=pa.string()) for c in columns], schema=schema),
+        pa.Table.from_arrays(
+            [pa.array(c, type=pa.string()) for c in (*columns, record)], schema=schema
+        ),
         row_group_size=ROW_GROUP,
     )
 

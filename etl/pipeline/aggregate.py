@@ -13,7 +13,7 @@ from etl.pipeline.read import ReadUFOs
 from etl.pipeline.reporting import span
 from etl.pipeline.spark_submit import ProjectSparkSubmitTask
 from etl.pipeline.targets import AGGREGATED, AggregateTarget
-from spark_jobs import AGGREGATE_BY_STATE
+from spark_jobs import AGGREGATE_BY_STATE, layouts
 
 logger = logging.getLogger("ufo")
 
@@ -49,6 +49,8 @@ class AggregateUFOsByState(UfoTask, ProjectSparkSubmitTask):
         args = []
         for day in self.dates:
             args += ["--snapshot", f"{day.isoformat()}={self.lake.spark_uri(raw[day].records())}"]
+        if self.settings.layouts:
+            args += ["--layouts", layouts.to_json(self.settings.layouts)]
         return args + ["--output", self.lake.spark_uri(self.attempt)]
 
     def run(self) -> None:

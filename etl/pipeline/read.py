@@ -36,7 +36,7 @@ class ReadUFOs(UfoTask):
                 source.fetched(uri, shown) as local,
                 open(copy, "w", encoding="utf-8", newline="") as out,
             ):
-                info = source.ingest(local, out, parquet, shown)
+                info = source.ingest(local, out, parquet, shown, self.settings.layouts or ())
         except Exception:
             self.lake.remove(attempt)  # nothing was published: leave nothing behind
             raise
@@ -48,6 +48,7 @@ class ReadUFOs(UfoTask):
             "bytes": info.bytes_in,
             "records": info.records,
             "blank_lines": info.blank_lines,
+            "ragged": info.ragged,
         }
         superseded = [
             self.manifests.publish(RAW, day, attempt, files, **details) for day in self.dates
@@ -58,3 +59,9 @@ class ReadUFOs(UfoTask):
             span(self.dates), info.records, info.layout, shown, info.encoding, info.bytes_in,
             self.lake.uri(files["records"][0]),
         )  # fmt: skip
+        if info.ragged:
+            logger.warning(
+                "ReadUFOs %s: %d records have more or fewer fields than the header of %s; they "
+                "are rejected with reason 'columns' and kept whole in the rejects (_record)",
+                span(self.dates), info.ragged, shown,
+            )  # fmt: skip

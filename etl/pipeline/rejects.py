@@ -1,7 +1,8 @@
 """The Spark job's reject files: parsed, and sampled for the database.
 
 A run date's rejects are CSVs that its aggregate's manifest lists (``rejects``), each with the
-source's own column names and then ``reason``. The database keeps the first rows of each reason
+source's own column names, ``_record`` (a ``columns`` reject's whole record as it came; absent
+from files written before that rule) and then ``reason``. The database keeps the first rows of each reason
 (``reject_sample``); the lake keeps them all.
 """
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 
 from etl.adapters.lake import Lake
 from etl.errors import DataError
+from spark_jobs.layouts import RECORD
 
 
 @dataclass(frozen=True)
@@ -33,10 +35,10 @@ class RejectFile:
         """Row ``index``'s fields as a JSON object under the file's names, in their order."""
         found = self._json.get(index)
         if found is None:
-            values = self.rows[index][1]
-            found = self._json[index] = json.dumps(
-                dict(zip(self.names, values)), ensure_ascii=False
-            )
+            fields = dict(zip(self.names, self.rows[index][1]))
+            if not fields.get(RECORD, True):
+                del fields[RECORD]  # only a ``columns`` reject has its whole record
+            found = self._json[index] = json.dumps(fields, ensure_ascii=False)
         return found
 
 

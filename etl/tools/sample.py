@@ -16,6 +16,12 @@ shape,summary,report_date,posted_date,image``; see ``spark_jobs/layouts.py``) wi
 four-digit years with and without zero padding, missing times, foreign regions and ``-`` as
 states beside a country column, empty shapes, summaries cut near 135 characters and quoted when
 they hold commas or quotes, report dates before the sighting, and proper UTF-8 text.
+
+``--layout kaggle`` writes the Kaggle "UFO Sightings" file (``datetime,city,state,country,shape,
+duration (seconds),duration (hours/min),comments,date posted,latitude,longitude``) with its
+quirks: lower-case states and cities, an empty country beside many US states, other countries,
+``24:00`` times, spreadsheet serial dates, two-digit years, HTML entities such as ``&#44`` in
+the comments, and a few records with one field too many (a comma left unquoted).
 """
 
 from __future__ import annotations
@@ -180,13 +186,85 @@ def _export_report(rng: random.Random, until: dt.date, start: dt.date, number: i
             summary[:135], fmt(reported), posted_text, "Y" if rng.random() < 0.05 else ""]  # fmt: skip
 
 
+KAGGLE_COMMENTS = [
+    "Bright light moved across the sky&#44 stopped&#44 then shot straight up.",
+    "My wife and I saw a triangle of lights over the lake&#44 no sound at all",
+    "Orange orb hovering above the trees&#39 tops for about 5 minutes",
+    "Three white lights in a row&#44 very high&#44 very fast",
+    "Silver cigar shaped object&#44 reflected the sun&#33",
+    "((NUFORC Note:  Witness elects to remain totally anonymous.  PD))",
+]
+KAGGLE_FOREIGN = [("", "gb", "london (uk/england)"), ("", "au", "sydney (australia)"),
+                  ("wa", "au", "perth (western australia)"), ("", "", "mexico city (mexico)"),
+                  ("", "de", "berlin (germany)")]  # fmt: skip
+KAGGLE_DURATIONS = [("2700", "45 minutes"), ("20", "20 seconds"), ("300", "5 min"),
+                    ("0.5", "1/2 second"), ("7200", "2 hours"), ("60", "1 minute")]  # fmt: skip
+
+
+def _serial(day: dt.date) -> str:
+    """``day`` as a spreadsheet's serial number (days since 1899-12-30)."""
+    return str((day - dt.date(1899, 12, 30)).days)
+
+
+def _kaggle_report(rng: random.Random, until: dt.date, start: dt.date) -> list[str]:
+    span = (until - start).days
+    posted = start + dt.timedelta(days=rng.randrange(span + 1))
+    sighted = posted - dt.timedelta(
+        days=int(rng.expovariate(1 / 90)) if rng.random() < 0.9 else rng.randrange(40 * 365)
+    )
+    roll = rng.random()
+    if roll < 0.86:
+        state, _, cities = rng.choices(STATES, weights=[w for _, w, _ in STATES])[0]
+        if rng.random() < 0.3:
+            state, cities = rng.choice(OTHER_STATES), [f"town {rng.randrange(1, 400)}"]
+        state, city = state.lower(), rng.choice(cities).lower()
+        country = "" if rng.random() < 0.12 else "us"  # many US reports leave the country empty
+    elif roll < 0.93:
+        state, city, country = rng.choice(PROVINCES).lower(), f"town {rng.randrange(80)}", "ca"
+    else:
+        state, country, city = rng.choice(KAGGLE_FOREIGN)
+    when = (
+        f"{sighted.month}/{sighted.day}/{sighted.year} {rng.randrange(24)}:{rng.randrange(60):02d}"
+    )
+    quirk = rng.random()
+    if quirk < 0.004:
+        when = f"{sighted.month}/{sighted.day}/{sighted.year} 24:00"  # midnight, as 24:00: valid
+    elif quirk < 0.006:
+        when = _serial(sighted)  # a spreadsheet's serial date
+    elif quirk < 0.007:
+        when = f"{sighted.month}/{sighted.day}/{sighted.year % 100:02d} 21:00"  # a 2-digit year
+    elif quirk < 0.0075:
+        when = f"2/30/{sighted.year} 20:00"  # a day the month does not have
+    elif quirk < 0.015:
+        when = f"{sighted.month}/{sighted.day}/{sighted.year}"  # no time: valid
+    seconds, text = rng.choice(KAGGLE_DURATIONS)
+    posted_text = f"{posted.month}/{posted.day}/{posted.year}"
+    if rng.random() < 0.0005:
+        posted_text = rng.choice(["", _serial(posted)])
+    latitude = (
+        f"{rng.uniform(25, 49):.7f}" if country in ("us", "") else f"{rng.uniform(-40, 60):.6f}"
+    )
+    longitude = f"{rng.uniform(-124, -67):.7f}"
+    return [when, city, state, country, rng.choice(SHAPES[:-1]).lower(), seconds, text,
+            rng.choice(KAGGLE_COMMENTS), posted_text, latitude, longitude]  # fmt: skip
+
+
+#: The Kaggle file's header as it is spelled there (a space after ``longitude``).
+KAGGLE_HEADER = [*layouts.KAGGLE.columns[:-1], "longitude "]
+
+
+def header_of(layout: str) -> list[str]:
+    """The header a generated file of ``layout`` starts with."""
+    return list(KAGGLE_HEADER if layout == "kaggle" else layouts.by_name(layout).columns)
+
+
 def generate(
     rows: int, until: dt.date, seed: int = 7, start: dt.date | None = None, layout: str = "index"
 ) -> Iterator[list[str]]:
     """``rows`` data records (after the header) in ``layout``, with its real quirks."""
     rng = random.Random(seed)
     start = start or until - dt.timedelta(days=20 * 365)
-    header = list(layouts.by_name(layout).columns)
+    header = header_of(layout)
     recent: list[list[str]] = []
     for i in range(rows):
         if i and rng.random() < 0.0078:  # ~ the real share of repeated headers
@@ -196,15 +274,21 @@ def generate(
         else:
             if layout == "export":
                 row = _export_report(rng, until, start, 100_000 + i)
+            elif layout == "kaggle":
+                row = _kaggle_report(rng, until, start)
             else:
                 row = _report(rng, until, start)
             recent = (recent + [row])[-50:]
+            if layout == "kaggle" and rng.random() < 0.001:
+                # A comma the export left unquoted: the comments split into two fields.
+                text = row[7]
+                row = [*row[:7], text[: len(text) // 2], text[len(text) // 2 :], *row[8:]]
             yield row
 
 
 def write(out: io.TextIOBase, rows: Iterator[list[str]], layout: str = "index") -> None:
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(layouts.by_name(layout).columns)
+    writer.writerow(header_of(layout))
     writer.writerows(rows)
 
 
@@ -214,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="output file ('-' for stdout; .gz compresses; default: "
                         ".run/sample/nuforc_sample_LAYOUT_UNTIL.csv)")  # fmt: skip
     parser.add_argument("--layout", choices=[la.name for la in layouts.LAYOUTS], default="index",
-                        help="index: the NUFORC report index (default); export: today's site export")  # fmt: skip
+                        help="index: the NUFORC report index (default); export: today's site "
+                        "export; kaggle: the Kaggle 'UFO Sightings' file")  # fmt: skip
     parser.add_argument("--until", type=dt.date.fromisoformat, default=None,
                         help="latest Posted date (default: yesterday)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=7,

@@ -41,10 +41,14 @@ def test_the_raw_zone_keeps_every_field_exactly(tmp_path):
     got = records(path)
     assert got[0] == {"Date / Time": "6/13/11 22:18", "City": "Ardenvoir", "State": "WA",
                       "Shape": "Light", "Duration": "1 minute",
-                      "Summary": "a light, \u201cbright\u201d\nwhite", "Posted": "6/20/11"}  # fmt: skip
+                      "Summary": "a light, \u201cbright\u201d\nwhite", "Posted": "6/20/11",
+                      "_record": ""}  # fmt: skip
     assert got[1]["Date / Time"] == " 1/1/19 " and got[1]["City"] == " x "
+    assert got[1]["_record"] == ""  # seven fields, empty ones included: the header's width
+    # A short record: its fields as far as they go, and the whole record as it came.
     assert got[2] == {"Date / Time": "1/1/19", "City": "short", "State": "", "Shape": "",
-                      "Duration": "", "Summary": "", "Posted": ""}  # fmt: skip
+                      "Duration": "", "Summary": "", "Posted": "", "_record": "1/1/19,short"}  # fmt: skip
+    assert info.ragged == 1
 
 
 def test_columns_in_any_order_extra_ones_left_out_and_the_first_of_a_name_wins(tmp_path):
@@ -95,6 +99,65 @@ def test_a_bom_is_dropped(tmp_path):
     path = tmp_path / "in.csv"
     path.write_bytes(b"\xef\xbb\xbf" + (HEADER + ROW).encode("utf-8"))
     assert transcode(path)[0] == HEADER + ROW
+
+
+@pytest.mark.parametrize(
+    ("codec", "bom", "name"),
+    [
+        ("utf-16-le", b"\xff\xfe", "utf-16"),
+        ("utf-16-be", b"\xfe\xff", "utf-16"),
+        ("utf-32-le", b"\xff\xfe\x00\x00", "utf-32"),
+        ("utf-32-be", b"\x00\x00\xfe\xff", "utf-32"),
+    ],
+)
+def test_utf16_and_utf32_with_a_bom_are_decoded(tmp_path, codec, bom, name):
+    # Excel's "Unicode text" and PowerShell's default output: UTF-16 with a byte-order mark.
+    path = tmp_path / "in.csv"
+    path.write_bytes(bom + (HEADER + ROW).encode(codec))
+    text, info = transcode(path)
+    assert text == HEADER + ROW  # the lake's copy is UTF-8
+    assert (info.encoding, info.layout, info.records) == (name, "index", 1)
+    assert records(path)[0]["Summary"] == "a light, \u201cbright\u201d\nwhite"
+
+
+def test_a_bom_of_an_encoding_the_file_is_not_in_is_named(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_bytes(
+        b"\xff\xfe" + (HEADER + ROW).encode("utf-16-le") + b"\x00\xd8"
+    )  # a lone surrogate
+    with pytest.raises(SourceError) as err:
+        transcode(path, "in.csv")
+    assert "in.csv starts with a UTF-16 byte-order mark but is not valid UTF-16" in str(err.value)
+    assert "Save it again as UTF-8" in str(err.value)
+
+
+def test_utf16_without_a_bom_is_refused_by_name_not_as_missing_columns(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_bytes((HEADER + ROW).encode("utf-16-le"))
+    with pytest.raises(SourceError) as err:
+        transcode(path, "in.csv")
+    assert "looks like UTF-16 or UTF-32 without a byte-order mark" in str(err.value)
+    assert "missing column" not in str(err.value)
+
+
+def test_a_record_wider_or_narrower_than_the_header_is_kept_whole(tmp_path):
+    # The header's width counts its extra columns: a record as wide as the header is no ragged
+    # one, though the layout takes fewer of its fields.
+    path = tmp_path / "in.csv"
+    header = "Date / Time,City,State,Shape,Duration,Summary,Posted,Link\r\n"
+    rows = ('1/1/19,T,CA,,,s,1/2/19,http://x\r\n'
+            '1/1/19,T,CA,,,"s, quoted",1/2/19,http://x,one,"two\nlines"\r\n'
+            '1/1/19,T,CA,,,s,1/2/19\r\n')  # fmt: skip
+    path.write_bytes((header + rows).encode())
+    _, info = transcode(path)
+    got = records(path)
+    assert [r["_record"] for r in got] == [
+        "",
+        '1/1/19,T,CA,,,"s, quoted",1/2/19,http://x,one,"two\nlines"',
+        "1/1/19,T,CA,,,s,1/2/19",
+    ]
+    assert got[1]["Summary"] == "s, quoted" and got[2]["Posted"] == "1/2/19"
+    assert (info.records, info.ragged) == (3, 2)
 
 
 def test_non_utf8_is_decoded_as_windows_1252(tmp_path):

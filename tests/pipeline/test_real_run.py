@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 import sqlalchemy as sa
 
-from tests.lakefiles import aggregate_counts
+from tests.lakefiles import aggregate_counts, reject_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.shared_data]
 
@@ -81,9 +81,8 @@ def test_every_state_count_is_loaded(real_run, real_expected):
 
 def test_rejects_hold_every_rejected_row_with_its_reason(real_run, real_expected):
     [reject_file] = _files(real_run, "rejects")
-    with open(reject_file, encoding="utf-8", newline="") as handle:
-        rows = list(csv.reader(handle))
-    assert rows[0] == [
+    header, rows = reject_rows(reject_file.read_text(encoding="utf-8"))
+    assert header == [
         "Date / Time",
         "City",
         "State",
@@ -91,9 +90,10 @@ def test_rejects_hold_every_rejected_row_with_its_reason(real_run, real_expected
         "Duration",
         "Summary",
         "Posted",
+        "_record",
         "reason",
     ]
-    got = Counter((tuple(r[:7]), r[7]) for r in rows[1:])
+    got = Counter(rows)
     expected = Counter((row, reason) for row, reason in real_expected.rejects)
     assert got == expected
 
@@ -128,7 +128,10 @@ def test_raw_zone_holds_the_source_in_utf8_and_every_record(real_run):
     assert parquet.metadata.num_row_groups > 1  # Spark splits it across cores
     with open(real_run.source, encoding="utf-8", newline="") as handle:
         expected = list(csv.reader(handle))[1:]
-    assert [list(r.values()) for r in parquet.read().to_pylist()] == expected
+    got = parquet.read().to_pylist()
+    assert [list(r.values())[:-1] for r in got] == expected
+    assert {r["_record"] for r in got} == {""}  # every record has its header's seven fields
+    assert raw["ragged"] == 0
 
 
 def test_every_attempt_left_in_the_lake_is_published(real_run):

@@ -66,7 +66,8 @@ def test_top_ten_and_load_from_an_s3_lake(s3, s3_endpoint, database_url):
     pq.write_table(pa.table({"month": ["2019-01", "2019-01", "2019-02", "2019-02"],
                              "state": ["CA", "NY", "CA", "TX"], "sightings": [5, 7, 4, 1]}), aggregate)  # fmt: skip
     quality = {"input": 17, "header_repeat": 0, "duplicate": 0, "after_run_date": 0, "valid": 17,
-               "rejected": 0, "rejected_by_reason": {"posted": 0, "sighting_date": 0, "state": 0}}  # fmt: skip
+               "rejected": 0, "rejected_by_reason": {"columns": 0, "posted": 0, "sighting_date": 0,
+                                                           "state": 0}}  # fmt: skip
     manifest = {"format": 1, "dataset": "aggregated", "run_date": "2019-03-29", "attempt": "a1",
                 "files": {"aggregated": ["_attempts/a1/aggregated/part-00000-x.parquet"], "rejects": [],
                           "report": []},

@@ -61,6 +61,13 @@ def test_runs_show_the_source_without_credentials_and_its_kind(mixed):
         assert secret not in mixed.get(f"{API}/runs/{MIXED_REAL}").text
 
 
+def test_layouts_have_a_readers_name_and_a_declared_one_shows_its_own():
+    from producto import sources
+
+    assert sources.layout_label("kaggle") == "Kaggle UFO Sightings layout"
+    assert sources.layout_label("reports-db") == "reports-db"  # declared in UFO_LAYOUTS
+
+
 def test_without_a_layout_column_the_layout_is_null(small):
     body = small.get(f"{API}/runs/{SMALL_NEW}").json()
     assert body["layout"] is None

@@ -35,7 +35,7 @@ def grouped(spark, rows, run_dates=(RUN,), header=HEADER):
 
 
 def in_snapshot(outcome: str, posted_date, run_date) -> str:
-    """A distinct row's outcome on ``run_date``: data rule 6, written out here for the tests."""
+    """A distinct row's outcome on ``run_date``: data rule 7, written out here for the tests."""
     if outcome in ("header_repeat", "posted") or posted_date <= run_date:
         return outcome
     return "after_run_date"
@@ -66,7 +66,7 @@ def test_header_is_matched_ignoring_case_and_spaces_and_extra_columns_are_ignore
     layout, names, selected = job.transform_select_columns(raw)
     assert layout.name == "index"
     assert names == tuple(header[:7])  # the source's own spelling, for the rejects
-    assert selected.columns == ["f0", "f1", "f2", "f3", "f4", "f5", "f6"]
+    assert selected.columns == ["f0", "f1", "f2", "f3", "f4", "f5", "f6", "_record"]
     assert selected.first()["f2"] == "WA"
 
 
@@ -77,19 +77,19 @@ def test_a_repeated_column_name_takes_the_first(spark):
 
 
 def test_another_layout_names_the_missing_columns(spark):
-    raw = spark.createDataFrame([["1", "2", "3"]], schema=["datetime", "City", "state_code"])
+    raw = spark.createDataFrame([["1", "2", "3"]], schema=["Date / Time", "City", "state_code"])
     with pytest.raises(job.LayoutError) as err:
         job.transform_select_columns(raw)
-    for name in ("Date / Time", "State", "Shape", "Duration", "Summary", "Posted"):
+    for name in ("State", "Shape", "Duration", "Summary", "Posted"):
         assert repr(name) in str(err.value)
     assert "'City'" not in str(err.value).split(";")[0]
-    assert "report index" in str(err.value)
+    assert "report index" in str(err.value) and "UFO_LAYOUTS" in str(err.value)
 
 
 def test_missing_values_become_empty_strings(spark):
     raw = spark.createDataFrame([[None] * 7], schema="`Date / Time` string, City string, "
                                 "State string, Shape string, Duration string, Summary string, Posted string")  # fmt: skip
-    assert list(job.transform_select_columns(raw)[2].first()) == [""] * 7
+    assert list(job.transform_select_columns(raw)[2].first()) == [""] * 8  # and _record
 
 
 # Rules 3 and 4: repeated headers and exact duplicates.
@@ -103,7 +103,7 @@ def test_rows_differing_in_one_field_are_not_duplicates(spark):
     assert counts(spark, rows) == {"valid": 3}
 
 
-# Rule 5: Posted.
+# Rule 6: Posted (rule 5, columns: test_layout_rules.py).
 @pytest.mark.parametrize(
     "posted", ["", "2019-03-01", "13/1/19", "2/30/19", "1/1/2019", "0/5/19", "1/1/19 12:00", "x"]
 )
@@ -117,7 +117,7 @@ def test_posted_years_70_and_later_are_19yy(spark):
     assert outcomes(spark, rows) == {"1/1/70 10:00": "valid", "1/1/69 10:00": "after_run_date"}
 
 
-# Rule 6: the run date.
+# Rule 7: the run date.
 def test_reports_posted_after_the_run_date_are_not_in_the_snapshot(spark):
     rows = [row(when="3/28/19 1:00", posted="3/29/19"), row(when="3/29/19 1:00", posted="3/30/19")]
     assert outcomes(spark, rows) == {"3/28/19 1:00": "valid", "3/29/19 1:00": "after_run_date"}
@@ -129,7 +129,7 @@ def test_after_run_date_is_checked_before_the_sighting_date_and_state(spark):
     assert outcomes(spark, rows) == {"unknown": "after_run_date"}
 
 
-# Rule 7: Date / Time.
+# Rule 8: Date / Time.
 @pytest.mark.parametrize(
     "when",
     ["", "21:00", "unknown", "04/00/80 23:00", "00/00/99 22:30", "1/1/2010 10:00", "09/0?/96 22:30",
@@ -169,7 +169,7 @@ def test_a_leap_day_in_a_common_year_is_rejected(spark):
     }
 
 
-# Rule 8: the state.
+# Rule 9: the state.
 def test_states_are_trimmed_and_upper_cased(spark):
     rows = [row(when="1/1/10 1:00", state=" fl "), row(when="1/2/10 1:00", state="Ca")]
     got = {r["f0"]: (r["outcome"], r["state_code"]) for r in classify(spark, rows).collect()}
@@ -185,7 +185,7 @@ def test_dc_counts_as_a_state(spark):
     assert outcomes(spark, [row(state="DC")]) == {"6/13/11 22:18": "valid"}
 
 
-# Rule 9: the first failing rule wins.
+# Rule 10: the first failing rule wins.
 def test_a_row_is_rejected_for_the_first_rule_it_fails(spark):
     rows = [
         row(when="bad", state="", posted=""),
@@ -244,9 +244,9 @@ def test_every_run_date_counts_what_was_posted_by_then(spark):
 def test_rejects_keep_the_original_fields_and_the_reason(spark):
     bad = row(when="unknown", state=" on ", summary='He said "look",\nthen ran')
     got = job.transform_rejects(grouped(spark, [bad, row()]), tuple(HEADER), [RUN]).collect()
-    assert [list(r) for r in got] == [bad + ["sighting_date", "2019-03-29"]]
+    assert [list(r) for r in got] == [bad + ["", "sighting_date", "2019-03-29"]]
     columns = job.transform_rejects(grouped(spark, [row()]), tuple(HEADER), [RUN]).columns
-    assert columns == HEADER + ["reason", "since"]
+    assert columns == HEADER + ["_record", "reason", "since"]
 
 
 def test_a_reject_is_written_once_for_the_first_run_date_that_holds_it(spark):
@@ -284,7 +284,7 @@ def test_quality_report_adds_up(spark):
         "after_run_date": 1,
         "valid": 1,
         "rejected": 3,
-        "rejected_by_reason": {"posted": 1, "sighting_date": 1, "state": 1},
+        "rejected_by_reason": {"columns": 0, "posted": 1, "sighting_date": 1, "state": 1},
     }
 
 

@@ -38,7 +38,7 @@ def records(path: Path, encoding: str = "utf-8") -> list[list[str]]:
 def test_the_readme_sample_commands_write_what_they_say(tmp_path):
     commands = readme_sample_commands()
     generators = [c for c in commands if " -m etl.tools.sample " in c]
-    assert len(generators) == 3 and commands[-1].endswith("make demo")
+    assert len(generators) == 4 and commands[-1].endswith("make demo")
     for name in (".venv", "Makefile", "requirements.txt", "producto"):  # what make demo needs
         (tmp_path / name).symlink_to(REPO / name)
     env = {k: v for k, v in os.environ.items() if not k.startswith("UFO_")}
@@ -54,12 +54,18 @@ def test_the_readme_sample_commands_write_what_they_say(tmp_path):
     sample = records(tmp_path / ".run/sample/nuforc_sample_index_2019-03-29.csv")
     export = records(tmp_path / ".run/sample/export.csv")
     cp1252 = records(tmp_path / ".run/sample/index.csv.gz", "cp1252")
+    kaggle = records(tmp_path / ".run/sample/scrubbed.csv")
     index_header = ["Date / Time", "City", "State", "Shape", "Duration", "Summary", "Posted"]
     assert sample[0] == index_header and cp1252[0] == index_header
     assert export[0] == ["details", "date", "city", "state", "country", "shape", "summary",
                          "report_date", "posted_date", "image"]  # fmt: skip
+    assert kaggle[0] == ["datetime", "city", "state", "country", "shape", "duration (seconds)",
+                         "duration (hours/min)", "comments", "date posted", "latitude",
+                         "longitude "]  # fmt: skip
     # --rows counts the data records written (repeated headers and duplicates included).
-    assert [len(sample) - 1, len(export) - 1, len(cp1252) - 1] == [100000, 20000, 20000]
+    assert [len(sample) - 1, len(export) - 1, len(cp1252) - 1, len(kaggle) - 1] == [
+        100000, 20000, 20000, 20000
+    ]  # fmt: skip
     with pytest.raises(UnicodeDecodeError):
         gzip.decompress((tmp_path / ".run/sample/index.csv.gz").read_bytes()).decode("utf-8")
 

@@ -9,6 +9,7 @@ import io
 import subprocess
 import sys
 
+from etl.tools import sample
 from tests import reference
 
 UNTIL = dt.date(2019, 3, 29)
@@ -97,3 +98,29 @@ def test_export_layout_and_its_quirks(tmp_path):
     q = expected.quality()
     assert q["valid"] > 0.7 * q["input"] and q["rejected_by_reason"]["state"] > 0
     assert q["header_repeat"] > 0 and q["rejected_by_reason"]["sighting_date"] > 0
+
+
+def test_the_kaggle_layout_has_its_quirks_and_the_reference_reads_it():
+    until = dt.date(2014, 5, 8)
+    out = io.StringIO(newline="")
+    sample.write(out, sample.generate(20000, until=until, seed=3, layout="kaggle"), "kaggle")
+    data = out.getvalue().encode("utf-8")
+    records = list(csv.reader(io.StringIO(out.getvalue(), newline="")))
+    header = records[0]
+    assert header[-1] == "longitude " and [h.strip() for h in header] == list(
+        sample.layouts.KAGGLE.columns
+    )
+    rows = [r for r in records[1:] if r != header]
+    assert any(len(r) != len(header) for r in rows)  # a comma left unquoted
+    rows = [r for r in rows if len(r) == len(header)]
+    states = {r[2] for r in rows}
+    assert "tx" in states and not any(s.isupper() for s in states)  # lower case, as the file
+    assert ("", "gb") in {(r[2], r[3]) for r in rows}
+    assert any(r[3] == "" and r[2] in ("ca", "tx", "ny") for r in rows)  # US, country left empty
+    assert {"us", "ca", "au"} <= {r[3] for r in rows}
+    assert any(r[0].endswith(" 24:00") for r in rows)
+    assert any(r[0].isdigit() for r in rows)  # a spreadsheet's serial date
+    assert any("&#44" in r[7] for r in rows)
+    q = reference.classify(data, until).quality()
+    assert q["valid"] > 0.7 * q["input"]
+    assert all(q["rejected_by_reason"][r] > 0 for r in ("columns", "sighting_date", "state"))

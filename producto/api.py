@@ -18,6 +18,7 @@ from producto.schemas import (
     Limit,
     MonthCount,
     MonthlyOut,
+    Offset,
     Period,
     RankedState,
     Reason,
@@ -27,6 +28,7 @@ from producto.schemas import (
     RunDate,
     RunDetailOut,
     RunOut,
+    RunsLimit,
     RunsOut,
     StateCode,
     StateSightingsOut,
@@ -97,6 +99,15 @@ def rejects_summary(
     }
 
 
+#: A cell a spreadsheet would run as a formula starts with one of these (OWASP, "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(value: str) -> str:
+    """A field as a spreadsheet shows it as text: a leading ``'`` before a formula's first sign."""
+    return f"'{value}" if value.startswith(_FORMULA_START) else value
+
+
 @health_router.get(
     "/health",
     response_model=HealthOut,
@@ -113,10 +124,20 @@ def health(db: Db) -> HealthOut:
 
 
 @router.get("/runs", response_model=RunsOut, tags=["runs"])
-def list_runs(db: Db) -> RunsOut:
-    """The finished run dates, newest first, each with its quality report."""
+def list_runs(db: Db, limit: RunsLimit = 100, offset: Offset = 0) -> RunsOut:
+    """The finished run dates, newest first, each with its quality report: ``limit`` of them
+    from ``offset`` on; ``next`` is the next page's address."""
     with db.connect() as conn:
-        return RunsOut(runs=[RunOut.of(r) for r in queries.runs(conn)])
+        found = queries.runs(conn, limit, offset)
+        total = queries.run_count(conn)
+    following = offset + limit < total
+    return RunsOut(
+        runs=[RunOut.of(r) for r in found],
+        total=total,
+        limit=limit,
+        offset=offset,
+        next=f"{API}/runs?limit={limit}&offset={offset + limit}" if following else None,
+    )
 
 
 @router.get("/runs/{run_date}", response_model=RunDetailOut, tags=["runs"])
@@ -207,7 +228,8 @@ def get_rejects_csv(run_date: RunDate, db: Db, reason: Reason = None) -> Respons
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([*columns, "reason", "row_number"])
     for row in rows:
-        writer.writerow([*field_values(row.fields, columns), row.reason, row.row_number])
+        values = [_inert(v) for v in field_values(row.fields, columns)]
+        writer.writerow([*values, row.reason, row.row_number])
     name = f"rejects-{run_date.isoformat()}{'-' + reason if reason else ''}.csv"
     return Response(
         out.getvalue(),

@@ -93,6 +93,25 @@ async def server_error(request: Request, exc: Exception) -> Response:
     return error_response(request, 500, "something went wrong on our side; it has been logged")
 
 
+class HeadAsGet:
+    """Answers ``HEAD`` as ``GET`` without the body (HTTP requires it of every GET resource)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+
+
 def install(app: FastAPI) -> None:
     """Register the error handlers and the security headers on ``app``."""
     app.add_exception_handler(RequestValidationError, bad_value)
@@ -100,3 +119,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(sa.exc.OperationalError, database_down)
     app.add_exception_handler(Exception, server_error)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(HeadAsGet)

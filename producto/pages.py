@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -31,16 +32,29 @@ REASONS = {
     "sighting_date": "sighting date missing or unreadable",
     "state": "not a US state or DC",
 }
+# Run dates the page lists, newest first (the API pages through all of them).
+RUNS_LISTED = 60
 # Rejected rows shown per reason on the page; the CSV has them all.
 SAMPLE_ROWS = 5
 # The page's form sends an empty state for "no single state".
 PageState = Annotated[str, Query(pattern=r"^([A-Z]{2})?$")]
 
 
-def default_run(runs: list[queries.Run]) -> queries.Run:
-    """The newest run of real data, or the newest run when every run is a generated sample."""
-    real = [r for r in runs if not sources.is_generated_sample(r.source)]
-    return (real or runs)[0]
+def default_run(
+    listed: list[queries.Run], older: Callable[[int], list[queries.Run]] = lambda _: []
+) -> queries.Run:
+    """The newest run of real data, or the newest run when every run is a generated sample.
+
+    ``listed``: the newest runs; ``older(offset)`` gives the next page of older ones, read
+    only while none is real data."""
+    page, offset = listed, 0
+    while page:
+        real = [r for r in page if not sources.is_generated_sample(r.source)]
+        if real:
+            return real[0]
+        offset += len(page)
+        page = older(offset)
+    return listed[0]
 
 
 def describe(run: queries.Run) -> dict:
@@ -61,16 +75,23 @@ def page(
     db: Db,
     run_date: Annotated[IsoDate | None, Query()] = None,
     period: Period = "all",
-    per_capita: Annotated[bool, Query()] = False,
+    per_capita: Annotated[str, Query(pattern=r"^[01]$")] = "0",
     state: PageState = "",
 ) -> Response:
     """The page of one run date (by default the newest run of real data)."""
     chosen = state or None
     with db.connect() as conn:
-        all_runs = queries.runs(conn)
+        all_runs = queries.runs(conn, RUNS_LISTED)
         if not all_runs:
             return templates.TemplateResponse(request, "empty.html", {})
-        shown = known_run(conn, run_date) if run_date else default_run(all_runs)
+        shown = (
+            known_run(conn, run_date)
+            if run_date
+            else default_run(all_runs, lambda offset: queries.runs(conn, RUNS_LISTED, offset))
+        )
+        total_runs = queries.run_count(conn)
+        if shown not in all_runs:
+            all_runs = sorted([*all_runs, shown], key=lambda r: r.run_date, reverse=True)
         top = queries.top_states(conn, shown.run_date, period)
         stored = queries.has_rejects(conn)
         sample = queries.reject_sample(conn, shown.run_date, None, SAMPLE_ROWS) if stored else []
@@ -79,7 +100,7 @@ def page(
             "api": API,
             "runDate": shown.run_date.isoformat(),
             "period": period,
-            "perCapita": per_capita,
+            "perCapita": per_capita == "1",
             "state": chosen,
             "periods": queries.periods(conn, shown.run_date),
             "top": [{"rank": r, "state": s, "sightings": n} for r, s, n in top],
@@ -99,6 +120,7 @@ def page(
         {
             **describe(shown),
             "runs": [describe(r) for r in all_runs],
+            "more_runs": total_runs - len(all_runs),
             "initial": initial,
             "rejected_share": describe(shown)["share"],
             "reasons": [

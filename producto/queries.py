@@ -72,7 +72,11 @@ _RUN_SELECT = {
     False: f"SELECT {_RUN_COLUMNS}, NULL::text AS layout FROM ufo_runs",
     True: f"SELECT {_RUN_COLUMNS}, layout FROM ufo_runs",
 }
-_RUNS = {k: sa.text(f"{v} ORDER BY run_date DESC") for k, v in _RUN_SELECT.items()}
+_RUNS = {
+    k: sa.text(f"{v} ORDER BY run_date DESC LIMIT :limit OFFSET :offset")
+    for k, v in _RUN_SELECT.items()
+}
+_RUN_COUNT = sa.text("SELECT count(*) FROM ufo_runs")
 _RUN = {k: sa.text(f"{v} WHERE run_date = :run_date") for k, v in _RUN_SELECT.items()}
 
 _PERIODS = sa.text(
@@ -134,12 +138,19 @@ def _runs_shape(conn: sa.Connection) -> tuple[bool, bool]:
     return bool(has_runs), bool(has_layout)
 
 
-def runs(conn: sa.Connection) -> list[Run]:
-    """Every finished run date, newest first (none when nothing has been loaded yet)."""
+def runs(conn: sa.Connection, limit: int | None = None, offset: int = 0) -> list[Run]:
+    """Finished run dates, newest first: ``limit`` of them (all when None) from ``offset`` on
+    (none when nothing has been loaded yet)."""
     has_runs, has_layout = _runs_shape(conn)
     if not has_runs:
         return []
-    return [Run(**row._mapping) for row in conn.execute(_RUNS[has_layout])]
+    rows = conn.execute(_RUNS[has_layout], {"limit": limit, "offset": offset})
+    return [Run(**row._mapping) for row in rows]
+
+
+def run_count(conn: sa.Connection) -> int:
+    """How many run dates are loaded."""
+    return int(conn.execute(_RUN_COUNT).scalar_one()) if _runs_shape(conn)[0] else 0
 
 
 def run(conn: sa.Connection, run_date: dt.date) -> Run | None:

@@ -13,7 +13,8 @@ from producto import queries, sources
 
 PERIOD_PATTERN = r"^(all|[0-9]{4}-(0[1-9]|1[0-2]))$"
 STATE_PATTERN = r"^[A-Z]{2}$"
-REASON_PATTERN = r"^[a-z_]{1,40}$"
+REASONS = ("columns", "posted", "sighting_date", "state")
+REASON_PATTERN = rf"^({'|'.join(REASONS)})$"
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 # What a user is told about a bad value, by parameter name.
@@ -21,9 +22,10 @@ BAD_VALUE = {
     "period": "period must be 'all' or a month as YYYY-MM (for example 2018-07)",
     "run_date": "run_date must be a date as YYYY-MM-DD (for example 2019-03-29)",
     "state": "state must be a two-letter US state code such as CA",
-    "reason": "reason must be a reject reason such as state or sighting_date",
+    "reason": f"reason must be one of {', '.join(REASONS)}",
     "limit": "limit must be a whole number from 1 to 1000",
     "per_capita": "per_capita must be 1 or 0",
+    "offset": "offset must be a whole number, 0 or more",
 }
 
 
@@ -48,6 +50,8 @@ Reason = Annotated[
     str | None, Query(pattern=REASON_PATTERN, description="one reject reason; absent: every reason")
 ]
 Limit = Annotated[int, Query(ge=1, le=1000, description="rows per reason")]
+RunsLimit = Annotated[int, Query(ge=1, le=1000, description="run dates per page")]
+Offset = Annotated[int, Query(ge=0, description="run dates to skip, newest first")]
 
 
 class RunOut(BaseModel):
@@ -84,7 +88,11 @@ class RunDetailOut(RunOut):
 
 
 class RunsOut(BaseModel):
-    runs: list[RunOut] = Field(description="finished run dates, newest first")
+    runs: list[RunOut] = Field(description="finished run dates, newest first (one page)")
+    total: int = Field(description="finished run dates in all")
+    limit: int
+    offset: int
+    next: str | None = Field(description="the address of the next page; null on the last")
 
 
 class RankedState(BaseModel):

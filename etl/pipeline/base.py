@@ -18,7 +18,7 @@ from etl.adapters.lake import Lake, open_lake
 from etl.adapters.manifests import Manifests
 from etl.errors import UfoError
 from etl.pipeline.reporting import report_failure
-from etl.pipeline.rundates import RunDateParameter, RunDates
+from etl.pipeline.rundates import MAX_BATCH_DATES, RunDateParameter, RunDates
 from etl.settings import Settings, load_settings
 
 logger = logging.getLogger("ufo")
@@ -58,7 +58,7 @@ class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
     )
 
     #: Dates per batch in a backfill (a Spark run covers them all; a failure fails them all).
-    max_batch_size = 1000
+    max_batch_size = MAX_BATCH_DATES
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -18,6 +18,11 @@ def _yesterday() -> dt.date:
     return dt.date.today() - dt.timedelta(days=1)
 
 
+#: Run dates in one batch at most (``UfoTask.max_batch_size``): a batch is one Spark run and
+#: one transaction per date; a longer backfill is several batches (RangeDaily) or requests.
+MAX_BATCH_DATES = 1000
+
+
 class RunDates(tuple):
     """Several run dates handled as one batch: distinct and in order."""
 
@@ -57,7 +62,10 @@ class RunDateParameter(luigi.DateParameter):
     def parse(self, s: str):
         try:
             if "," in s or ".." in s:
-                return merge_dates(d for part in s.split(",") for d in self._dates(part.strip()))
+                found = set()
+                for part in s.split(","):
+                    found.update(self._dates(part.strip(), MAX_BATCH_DATES - len(found)))
+                return merge_dates(found)
             return super().parse(s)
         except ValueError:
             if sys.argv and sys.argv[0].endswith(("luigi", "luigi/__main__.py")):  # the CLI only
@@ -66,15 +74,22 @@ class RunDateParameter(luigi.DateParameter):
                 )
             raise
 
-    def _dates(self, part: str) -> list[dt.date]:
+    def _dates(self, part: str, room: int) -> list[dt.date]:
+        """The dates of ``part`` (a date or a span); ValueError beyond ``room`` more dates."""
         first, span, last = part.partition("..")
         start = super().parse(first.strip())
-        if not span:
-            return [start]
-        end = super().parse(last.strip())
-        if end < start:
-            raise ValueError(f"{part!r}: the span ends before it starts")
-        return [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
+        days = 1
+        if span:
+            end = super().parse(last.strip())
+            if end < start:
+                raise ValueError(f"{part!r}: the span ends before it starts")
+            days = (end - start).days + 1
+        if days > room:
+            raise ValueError(
+                f"a batch holds at most {MAX_BATCH_DATES} run dates: split a longer backfill "
+                "into several (RangeDaily does, by max_batch_size; or one request per span)"
+            )
+        return [start + dt.timedelta(days=n) for n in range(days)]
 
     def serialize(self, x) -> str:
         if isinstance(x, RunDates):

@@ -259,6 +259,7 @@ def up(port: int, luigid_port_wanted: int) -> None:
         _luigi_configs(env, luigid_port())
     worker_env = dict(os.environ, **env, LUIGI_CONFIG_PATH=str(client_cfg))
     worker_env.pop("UFO_LOCAL_SCHEDULER", None)  # this worker uses the luigid started above
+    worker_env[MARKER] = str(run_dir().resolve())  # inherited by its runs: see leftover_runs
     requests = f"{env.get('UFO_STORAGE', 'lake')}/requests/"
     WORKER.address = f"watching {requests}"
     # Ready once this start's lines (after what the log held before) say it watches.
@@ -285,9 +286,52 @@ def up(port: int, luigid_port_wanted: int) -> None:
     _say("stop with: make stop")
 
 
+#: Set in the worker's environment, so that its runs (Luigi, spark-submit, Java) carry it too.
+MARKER = "UFO_LOCALSTACK"
+
+
+def leftover_runs() -> list[int]:
+    """Processes of the worker's runs from this run directory (found by MARKER in their
+    environment). The worker stops its run before it exits; these are what a killed worker
+    left."""
+    wanted = f"{MARKER}={run_dir().resolve()}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if wanted in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue  # ended meanwhile, or another user's
+    return sorted(found)
+
+
+def stop_leftover_runs() -> None:
+    """Stop what leftover_runs finds: SIGTERM, then SIGKILL what is still there (bounded)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = leftover_runs()
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + STOP_TIMEOUT / 2
+        while leftover_runs() and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
 def stop() -> None:
-    """Stop producto, the worker, luigid and the demo's PostgreSQL; say what was stopped."""
+    """Stop producto, the worker (which stops its run), luigid and the demo's PostgreSQL, and
+    any process of a run the worker left; say what was stopped."""
     stopped = [s.name for s in (PRODUCTO, WORKER, LUIGID) if s.stop()]
+    left = leftover_runs()
+    if left:
+        stop_leftover_runs()
+        stopped.append("a pipeline run")
+        _say(f"stopped a pipeline run the worker had left (pids {', '.join(map(str, left))})")
     server = LocalPostgres(run_dir() / "postgres")
     if server.running():
         server.stop()
@@ -300,6 +344,9 @@ def stop() -> None:
 def running() -> list[str]:
     """What of the local product runs from the run directory now."""
     names = [s.name for s in (PRODUCTO, WORKER, LUIGID) if s.running_pid() is not None]
+    left = leftover_runs()
+    if left:
+        names.append(f"a pipeline run of the worker (pids {', '.join(map(str, left))})")
     if LocalPostgres(run_dir() / "postgres").running():
         names.append("postgres")
     return names

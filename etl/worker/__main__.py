@@ -6,9 +6,10 @@ import argparse
 import datetime as dt
 import logging
 import os
+import signal
 import socket
 import sys
-import time
+import threading
 
 from etl import logs
 from etl.adapters.lake import open_lake
@@ -69,16 +70,32 @@ def _warn_without_luigid(host: str | None, port: int | None) -> None:
 
 
 def serve(runner: RequestRunner, schedule: DailySchedule | None, poll: float) -> None:
-    """Look for requests, and run the schedule when due, every ``poll`` seconds, for ever."""
-    while True:
+    """Look for requests, and run the schedule when due, every ``poll`` seconds, until told to
+    stop."""
+    while not runner.stopping.is_set():
         try:
             runner.run_pending()
-            if schedule is not None:
+            if schedule is not None and not runner.stopping.is_set():
                 schedule.run_if_due(dt.datetime.now(dt.UTC))
         except UfoError as err:
             # A service outlives an outage of the lake or the scheduler: say so, look again later.
             logger.error("worker: %s (retrying in %s s)", err, poll)
-        time.sleep(poll)
+        runner.stopping.wait(poll)
+
+
+def stop_on_signals(stopping: threading.Event) -> None:
+    """SIGTERM and SIGINT stop the worker: its run is stopped, then it exits (no run outlives it)."""
+
+    def handle(signum: int, _frame) -> None:
+        if not stopping.is_set():
+            logger.warning(
+                "worker: %s: stopping its run, if any, with all its processes, then exiting",
+                signal.Signals(signum).name,
+            )
+        stopping.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handle)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,13 +117,21 @@ def main(argv: list[str] | None = None) -> int:
     # The random part keeps ids unique when a restarted container reuses hostname and pid.
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
     scheduler = scheduler_args(local, args.scheduler_host, args.scheduler_port)
-    runner = RequestRunner(lake, scheduler, worker_id, timeout=args.timeout, lease=lease)
-    schedule = schedule_from_settings(scheduler, timeout=args.timeout)
+    url = None if local else scheduler_url(args.scheduler_host, args.scheduler_port)
+    stopping = threading.Event()
+    stop_on_signals(stopping)
+    runner = RequestRunner(
+        lake, scheduler, worker_id, timeout=args.timeout, lease=lease, luigid_url=url,
+        stopping=stopping,
+    )  # fmt: skip
+    schedule = schedule_from_settings(scheduler, timeout=args.timeout, stopping=stopping)
     logger.info("worker %s watching %s", worker_id, lake.uri(REQUESTS))
     if not local:
         _warn_without_luigid(args.scheduler_host, args.scheduler_port)
     if not args.once:
         serve(runner, schedule, args.poll)
+        logger.info("worker %s stopped", worker_id)
+        return 0
     try:
         outcome = runner.run_pending()
     except UfoError as err:

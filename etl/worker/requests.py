@@ -32,13 +32,26 @@ _SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PGPASSWORD")
 
 
 class _RequestLoader(yaml.SafeLoader):
-    """Safe YAML whose dates stay text, so that Luigi's parameter types judge them."""
+    """Safe YAML whose dates stay text, so that Luigi's parameter types judge them, and without
+    aliases: a request under 1 KiB of nested aliases would expand to gigabytes."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a request",
+                self.peek_event().start_mark,
+            )  # fmt: skip
+        return super().compose_node(parent, index)
 
 
 _RequestLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+
+
+class Incomplete(ValueError):
+    """A request file that is not whole yet (no ``task`` or no ``params``): left for later."""
 
 
 class BadRequest(ValueError):
@@ -76,14 +89,21 @@ def parse_request(text: str) -> Request:
         doc = yaml.load(text, Loader=_RequestLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         raise BadRequest(f"not valid YAML: {err}".replace("\n", " ")) from err
+    if doc is None:
+        raise Incomplete(_INCOMPLETE.format(missing="nothing in it yet"))
     if not isinstance(doc, dict):
         raise BadRequest("a request must be a mapping with 'task' and 'params'")
     unknown = set(doc) - {"task", "params", "env"}
     if unknown:
         raise BadRequest(f"unknown key(s) {sorted(unknown)}: use task, params, env")
+    if "task" not in doc:
+        raise Incomplete(_INCOMPLETE.format(missing="no task"))
     task = doc.get("task")
     if task not in ALLOWED_TASKS:
         raise BadRequest(f"task {task!r} is not one of {', '.join(ALLOWED_TASKS)}")
+    env = _env(doc.get("env") or {})
+    if "params" not in doc:
+        raise Incomplete(_INCOMPLETE.format(missing="no params"))
     cls = getattr(etl, task)
     params_in = doc.get("params") or {}
     if not isinstance(params_in, dict):
@@ -109,7 +129,16 @@ def parse_request(text: str) -> Request:
             params[name] = "__flag__" if parsed else "__off__"
         else:
             params[name] = param.serialize(parsed)
-    env_in = doc.get("env") or {}
+    return Request(task=task, params=params, env=env)
+
+
+_INCOMPLETE = (
+    "the request has {missing}: write it under another name (such as .NAME.tmp) and rename it "
+    "into requests/ once it is whole; 'params: {{}}' runs the task's defaults"
+)
+
+
+def _env(env_in) -> dict[str, str]:
     if not isinstance(env_in, dict) or set(env_in) - set(ALLOWED_ENV):
         raise BadRequest(f"'env' may only set {', '.join(ALLOWED_ENV)}")
     env = {name: str(value) for name, value in env_in.items()}
@@ -117,7 +146,7 @@ def parse_request(text: str) -> Request:
         # The operating system cannot pass it on: subprocess would raise "embedded null byte".
         if "\0" in value:
             raise BadRequest(f"env {name} must not contain a NUL byte")
-    return Request(task=task, params=params, env=env)
+    return env
 
 
 def request_secrets(text: str) -> list[str]:

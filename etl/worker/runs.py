@@ -27,6 +27,16 @@ DEFAULT_TIMEOUT = 2 * 3600.0
 KILL_GRACE = 5.0
 
 
+class AnyOf:
+    """Set when any of its events is: a run stops for a lost claim or the worker's own stop."""
+
+    def __init__(self, *events: threading.Event):
+        self.events = events
+
+    def is_set(self) -> bool:
+        return any(event.is_set() for event in self.events)
+
+
 @dataclass(frozen=True)
 class RunOutcome:
     """How a run ended: its exit code, and whether it was stopped for time or a lost claim."""
@@ -52,7 +62,7 @@ def run_streamed(
     timeout: float,
     secrets: list[str],
     log_path: str | None = None,
-    stop: threading.Event | None = None,
+    stop: threading.Event | AnyOf | None = None,
 ) -> RunOutcome:
     """Run ``argv`` in its own process group, logging its output live and into ``log_path``.
 
@@ -119,7 +129,7 @@ def run_luigi(
     timeout: float,
     secrets: list[str],
     log_path: str | None = None,
-    stop: threading.Event | None = None,
+    stop: threading.Event | AnyOf | None = None,
 ) -> RunOutcome:
     """Run a pipeline task as ``python -m luigi``, bound by ``timeout``, its output logged live.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import urllib.error
 import urllib.request
 from zoneinfo import ZoneInfo
@@ -33,8 +34,10 @@ class DailySchedule:
         zone: ZoneInfo,
         scheduler: list[str],
         timeout: float = DEFAULT_TIMEOUT,
+        stopping: threading.Event | None = None,
     ):
         self.at = at
+        self.stopping = stopping
         self.zone = zone
         self.scheduler = scheduler
         self.timeout = timeout
@@ -59,9 +62,15 @@ class DailySchedule:
         request = Request(task="TopStatesToDatabase", params={"date": day}, env={})
         run = run_luigi(
             request, self.scheduler, title="schedule", label=f"schedule {day}",
-            timeout=self.timeout, secrets=self.secrets,
+            timeout=self.timeout, secrets=self.secrets, stop=self.stopping,
         )  # fmt: skip
-        if run.timed_out:
+        if run.stopped:
+            logger.warning(
+                "schedule: the worker is stopping: the run for %s was stopped with all its "
+                "processes; a worker started again runs it (once past %s %s)",
+                day, self.at.strftime("%H:%M"), self.zone,
+            )  # fmt: skip
+        elif run.timed_out:
             logger.error(
                 "ufo: error: schedule: the run for %s timed out after %s s and was stopped with "
                 "all its processes before it finished. Look for what hung in its lines above "
@@ -81,15 +90,18 @@ class DailySchedule:
 
 
 def schedule_from_settings(
-    scheduler: list[str] | None = None, timeout: float = DEFAULT_TIMEOUT
+    scheduler: list[str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    stopping: threading.Event | None = None,
 ) -> DailySchedule | None:
     """The daily schedule UFO_SCHEDULE_TIME and UFO_TIMEZONE set, or None without a time."""
     settings = load_settings()
     if settings.schedule_time is None:
         return None
     return DailySchedule(
-        settings.schedule_time, settings.timezone, scheduler or scheduler_args(), timeout=timeout
-    )
+        settings.schedule_time, settings.timezone, scheduler or scheduler_args(), timeout=timeout,
+        stopping=stopping,
+    )  # fmt: skip
 
 
 def scheduler_args(

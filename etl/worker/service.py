@@ -1,7 +1,7 @@
 """The worker service's requests loop: list, claim, run and record each run request.
 
-A request is run once: a failed one is not retried (Luigi's own retries happen inside the run),
-and ends as ``NAME.error.yaml`` saying why; a finished one as ``NAME.done.yaml``, with the run's
+A request is run once: a failed one is not retried (its run is not kept alive for luigid's
+retries), and ends at once as ``NAME.error.yaml`` saying why; a finished one as ``NAME.done.yaml``, with the run's
 log beside it as ``NAME.log``. Any failure while handling a request also ends as its
 ``.error.yaml``, and is logged; the service goes on with the next request. Credentials never
 reach the logs or the results: the request text, the run's output and error messages go through
@@ -15,6 +15,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 
@@ -22,20 +23,28 @@ import yaml
 
 from etl.adapters.lake import Lake
 from etl.redact import redact_text
+from etl.worker import luigid
 from etl.worker.claims import DEFAULT_LEASE, Claims
 from etl.worker.requests import (
     REQUESTS,
     RESULT_SUFFIXES,
     BadRequest,
+    Incomplete,
     Request,
     environment_secrets,
     parse_request,
     read_request,
     request_secrets,
 )
-from etl.worker.runs import DEFAULT_TIMEOUT, run_luigi, seconds_text
+from etl.worker.runs import DEFAULT_TIMEOUT, AnyOf, run_luigi, seconds_text
 
 logger = logging.getLogger("ufo.worker")
+
+#: A request file changed less than this long ago may still be being written: it is read only
+#: once it has stayed the same that long.
+SETTLE_SECONDS = 1.0
+#: How long a request without ``task`` or ``params`` is waited for before it is an error.
+INCOMPLETE_WAIT = 300.0
 
 
 @dataclass
@@ -44,6 +53,16 @@ class PassOutcome:
 
     done: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # not whole yet: left for a later look
+
+
+def _not_granted(log_path: str) -> bool:
+    """Whether the run's log says luigid refused to run a task (a disabled one)."""
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as log:
+            return any("not granted run permission" in line for line in log)
+    except OSError:
+        return False
 
 
 class RequestRunner:
@@ -56,9 +75,17 @@ class RequestRunner:
         worker_id: str,
         timeout: float = DEFAULT_TIMEOUT,
         lease: float = DEFAULT_LEASE,
+        luigid_url: str | None = None,
+        stopping: threading.Event | None = None,
     ):
         self.lake = lake
-        self.scheduler = scheduler
+        # Set when the worker is told to stop (SIGTERM): its run is stopped, the request left
+        # to run again, and no other request is started.
+        self.stopping = stopping or threading.Event()
+        # Not kept alive: a failed request ends at once with its reason, instead of holding the
+        # worker (and the requests behind it) through luigid's retries.
+        self.scheduler = [arg for arg in scheduler if arg != "--worker-keep-alive"]
+        self.luigid_url = luigid_url  # None: runs without luigid
         self.worker_id = worker_id
         self.timeout = timeout
         self.lease = lease
@@ -66,19 +93,43 @@ class RequestRunner:
         self.secrets = environment_secrets()
 
     def pending(self) -> list[str]:
-        """The names of the request files waiting in ``requests/``."""
+        """The names of the request files waiting in ``requests/`` (hidden ones are being
+        written: left alone)."""
         names = []
         for suffix in (".yaml", ".yml"):
             for rel in self.lake.files(REQUESTS, suffix):
                 name = rel.rsplit("/", 1)[1]
-                if not name.endswith(RESULT_SUFFIXES):
+                if not name.endswith(RESULT_SUFFIXES) and not name.startswith("."):
                     names.append(name)
         return sorted(set(names))
+
+    def _stamp(self, name: str) -> float | None:
+        try:
+            return self.lake.modified_at(f"{REQUESTS}/{name}")
+        except FileNotFoundError:
+            return None
+
+    def settled(self, names: list[str]) -> tuple[list[str], list[str]]:
+        """``names`` split into the files that stay unchanged for SETTLE_SECONDS and those still
+        being written. Waits only when a file changed that recently."""
+        now = time.time()
+        stamps = {name: self._stamp(name) for name in names}
+        young = {n: t for n, t in stamps.items() if t is not None and now - t < SETTLE_SECONDS}
+        if not young:
+            return names, []
+        time.sleep(SETTLE_SECONDS)
+        growing = [n for n, t in young.items() if self._stamp(n) != t]
+        for name in growing:
+            logger.info("request %s is still being written: it waits for the next look", name)
+        return [n for n in names if n not in growing], growing
 
     def run_pending(self) -> PassOutcome:
         """Handle every request this worker manages to claim; which ended done or failed."""
         outcome = PassOutcome()
-        for name in self.pending():
+        names, outcome.waiting = self.settled(self.pending())
+        for name in names:
+            if self.stopping.is_set():
+                break
             claimed, previous = self.claims.claim(name)
             if not claimed:
                 continue
@@ -94,13 +145,17 @@ class RequestRunner:
                 self.claims.release(name)
                 continue
             status = self.handle(name)
-            (outcome.done if status == "done" else outcome.failed).append(name)
+            if status == "waiting":
+                outcome.waiting.append(name)
+            else:
+                (outcome.done if status == "done" else outcome.failed).append(name)
         return outcome
 
     # -- handling ------------------------------------------------------------------------------
 
     def handle(self, name: str) -> str:
-        """Run a claimed request and record how it ended: "done", "error" or "lost"."""
+        """Run a claimed request and record how it ended: "done", "error" or "lost"; or leave
+        an incomplete one for later ("waiting")."""
         stem = name.rsplit(".", 1)[0]
         rel = f"{REQUESTS}/{name}"
         started = dt.datetime.now(dt.UTC)
@@ -115,6 +170,18 @@ class RequestRunner:
                     secrets += request_secrets(text)
                     request = parse_request(text)
                     status, result = self._run(name, request, secrets, log_path, heartbeat.lost)
+                except Incomplete as err:
+                    age = time.time() - (self._stamp(name) or 0)
+                    if age < INCOMPLETE_WAIT:
+                        logger.info(
+                            "request %s is not whole yet (%s s old): it waits; %s",
+                            name, int(age), err,
+                        )  # fmt: skip
+                        status, result = "waiting", {}
+                    else:
+                        reason = f"incomplete after {int(INCOMPLETE_WAIT)} s: {err}"
+                        logger.warning("request %s cannot be run: %s", name, reason)
+                        status, result = "error", {"error": reason}
                 except BadRequest as err:
                     reason = redact_text(str(err), secrets)
                     logger.warning("request %s cannot be run: %s", name, reason)
@@ -132,6 +199,17 @@ class RequestRunner:
                         name, reason, redact_text(traceback.format_exc(), secrets).rstrip(),
                     )  # fmt: skip
                     status, result = "error", {"error": reason}
+            if status == "waiting":
+                self.claims.release(name)
+                return status
+            if status == "interrupted" and not heartbeat.lost.is_set():
+                logger.warning(
+                    "request %s: the worker is stopping: its run was stopped with all its "
+                    "processes, and the request is left to run again",
+                    name,
+                )
+                self.claims.release(name)
+                return status
             if heartbeat.lost.is_set():
                 logger.error(
                     "request %s: this worker lost its claim to %s (it was presumed dead); its "
@@ -165,18 +243,42 @@ class RequestRunner:
         lost: threading.Event,
     ) -> tuple[str, dict[str, object]]:
         """Run a valid request; (status, what its result records)."""
+        dates = luigid.request_dates(request.params) if self.luigid_url else set()
+        forced = any(request.params.get(p) == "__flag__" for p in ("force", "force_upstream"))
+        if self.luigid_url and forced:
+            enabled = luigid.re_enable(
+                self.luigid_url, luigid.disabled_tasks(self.luigid_url, dates)
+            )
+            if enabled:
+                logger.warning(
+                    "request %s: re-enabled %s in luigid (disabled after repeated failures): "
+                    "the request is forced", name, ", ".join(enabled),
+                )  # fmt: skip
         run = run_luigi(
             request, self.scheduler, title=f"request {name}", label=name, timeout=self.timeout,
-            secrets=secrets, log_path=log_path, stop=lost,
+            secrets=secrets, log_path=log_path, stop=AnyOf(lost, self.stopping),
         )  # fmt: skip
         result: dict[str, object] = {"exit_code": run.exit_code}
         if run.stopped:
-            return "lost", result
+            return ("lost" if lost.is_set() else "interrupted"), result
         if run.timed_out:
             result["error"] = f"timed out after {seconds_text(self.timeout)} s"
         elif run.exit_code != 0:
             stem = name.rsplit(".", 1)[0]
-            result["error"] = run.reason or f"the run exited with code {run.exit_code}: see {stem}.log"  # fmt: skip
+            disabled = (
+                luigid.disabled_tasks(self.luigid_url, dates)
+                if self.luigid_url and _not_granted(log_path)
+                else []
+            )
+            if disabled:
+                result["error"] = (
+                    f"luigid has disabled {', '.join(disabled)} after repeated failures, and "
+                    "refuses to run it until luigi.cfg's [scheduler] disable_persist has passed: "
+                    "send the request again with 'force: true' (or 'force_upstream: true') in "
+                    "its params, which re-enables it, or re-enable it in luigid's UI"
+                )
+            else:
+                result["error"] = run.reason or f"the run exited with code {run.exit_code}: see {stem}.log"  # fmt: skip
         status = "done" if run.exit_code == 0 and not run.timed_out else "error"
         logger.info("request %s: %s (exit code %s)", name, status, run.exit_code)
         return status, result

@@ -104,6 +104,9 @@ def test_page_opens_on_the_newest_sample_when_there_is_no_real_data():
     samples = [run(3, "/x/nuforc_sample_3.csv"), run(2, "s3://b/nuforc_sample_2.csv")]
     assert default_run(samples).run_date == dt.date(2021, 1, 3)
     assert default_run([*samples, run(1, "/data/index.csv")]).run_date == dt.date(2021, 1, 1)
+    # The real run is older than the page the page lists: it is looked for, page by page.
+    older = {2: [run(1, "/data/index.csv")]}
+    assert default_run(samples, lambda offset: older.get(offset, [])).run_date.day == 1
 
 
 @pytest.mark.parametrize(
@@ -207,7 +210,8 @@ def test_rejects_csv_holds_every_row_with_its_fields_as_they_came(mixed):
     assert rows == [
         ["Date / Time", "City", "State", "Shape", "Duration", "Summary", "Posted", "reason", "row_number"],
         ["1/2/21 20:00", "Toronto", "ON", "Light", "5 min", 'Lights, "three"', "1/3/21", "state", "4"],
-        ["13/45/21", "Austin", "TX", "Orb", "2 min", "=1+1", "1/8/21", "sighting_date", "7"],
+        # A field a spreadsheet would run as a formula gets a leading ' (shown as text).
+        ["13/45/21", "Austin", "TX", "Orb", "2 min", "'=1+1", "1/8/21", "sighting_date", "7"],
         ["1/5/21", "Paris", "", "Disk", "1 min", "line one\nline two", "1/6/21", "state", "9"],
         ["2/1/21", "Lyon", "FR", "Orb", "", "", "2/2/21", "state", "12"],
     ]  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from etl.worker.requests import BadRequest, parse_request
+from etl.worker.requests import BadRequest, Incomplete, parse_request
 
 
 def test_a_valid_request_becomes_an_argument_list():
@@ -32,3 +32,38 @@ def test_malformed_requests_say_why(text, reason):
     with pytest.raises(BadRequest) as err:
         parse_request(text)
     assert reason in str(err.value)
+
+
+def test_yaml_aliases_are_refused_before_they_expand():
+    # Nine levels of nine aliases: under 1 KiB of text, 9**9 strings once expanded.
+    lines = ['a0: &a0 "xxxxxxxxxx"']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    text = "task: ReadUFOs\nparams: {}\nbomb:\n" + "\n".join(f"  {ln}" for ln in lines) + "\n"
+    assert len(text) < 1024
+    with pytest.raises(BadRequest) as err:
+        parse_request(text)
+    assert "aliases (*name) are not allowed in a request" in str(err.value)
+
+
+def test_a_request_for_more_dates_than_a_batch_holds_is_refused_with_how_to_split_it():
+    ten_years = "task: TopStatesToDatabase\nparams: {date: 2009-03-29..2019-03-28}\n"
+    with pytest.raises(BadRequest) as err:
+        parse_request(ten_years)
+    assert "a batch holds at most 1000 run dates" in str(err.value)
+    far = "task: ReadUFOs\nparams: {date: 0001-01-01..9999-12-31}\n"  # refused without a list
+    with pytest.raises(BadRequest):
+        parse_request(far)
+    assert parse_request("task: ReadUFOs\nparams: {date: 2017-07-03..2019-03-29}\n")  # 1000
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "task: TopStatesToDatabase\n", "task: TopStatesToDatabase\nenv: {UFO_SOURCE: /x.csv}\n",
+     "params: {date: 2019-03-29}\n"],
+)  # fmt: skip
+def test_a_request_without_task_or_params_is_incomplete_not_run_with_defaults(text):
+    with pytest.raises(Incomplete) as err:
+        parse_request(text)
+    assert "rename it into requests/ once it is whole" in str(err.value)
+    # An explicit empty params runs the task's defaults.
+    assert parse_request("task: TopStatesToDatabase\nparams: {}\n").params == {}

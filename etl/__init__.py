@@ -19,8 +19,10 @@ The packages, by role (imports run downwards only):
 from __future__ import annotations
 
 import sys
+import warnings
 
 import luigi
+from luigi.parameter import UnconsumedParameterWarning
 
 from etl import logs
 from etl.pipeline import AggregateUFOsByState, ReadUFOs, TopStatesToDatabase, TopTenStates
@@ -31,6 +33,13 @@ __all__ = ["ReadUFOs", "AggregateUFOsByState", "TopTenStates", "TopStatesToDatab
 
 if sys.argv and sys.argv[0].endswith(("luigi", "luigi/__main__.py")):
     logs.configure()
+# luigi.cfg's [core] rpc_retry_attempts and rpc_retry_wait are read by Luigi's scheduler client,
+# not by its [core] config class, which warns about them on every run.
+warnings.filterwarnings(
+    "ignore",
+    message=r"The configuration contains the parameter 'rpc_retry_(attempts|wait)'",
+    category=UnconsumedParameterWarning,
+)
 luigi.Task.event_handler(luigi.Event.FAILURE)(report_failure)
 luigi.Task.event_handler(luigi.Event.BROKEN_TASK)(report_failure)
 luigi.Task.event_handler(luigi.Event.PROCESSING_TIME)(report_done)

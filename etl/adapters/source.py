@@ -115,12 +115,27 @@ def _download(uri: str, dest: str, source: str) -> None:
     elif scheme in ("", "file") or len(scheme) == 1:  # a bare path (or a Windows drive letter)
         path = parsed.path if scheme == "file" else uri
         path = os.path.expanduser(path)
-        if not os.path.isfile(path):
+        if not os.path.exists(path):
             raise SourceError(
                 f"The source file {path} does not exist: set UFO_SOURCE to the NUFORC report "
                 "index (a path or a file://, http(s):// or s3:// URL)."
             )
-        shutil.copyfile(path, dest)
+        if os.path.isdir(path):
+            raise SourceError(
+                f"The source {path} is a directory: set UFO_SOURCE to the report file in it."
+            )
+        if not os.path.isfile(path):  # a device such as /dev/zero, a pipe, a socket
+            raise SourceError(
+                f"The source {path} is not a regular file (a device, pipe or socket): set "
+                "UFO_SOURCE to a report file."
+            )
+        try:
+            shutil.copyfile(path, dest)
+        except PermissionError as err:
+            raise SourceError(
+                f"The source file {path} cannot be read ({err.strerror}): give this user read "
+                "access to it."
+            ) from err
     else:
         raise SourceError(
             f"UFO_SOURCE={source!r} has an unsupported scheme {scheme!r}: "

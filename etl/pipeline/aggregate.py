@@ -62,7 +62,7 @@ class AggregateUFOsByState(UfoTask, ProjectSparkSubmitTask):
             raise
         spark_seconds = time.monotonic() - started
         job = json.loads(self.lake.read_text(f"{self.attempt}/_job.json"))
-        self.publish(job, started)
+        self.publish(job, time.monotonic())  # its progress: the publishing's own time
         for day in self.dates[:3]:
             logger.info(
                 "AggregateUFOsByState %s: %s", day, job["dates"][day.isoformat()]["quality"]
@@ -73,7 +73,8 @@ class AggregateUFOsByState(UfoTask, ProjectSparkSubmitTask):
         )  # fmt: skip
 
     def publish(self, job: dict, started: float) -> None:
-        """Publish each date's files that the job lists, with its quality report and source."""
+        """Publish each date's files that the job lists, with its quality report and source
+        (progress logged against ``started``, when publishing began)."""
         raw = self.input()
         superseded = []
         for done, day in enumerate(self.dates, start=1):

@@ -87,7 +87,7 @@ class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
             return self._complete()
         except UfoError as err:
             # Luigi logs a traceback for errors in complete() but no reason: say what to fix.
-            report_failure(self, err, last=True)
+            report_failure(self, err)
             raise
 
     def _complete(self) -> bool:

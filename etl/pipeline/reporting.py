@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import datetime as dt
+import errno
 import logging
 import os
 import sys
@@ -21,23 +22,52 @@ logger = logging.getLogger("ufo")
 
 _MAIN_PID = os.getpid()
 _at_exit: list[str] = []
+_printed: set[str] = set()
 
 
-def report_failure(task: luigi.Task, exception: BaseException, *, last: bool = False) -> None:
-    """Print one line saying what failed and what to do (after Luigi's own traceback).
+def report_failure(task: luigi.Task, exception: BaseException) -> None:
+    """Print one line saying what failed and what to do, after everything Luigi prints.
 
-    ``last``: Luigi prints its traceback after this call (errors in ``complete()`` and in
-    parameters): in the main process the line is printed when the process exits instead.
+    In the main process (a run with one worker runs its tasks there) the line is printed when
+    the process exits, after Luigi's traceback and execution summary; a task process (several
+    workers) prints it at once, before it ends.
     """
+    if type(exception).__name__ == "RPCError":
+        return  # no luigid: etl.logs says it once, with what to do, as the run's last line
     if isinstance(exception, UfoError):
         message = str(exception)
+    elif isinstance(exception, OSError) and _disk_advice(exception):
+        message = _disk_advice(exception)
     else:
         message = f"{type(exception).__name__}: {exception}".splitlines()[0]
     line = f"ufo: error: {task.task_id if task is not None else 'luigi'}: {message}"
-    if last and os.getpid() == _MAIN_PID:
+    if os.getpid() == _MAIN_PID:
         say_at_exit(line)
-    else:
+    elif line not in _printed:  # Luigi reports some failures twice (FAILURE, BROKEN_TASK)
+        _printed.add(line)
         print(line, file=sys.stderr, flush=True)
+
+
+#: What to do about the operating system's write errors: a full disk, a read-only lake.
+_DISK = {
+    errno.ENOSPC: "No space left on device",
+    errno.EDQUOT: "Disk quota exceeded",
+    errno.EROFS: "Read-only file system",
+    errno.EACCES: "Permission denied",
+}
+
+
+def _disk_advice(err: OSError) -> str | None:
+    """The message of a write error, with the path and what to do; None for other errors."""
+    text = str(err)
+    reason = _DISK.get(err.errno) or next((r for r in _DISK.values() if r in text), None)
+    if reason is None:
+        return None
+    where = f" writing {err.filename}" if err.filename else ""
+    return (
+        f"{reason}{where}: the lake (UFO_STORAGE), the log directory (UFO_LOG_DIR) and the "
+        "temporary directory (TMPDIR) must be writable and have free space"
+    )
 
 
 def say_at_exit(line: str) -> None:

@@ -23,6 +23,20 @@ def _yesterday() -> dt.date:
 MAX_BATCH_DATES = 1000
 
 
+class RunDateError(ValueError):
+    """A date that is a date, but not one a run can have; the message says why."""
+
+
+def check_run_date(day: dt.date) -> dt.date:
+    """``day``, unless it is after tomorrow (a day of slack for time zones ahead of this one)."""
+    if day > dt.date.today() + dt.timedelta(days=1):
+        raise RunDateError(
+            f"{day} is in the future: a run date's snapshot holds the reports posted on or "
+            "before it; give today or an earlier date"
+        )
+    return day
+
+
 class RunDates(tuple):
     """Several run dates handled as one batch: distinct and in order."""
 
@@ -66,11 +80,13 @@ class RunDateParameter(luigi.DateParameter):
                 for part in s.split(","):
                     found.update(self._dates(part.strip(), MAX_BATCH_DATES - len(found)))
                 return merge_dates(found)
-            return super().parse(s)
-        except ValueError:
+            return check_run_date(super().parse(s))
+        except ValueError as err:
             if sys.argv and sys.argv[0].endswith(("luigi", "luigi/__main__.py")):  # the CLI only
                 say_at_exit(
-                    f"ufo: error: --date {s!r} is not a date: give YYYY-MM-DD, e.g. 2019-03-29."
+                    f"ufo: error: --date {s!r}: {err}."
+                    if isinstance(err, RunDateError)
+                    else f"ufo: error: --date {s!r} is not a date: give YYYY-MM-DD, e.g. 2019-03-29."
                 )
             raise
 
@@ -82,10 +98,12 @@ class RunDateParameter(luigi.DateParameter):
         if span:
             end = super().parse(last.strip())
             if end < start:
-                raise ValueError(f"{part!r}: the span ends before it starts")
+                raise RunDateError(f"{part!r}: the span ends before it starts")
+            check_run_date(end)
             days = (end - start).days + 1
+        check_run_date(start)
         if days > room:
-            raise ValueError(
+            raise RunDateError(
                 f"a batch holds at most {MAX_BATCH_DATES} run dates: split a longer backfill "
                 "into several (RangeDaily does, by max_batch_size; or one request per span)"
             )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import socket
 import sys
 
 import luigi
@@ -44,6 +45,19 @@ class SparkJobError(DataError):
 class ProjectSparkSubmitTask(SparkSubmitTask):
     """A SparkSubmitTask that runs the way this project runs Spark (see the module's doc)."""
 
+    # Luigi's, kept out of luigid's display: a task is shown as ``AggregateUFOsByState(date=D)``.
+    capture_output = luigi.BoolParameter(
+        default=True, significant=False, positional=False,
+        visibility=luigi.parameter.ParameterVisibility.PRIVATE,
+    )  # fmt: skip
+
+    @property
+    def tracking_url_pattern(self) -> str:
+        if self.deploy_mode == "cluster":
+            return super().tracking_url_pattern
+        # Spark 4 logs "Start Jetty HOST:PORT for SparkUI" (Luigi looks for Spark 2's wording).
+        return r"Start Jetty (\S+:\d+) for SparkUI"
+
     @property
     def master(self) -> str:
         return load_settings().spark_master
@@ -64,6 +78,11 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
 
     def build_tracking_url(self, logs_output: str) -> str:
         # Luigi shows the Spark UI's address in luigid; say it on the console too.
+        if not logs_output.startswith("http"):
+            host, _, port = logs_output.rpartition(":")
+            if host in ("0.0.0.0", "", "[::]"):  # every interface: name this machine
+                host = socket.getfqdn()
+            logs_output = f"http://{host}:{port}"
         logger.info("%s: Spark UI at %s while it runs", self.name, logs_output)
         return logs_output
 
@@ -79,8 +98,10 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
     def program_environment(self) -> dict[str, str]:
         env = super().program_environment()
         if self.master.startswith("local"):
-            # Local mode: the Python workers are this interpreter, with its packages.
+            # Local mode: the Python workers are this interpreter, with its packages; the
+            # driver and its UI listen on this machine only (Spark binds to every interface).
             env.setdefault("PYSPARK_PYTHON", sys.executable)
+            env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         return env
 
     def _clean_output_file(self, file_object) -> str:

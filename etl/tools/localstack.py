@@ -34,6 +34,7 @@ from pathlib import Path
 from etl.errors import UfoError
 from etl.settings import setting
 from etl.tools.localpg import LocalPostgres
+from etl.tools.orphans import MARKER, leftover_runs, stop_leftover_runs
 
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parents[2]
@@ -251,8 +252,33 @@ def luigid_port() -> int:
 
 def up(port: int, luigid_port_wanted: int) -> None:
     """luigid, the worker service and producto, each started unless it runs already."""
+    if port == luigid_port_wanted:
+        raise LocalStackError(
+            f"PORT and LUIGID_PORT are both {port}: give producto and luigid different ports."
+        )
     env = read_env(run_dir() / "demo.env")
+    _check_settings(dict(os.environ, **env))
     demo_postgres(env)
+    before = {s.name for s in (LUIGID, WORKER, PRODUCTO) if s.running_pid() is not None}
+    try:
+        _start_all(env, port, luigid_port_wanted)
+    except LocalStackError:
+        for service in (PRODUCTO, WORKER, LUIGID):  # what this `up` started, not what ran
+            if service.name not in before:
+                service.stop(quiet=True)
+        raise
+
+
+def _check_settings(env: dict[str, str]) -> None:
+    """Refuse to start anything with a setting the worker could not parse."""
+    check = [sys.executable, "-c", "from etl.settings import load_settings; load_settings()"]
+    found = subprocess.run(check, env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    if found.returncode != 0:
+        lines = found.stderr.strip().splitlines() or ["(no output)"]
+        raise LocalStackError(f"nothing started: {lines[-1].split(': ', 1)[-1]}")
+
+
+def _start_all(env: dict[str, str], port: int, luigid_port_wanted: int) -> None:
     luigid_address = start_luigid(env, luigid_port_wanted)
     client_cfg = run_dir() / "luigid" / "client.cfg"
     if not client_cfg.exists():
@@ -261,6 +287,8 @@ def up(port: int, luigid_port_wanted: int) -> None:
     worker_env.pop("UFO_LOCAL_SCHEDULER", None)  # this worker uses the luigid started above
     worker_env[MARKER] = str(run_dir().resolve())  # inherited by its runs: see leftover_runs
     requests = f"{env.get('UFO_STORAGE', 'lake')}/requests/"
+    if "://" not in requests:  # a local lake: the folder the README writes requests into
+        Path(requests).mkdir(parents=True, exist_ok=True)
     WORKER.address = f"watching {requests}"
     # Ready once this start's lines (after what the log held before) say it watches.
     seen = WORKER.log.stat().st_size if WORKER.log.exists() else 0
@@ -286,50 +314,13 @@ def up(port: int, luigid_port_wanted: int) -> None:
     _say("stop with: make stop")
 
 
-#: Set in the worker's environment, so that its runs (Luigi, spark-submit, Java) carry it too.
-MARKER = "UFO_LOCALSTACK"
-
-
-def leftover_runs() -> list[int]:
-    """Processes of the worker's runs from this run directory (found by MARKER in their
-    environment). The worker stops its run before it exits; these are what a killed worker
-    left."""
-    wanted = f"{MARKER}={run_dir().resolve()}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if wanted in (entry / "environ").read_bytes().split(b"\0"):
-                found.append(int(entry.name))
-        except OSError:
-            continue  # ended meanwhile, or another user's
-    return sorted(found)
-
-
-def stop_leftover_runs() -> None:
-    """Stop what leftover_runs finds: SIGTERM, then SIGKILL what is still there (bounded)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        pids = leftover_runs()
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + STOP_TIMEOUT / 2
-        while leftover_runs() and time.monotonic() < deadline:
-            time.sleep(0.2)
-
-
 def stop() -> None:
     """Stop producto, the worker (which stops its run), luigid and the demo's PostgreSQL, and
     any process of a run the worker left; say what was stopped."""
     stopped = [s.name for s in (PRODUCTO, WORKER, LUIGID) if s.stop()]
-    left = leftover_runs()
+    left = leftover_runs(run_dir())
     if left:
-        stop_leftover_runs()
+        stop_leftover_runs(run_dir())
         stopped.append("a pipeline run")
         _say(f"stopped a pipeline run the worker had left (pids {', '.join(map(str, left))})")
     server = LocalPostgres(run_dir() / "postgres")
@@ -344,7 +335,7 @@ def stop() -> None:
 def running() -> list[str]:
     """What of the local product runs from the run directory now."""
     names = [s.name for s in (PRODUCTO, WORKER, LUIGID) if s.running_pid() is not None]
-    left = leftover_runs()
+    left = leftover_runs(run_dir())
     if left:
         names.append(f"a pipeline run of the worker (pids {', '.join(map(str, left))})")
     if LocalPostgres(run_dir() / "postgres").running():

@@ -7,6 +7,7 @@ answers (``display_name`` and ``params`` of ``/api/task_list`` and ``/api/graph`
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
@@ -66,3 +67,18 @@ def test_a_batch_shows_its_dates_as_spans(luigid, tmp_path, source):
     for n in range(20, 30):
         assert f"ReadUFOs(date=2019-03-{n})" in names
     assert not any("force" in params for params in names.values())
+
+
+@pytest.mark.spark
+def test_the_spark_step_shows_its_date_only_and_its_ui_on_loopback(luigid, tmp_path, source):
+    env = cluster_env(tmp_path / "lake", "postgresql://unused@127.0.0.1:1/x", source, None)
+    result = run_on(luigid, "AggregateUFOsByState", "--date", DAY.isoformat(), env=env)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    names = shown(luigid)
+    # Luigi's own capture_output parameter is not part of the name (nor of the params).
+    assert names[f"AggregateUFOsByState(date={DAY})"] == {"date": DAY.isoformat()}
+    [task] = [t for t in luigid.tasks("DONE").values() if t["name"] == "AggregateUFOsByState"]
+    # The Spark UI's address: logged, in luigid as the tracking URL, and on loopback only.
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", task["tracking_url"] or ""), task
+    assert f"Spark UI at {task['tracking_url']} while it runs" in result.stdout + result.stderr
+    assert "UnconsumedParameterWarning" not in result.stdout + result.stderr

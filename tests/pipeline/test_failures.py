@@ -25,6 +25,44 @@ def _files(root) -> list[str]:
 
 
 @pytest.mark.parametrize(
+    "path, message",
+    [("/dev/zero", "is not a regular file (a device, pipe or socket)"), (".", "is a directory")],
+)
+def test_a_source_that_is_no_file_says_what_it_is(tmp_path, path, message):
+    source = str(tmp_path) if path == "." else path
+    env = pipeline_env(str(tmp_path / "lake"), None, source)
+    result = run_luigi(
+        "ReadUFOs", "--date", "2019-03-29", "--local-scheduler", env=env, timeout=120
+    )
+    assert result.returncode == TASK_FAILED, result.stderr[-3000:]
+    [line] = _error_lines(result.stderr)
+    assert message in line and "does not exist" not in line
+
+
+def test_a_run_date_in_the_future_is_refused(tmp_path):
+    env = pipeline_env(str(tmp_path / "lake"), None, str(tmp_path / "x.csv"))
+    result = run_luigi(
+        "ReadUFOs", "--date", "2100-01-01", "--local-scheduler", env=env, timeout=120
+    )
+    assert result.returncode != 0
+    [line] = _error_lines(result.stderr)
+    assert "2100-01-01 is in the future" in line
+    assert not (tmp_path / "lake").exists()
+
+
+@pytest.mark.spark
+def test_a_run_date_before_every_report_says_so_not_see_the_rejects(tmp_path, database_url):
+    src = tmp_path / "source.csv"
+    src.write_text(HEADER + "1/1/19 1:00,Town,CA,Light,1 min,x,1/2/19\r\n", newline="")
+    env = pipeline_env(str(tmp_path / "lake"), database_url, str(src))
+    result = run_luigi("TopTenStates", "--date", "1899-12-31", "--local-scheduler", env=env)
+    assert result.returncode == TASK_FAILED, result.stderr[-3000:]
+    [line] = _error_lines(result.stderr)
+    assert "every one of the source's 1 reports was posted after 1899-12-31" in line
+    assert "see the rejects" not in line
+
+
+@pytest.mark.parametrize(
     "content, message",
     [
         (None, "does not exist: set UFO_SOURCE"),
@@ -122,3 +160,29 @@ def test_a_database_that_never_answers_times_out_with_a_message(tmp_path):
     assert result.returncode == SCHEDULING_ERROR
     [line] = _error_lines(result.stderr)
     assert "Cannot use the database" in line and "timeout" in line
+
+
+def test_no_luigid_is_one_error_line_saying_what_to_do(tmp_path):
+    env = pipeline_env(str(tmp_path / "lake"), None, str(tmp_path / "x.csv"))
+    port = str(free_port())  # nothing listens there
+    result = run_luigi("ReadUFOs", "--date", "2019-03-29", "--scheduler-port", port, env=env,
+                       timeout=120)  # fmt: skip
+    assert result.returncode != 0
+    [line] = _error_lines(result.stderr)
+    assert "when connecting to remote scheduler" in line and "start luigid" in line
+
+
+def test_a_full_disk_is_said_with_what_to_do_not_a_bare_oserror():
+    from etl.pipeline import reporting
+
+    with pytest.raises(OSError) as err:  # a real ENOSPC, from the kernel's always-full device
+        with open("/dev/full", "w") as full:
+            full.write("x" * 65536)
+    advice = reporting._disk_advice(err.value)
+    assert advice.startswith("No space left on device")
+    assert "UFO_STORAGE" in advice and "free space" in advice
+    found = OSError(13, "Permission denied", "/lake/_attempts/a/raw/records.parquet")
+    assert reporting._disk_advice(found).startswith(
+        "Permission denied writing /lake/_attempts/a/raw/records.parquet: the lake"
+    )
+    assert reporting._disk_advice(OSError(2, "No such file or directory")) is None

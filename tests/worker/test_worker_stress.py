@@ -129,24 +129,41 @@ def run_dir(tmp_path, monkeypatch):
 
 
 def test_stop_finds_and_stops_a_run_the_worker_left(run_dir):
-    from etl.tools import localstack
+    from etl.tools import localstack, orphans
 
-    marker = {localstack.MARKER: str(run_dir.resolve())}
+    marker = {orphans.MARKER: str(run_dir.resolve())}
     orphan = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(120)"],
         env=dict(os.environ, **marker), start_new_session=True,
     )  # fmt: skip
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
-        wait_until(lambda: orphan.pid in localstack.leftover_runs(), "the orphan to be seen")
-        assert other.pid not in localstack.leftover_runs()  # only this run directory's
+        wait_until(lambda: orphan.pid in orphans.leftover_runs(run_dir), "the orphan to be seen")
+        assert other.pid not in orphans.leftover_runs(run_dir)  # only this run directory's
         assert any("a pipeline run of the worker" in n for n in localstack.running())
         assert localstack.main(["check-stopped"]) == 1  # make clean refuses
         localstack.stop()
         orphan.wait(timeout=30)
-        assert localstack.leftover_runs() == [] and localstack.main(["check-stopped"]) == 0
+        assert orphans.leftover_runs(run_dir) == [] and localstack.main(["check-stopped"]) == 0
         assert other.poll() is None
     finally:
         for proc in (orphan, other):
             proc.kill()
             proc.wait()
+
+
+def test_up_refuses_a_bad_setting_or_one_port_for_two_before_starting_anything(
+    run_dir, monkeypatch, capsys
+):
+    from etl.tools import localstack
+
+    assert localstack.main(["up", "--port", "8090", "--luigid-port", "8090"]) == 1
+    assert "PORT and LUIGID_PORT are both 8090" in capsys.readouterr().err
+
+    run_dir.mkdir()
+    (run_dir / "demo.env").write_text(f"UFO_STORAGE={run_dir / 'lake'}\n")
+    monkeypatch.setenv("UFO_SCHEDULE_TIME", "25:99")
+    assert localstack.main(["up", "--port", "8090", "--luigid-port", "8091"]) == 1
+    err = capsys.readouterr().err
+    assert "nothing started: UFO_SCHEDULE_TIME='25:99'" in err and "HH:MM" in err
+    assert localstack.running() == [] and not (run_dir / "pids").exists()

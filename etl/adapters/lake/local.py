@@ -36,6 +36,11 @@ class LocalLake(Lake):
                 f"Cannot create the data lake directory {self.root}: {err.strerror}. "
                 "Set UFO_STORAGE to a writable directory."
             ) from err
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StorageError(
+                f"The data lake directory {self.root} is not writable: give this user write "
+                "access to it, or set UFO_STORAGE to a writable directory."
+            )
 
     def exists(self, rel: str) -> bool:
         return os.path.exists(self._path(rel))

@@ -52,6 +52,27 @@ class _NoScheduler(logging.Handler):
         atexit.register(print, line, file=sys.stderr, flush=True)
 
 
+class _BrokenTask(logging.Handler):
+    """Luigi's own tasks (``RangeDaily``) that fail in ``complete()`` or ``requires()`` get a
+    traceback and no event: say their error in one ``ufo: error:`` line, the run's last. The
+    pipeline's tasks say theirs themselves (``etl.pipeline.reporting``)."""
+
+    _WILL_NOT_RUN = re.compile(r"^Will not run (.*?) or any dependencies due to error in", re.S)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        found = self._WILL_NOT_RUN.match(message)
+        if found is None:
+            return
+        last = [line for line in message.splitlines() if line.strip()][-1].strip()
+        if last.startswith("etl.errors.") or "RPCError" in last:
+            return  # a pipeline task's error, or no luigid: said elsewhere
+        error = re.sub(r"^[\w.]+\.(\w+): ", r"\1: ", last)  # luigi.parameter.X: -> X:
+        atexit.register(
+            print, f"ufo: error: {found.group(1)}: {error}", file=sys.stderr, flush=True
+        )
+
+
 def configure(level: int = logging.INFO) -> None:
     """Attach the stdout and file handlers to the root logger, once per process."""
     root = logging.getLogger()
@@ -59,6 +80,7 @@ def configure(level: int = logging.INFO) -> None:
         return
     logging.getLogger("luigi").addFilter(_QuietLuigiSetup())
     logging.getLogger("luigi-interface").addHandler(_NoScheduler())
+    logging.getLogger("luigi-interface").addHandler(_BrokenTask())
     formatter = logging.Formatter(FORMAT)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
     directory = log_dir()

@@ -186,3 +186,15 @@ def test_a_full_disk_is_said_with_what_to_do_not_a_bare_oserror():
         "Permission denied writing /lake/_attempts/a/raw/records.parquet: the lake"
     )
     assert reporting._disk_advice(OSError(2, "No such file or directory")) is None
+
+
+def test_rangedaily_with_start_after_stop_is_one_error_line(tmp_path):
+    env = pipeline_env(str(tmp_path / "lake"), None, str(tmp_path / "x.csv"))
+    result = run_luigi(
+        "RangeDaily", "--of", "ReadUFOs", "--start", "2019-03-30", "--stop", "2019-03-20",
+        "--days-back", "36500", "--local-scheduler", env=env, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == SCHEDULING_ERROR
+    [line] = _error_lines(result.stderr)
+    assert line.startswith("ufo: error: RangeDaily(") and "Can't have start > stop" in line
+    assert result.stderr.rstrip().endswith(line)  # the last line

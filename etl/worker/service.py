@@ -155,7 +155,7 @@ class RequestRunner:
 
     def handle(self, name: str) -> str:
         """Run a claimed request and record how it ended: "done", "error" or "lost"; or leave
-        an incomplete one for later ("waiting")."""
+        it in place: "waiting" (not whole yet) or "interrupted" (the worker is stopping)."""
         stem = name.rsplit(".", 1)[0]
         rel = f"{REQUESTS}/{name}"
         started = dt.datetime.now(dt.UTC)

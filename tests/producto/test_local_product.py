@@ -184,7 +184,7 @@ def test_make_up_runs_the_product_and_make_stop_stops_everything(demo):
         # A run request is picked up by the worker and scheduled by this luigid (the date is
         # loaded already, so Luigi finds it complete: no Spark here).
         requests = run_dir / "lake" / "requests"
-        requests.mkdir(parents=True, exist_ok=True)
+        assert requests.is_dir()  # `make up` printed it: it exists, for the README's `cat >`
         (requests / "again.yaml").write_text(
             f"task: TopStatesToDatabase\nparams: {{date: {values['RUN_DATE']}}}\n"
         )

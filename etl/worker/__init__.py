@@ -13,13 +13,17 @@ is claimed by exactly one worker (an exclusive create of ``requests/.claims/NAME
 O_EXCL create, or an S3 PUT with ``If-None-Match: *``), run as ``python -m luigi --module etl
 TASK --param value ...`` against the scheduler, then renamed to ``NAME.done.yaml`` or
 ``NAME.error.yaml`` with the run's log beside it as ``NAME.log``. A request is run once: a
-failed one is not retried (Luigi's own retries happen inside the run). Nothing in a request is
-executed: the task name and parameter names are checked against the pipeline's, values are
+failed one is not retried, and its run is not kept alive for luigid's retries, so it ends at
+once with its reason (a task luigid disabled is named; a forced request re-enables it first,
+``etl.worker.luigid``). A request is read only when whole: hidden files are left alone, a file
+changed in the last second waits, and one without ``task`` or ``params`` waits (an error after
+5 minutes). SIGTERM or SIGINT stops the current run with its processes and leaves its request
+to run again, then the worker exits. Nothing in a request is executed: the task name and parameter names are checked against the pipeline's, values are
 parsed by Luigi's parameter types, and the command is an argument list (no shell).
 
-What is refused, with an ``.error.yaml`` saying why: a malformed request; one that is a symlink
-or not a regular file, is over 64 KiB (the result records its size, never its content) or is
-not UTF-8. Any other failure while handling a request also ends as its ``.error.yaml``, and is
+What is refused, with an ``.error.yaml`` saying why: a malformed request (YAML aliases and
+more than 1,000 run dates included); one that is a symlink or not a regular file, is over
+64 KiB (the result records its size, never its content) or is not UTF-8. Any other failure while handling a request also ends as its ``.error.yaml``, and is
 logged; the service goes on with the next request. Credentials never reach the logs or the
 results: the request text, the run's output and error messages go through ``etl.redact``.
 

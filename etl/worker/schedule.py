@@ -111,7 +111,8 @@ def scheduler_args(
 
     ``local=None`` asks UFO_LOCAL_SCHEDULER. Under luigid the worker is kept alive, so a
     failed task is retried after luigid's ``retry_delay`` until it succeeds or luigid disables
-    it (then the run ends, failed).
+    it (then the run ends, failed): the daily schedule runs so; requests drop
+    ``--worker-keep-alive`` (``RequestRunner``) and end at their first failure.
     """
     if local is None:
         local = load_settings().local_scheduler

@@ -35,6 +35,19 @@ class _QuietLuigiSetup(logging.Filter):
         return record.getMessage() != "logging disabled in settings"
 
 
+_at_exit: list[str] = []
+
+
+def say_at_exit(line: str) -> None:
+    """Print ``line`` on stderr when the process exits, after whatever Luigi prints last (each
+    line once, in the order said)."""
+    if not _at_exit:
+        atexit.register(
+            lambda: print(*dict.fromkeys(_at_exit), sep="\n", file=sys.stderr, flush=True)
+        )
+    _at_exit.append(line)
+
+
 class _NoScheduler(logging.Handler):
     """When Luigi gives up on luigid, say what to do: the last line of the run's output."""
 
@@ -45,11 +58,10 @@ class _NoScheduler(logging.Handler):
         if getattr(self, "_said", False):
             return
         self._said = True
-        line = (
+        say_at_exit(
             f"ufo: error: {str(error).splitlines()[0]}: start luigid (`make luigid`, or "
             "`docker compose up -d luigid`), or run with --local-scheduler."
         )
-        atexit.register(print, line, file=sys.stderr, flush=True)
 
 
 class _BrokenTask(logging.Handler):
@@ -68,9 +80,7 @@ class _BrokenTask(logging.Handler):
         if last.startswith("etl.errors.") or "RPCError" in last:
             return  # a pipeline task's error, or no luigid: said elsewhere
         error = re.sub(r"^[\w.]+\.(\w+): ", r"\1: ", last)  # luigi.parameter.X: -> X:
-        atexit.register(
-            print, f"ufo: error: {found.group(1)}: {error}", file=sys.stderr, flush=True
-        )
+        say_at_exit(f"ufo: error: {found.group(1)}: {error}")
 
 
 def configure(level: int = logging.INFO) -> None:

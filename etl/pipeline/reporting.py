@@ -7,7 +7,6 @@ attaches both to Luigi's events.
 
 from __future__ import annotations
 
-import atexit
 import datetime as dt
 import errno
 import logging
@@ -17,11 +16,11 @@ import sys
 import luigi
 
 from etl.errors import UfoError
+from etl.logs import say_at_exit
 
 logger = logging.getLogger("ufo")
 
 _MAIN_PID = os.getpid()
-_at_exit: list[str] = []
 _printed: set[str] = set()
 
 
@@ -36,8 +35,8 @@ def report_failure(task: luigi.Task, exception: BaseException) -> None:
         return  # no luigid: etl.logs says it once, with what to do, as the run's last line
     if isinstance(exception, UfoError):
         message = str(exception)
-    elif isinstance(exception, OSError) and _disk_advice(exception):
-        message = _disk_advice(exception)
+    elif isinstance(exception, OSError) and (advice := _disk_advice(exception)):
+        message = advice
     else:
         message = f"{type(exception).__name__}: {exception}".splitlines()[0]
     line = f"ufo: error: {task.task_id if task is not None else 'luigi'}: {message}"
@@ -68,15 +67,6 @@ def _disk_advice(err: OSError) -> str | None:
         f"{reason}{where}: the lake (UFO_STORAGE), the log directory (UFO_LOG_DIR) and the "
         "temporary directory (TMPDIR) must be writable and have free space"
     )
-
-
-def say_at_exit(line: str) -> None:
-    """Print ``line`` on stderr when the process exits, after whatever Luigi prints last."""
-    if not _at_exit:
-        atexit.register(
-            lambda: print(*dict.fromkeys(_at_exit), sep="\n", file=sys.stderr, flush=True)
-        )
-    _at_exit.append(line)
 
 
 def report_done(task: luigi.Task, seconds: float) -> None:

@@ -11,10 +11,11 @@ import sys
 
 import luigi
 
-from etl.pipeline.reporting import say_at_exit
+from etl.logs import say_at_exit
 
 
-def _yesterday() -> dt.date:
+def yesterday() -> dt.date:
+    """The default run date."""
     return dt.date.today() - dt.timedelta(days=1)
 
 
@@ -67,7 +68,7 @@ class RunDateParameter(luigi.DateParameter):
 
     @property
     def _default(self):
-        return _yesterday()
+        return yesterday()
 
     @_default.setter
     def _default(self, value) -> None:

@@ -19,7 +19,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from etl.pipeline.rundates import RunDateParameter, RunDates
+from etl.pipeline.rundates import RunDateParameter, RunDates, yesterday
 from etl.worker.requests import ALLOWED_TASKS
 
 logger = logging.getLogger("ufo.worker")
@@ -75,4 +75,4 @@ def re_enable(url: str, task_ids: list[str]) -> list[str]:
 def request_dates(params: dict[str, str]) -> set[dt.date]:
     """The run dates a request's parameters name (yesterday when it names none)."""
     value = params.get("date")
-    return _dates(value) if value else {dt.date.today() - dt.timedelta(days=1)}
+    return _dates(value) if value else {yesterday()}

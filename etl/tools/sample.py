@@ -90,12 +90,23 @@ def _mdy(day: dt.date, year_digits: int = 2) -> str:
     return f"{day.month}/{day.day}/{year}"
 
 
+def _posted(rng: random.Random, until: dt.date, start: dt.date) -> dt.date:
+    """A posted date from ``start`` to ``until``, evenly."""
+    return start + dt.timedelta(days=rng.randrange((until - start).days + 1))
+
+
+def _posted_and_sighted(
+    rng: random.Random, until: dt.date, start: dt.date, *, days: float, recent: float, years: int
+) -> tuple[dt.date, dt.date]:
+    """A posted date and a sighting before it: a share ``recent`` of sightings about ``days``
+    days earlier (exponentially), the rest anywhere in the ``years`` before."""
+    posted = _posted(rng, until, start)
+    back = int(rng.expovariate(1 / days)) if rng.random() < recent else rng.randrange(years * 365)
+    return posted, posted - dt.timedelta(days=back)
+
+
 def _report(rng: random.Random, until: dt.date, start: dt.date) -> list[str]:
-    span = (until - start).days
-    posted = start + dt.timedelta(days=rng.randrange(span + 1))
-    sighted = posted - dt.timedelta(
-        days=int(rng.expovariate(1 / 60)) if rng.random() < 0.95 else rng.randrange(30 * 365)
-    )
+    posted, sighted = _posted_and_sighted(rng, until, start, days=60, recent=0.95, years=30)
     roll = rng.random()
     if roll < 0.86:
         state, _, cities = rng.choices(STATES, weights=[w for _, w, _ in STATES])[0]
@@ -141,8 +152,7 @@ EXPORT_SUMMARIES = [
 
 
 def _export_report(rng: random.Random, until: dt.date, start: dt.date, number: int) -> list[str]:
-    span = (until - start).days
-    posted = start + dt.timedelta(days=rng.randrange(span + 1))
+    posted = _posted(rng, until, start)
     sighted = posted - dt.timedelta(days=int(rng.expovariate(1 / 30)))
     reported = sighted + dt.timedelta(days=rng.randrange(0, 8))
     if reported > posted:
@@ -207,11 +217,7 @@ def _serial(day: dt.date) -> str:
 
 
 def _kaggle_report(rng: random.Random, until: dt.date, start: dt.date) -> list[str]:
-    span = (until - start).days
-    posted = start + dt.timedelta(days=rng.randrange(span + 1))
-    sighted = posted - dt.timedelta(
-        days=int(rng.expovariate(1 / 90)) if rng.random() < 0.9 else rng.randrange(40 * 365)
-    )
+    posted, sighted = _posted_and_sighted(rng, until, start, days=90, recent=0.9, years=40)
     roll = rng.random()
     if roll < 0.86:
         state, _, cities = rng.choices(STATES, weights=[w for _, w, _ in STATES])[0]

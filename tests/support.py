@@ -21,6 +21,17 @@ SHARED_UFO = REPO.parent / "shared" / "data" / "ufo"
 REAL_2019 = SHARED_UFO / "nuforc_index_2019-03-21.csv"
 REAL_RUN_DATE = dt.date(2019, 3, 29)
 
+#: A layout the code has never seen, declared as a user would (ISO dates and times, a country
+#: column with two names for the US): the declared-layout tests share it.
+DECLARED_LAYOUT = """
+[layouts.reports-db]
+title = "Our reports database"
+columns = ["report_id", "observed_at", "region", "nation", "entered_on"]
+posted = { column = "entered_on", format = "YYYY-MM-DD", time = true }
+sighting = { column = "observed_at", format = "YYYY-MM-DD" }
+state = { column = "region", country = "nation", countries = ["USA", "United States"] }
+"""
+
 
 def shared_file(name: str) -> Path:
     """A real NUFORC file from ../shared, or skip the test saying why."""

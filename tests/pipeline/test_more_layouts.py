@@ -18,7 +18,7 @@ from etl.tools import sample
 from tests import reference
 from tests.lakefiles import reject_rows
 from tests.pipeline.support import check_against_reference, stored_rejects
-from tests.support import pipeline_env, run_luigi
+from tests.support import DECLARED_LAYOUT, pipeline_env, run_luigi
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
@@ -77,14 +77,6 @@ def test_the_kaggle_layout_loads_exactly_ragged_rows_included(tmp_path, database
     check_lake_and_database(lake, database_url, day, expected, "kaggle", sample.KAGGLE_HEADER)
 
 
-DECLARED = """
-[layouts.reports-db]
-title = "Our reports database"
-columns = ["report_id", "observed_at", "region", "nation", "entered_on"]
-posted = { column = "entered_on", format = "YYYY-MM-DD", time = true }
-sighting = { column = "observed_at", format = "YYYY-MM-DD" }
-state = { column = "region", country = "nation", countries = ["USA", "United States"] }
-"""
 DECLARED_SPEC = reference.Spec(
     ("report_id", "observed_at", "region", "nation", "entered_on"),
     "entered_on", "YYYY-MM-DD", "observed_at", "YYYY-MM-DD", "region", "nation",
@@ -126,7 +118,7 @@ def test_a_declared_layout_loads_a_file_of_a_layout_the_code_has_never_seen(tmp_
         writer.writerow(HEADER)
         writer.writerows(iso_rows(random.Random(5), 1500, day))
     declared = tmp_path / "layouts.toml"
-    declared.write_text(DECLARED)
+    declared.write_text(DECLARED_LAYOUT)
     lake = run_chain(tmp_path, database_url, source, day, UFO_LAYOUTS=str(declared))
 
     expected = reference.classify(source.read_bytes(), day, (DECLARED_SPEC,))

@@ -9,6 +9,7 @@ import pytest
 
 from spark_jobs import aggregate_by_state as job
 from spark_jobs import layouts
+from tests.support import DECLARED_LAYOUT
 
 pytestmark = pytest.mark.spark
 
@@ -68,16 +69,7 @@ def test_the_kaggle_layout(spark, when, state, country, posted, outcome):
         assert got["state_code"] == state.strip().upper()
 
 
-ISO = layouts.read_declarations(
-    """
-[layouts.reports-db]
-columns = ["id", "observed_at", "region", "nation", "entered_on"]
-posted = { column = "entered_on", format = "YYYY-MM-DD", time = true }
-sighting = { column = "observed_at", format = "YYYY-MM-DD" }
-state = { column = "region", country = "nation", countries = ["USA", "United States"] }
-""",
-    "test",
-)
+ISO = layouts.read_declarations(DECLARED_LAYOUT, "test")
 
 
 @pytest.mark.parametrize(
@@ -99,7 +91,7 @@ state = { column = "region", country = "nation", countries = ["USA", "United Sta
     ],
 )
 def test_a_declared_iso_layout(spark, observed, entered, nation, outcome):
-    header = ["id", "observed_at", "region", "nation", "entered_on"]
+    header = ["report_id", "observed_at", "region", "nation", "entered_on"]
     layout, [got] = classify(spark, [["17", observed, " ca", nation, entered]], header, ISO)
     assert layout.name == "reports-db"
     assert outcome_on(got) == outcome

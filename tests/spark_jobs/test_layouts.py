@@ -9,18 +9,12 @@ import pytest
 from etl.errors import ConfigError
 from etl.settings import load_settings
 from spark_jobs import layouts
+from tests.support import DECLARED_LAYOUT
 
 KAGGLE_HEADER = ("datetime,city,state,country,shape,duration (seconds),duration (hours/min),"
                  "comments,date posted,latitude,longitude ").split(",")  # fmt: skip
 
-ISO = """
-[layouts.reports-db]
-title = "Our reports database"
-columns = ["id", "observed_at", "region", "nation", "entered_on"]
-posted = { column = "entered_on", format = "YYYY-MM-DD", time = true }
-sighting = { column = "observed_at", format = "YYYY-MM-DD" }
-state = { column = "region", country = "nation", countries = ["USA", "United States"] }
-"""
+ISO = DECLARED_LAYOUT
 
 
 def test_the_built_in_layouts_are_declared_in_the_same_form_as_a_users():
@@ -45,7 +39,9 @@ def test_a_declared_layout_is_read_checked_and_sent_to_the_job_as_json():
     assert layout.countries == ("united states", "usa")  # compared trimmed, in lower case
     assert layout.posted.time and layout.sighting.time
     assert layouts.from_json(layouts.to_json([layout])) == (layout,)
-    found = layouts.match(["ID", "Observed_At", "region", "nation", "entered_on", "x"], [layout])
+    found = layouts.match(
+        ["Report_ID", "Observed_At", "region", "nation", "entered_on", "x"], [layout]
+    )
     assert found.layout == layout and found.positions == (0, 1, 2, 3, 4)
 
 

@@ -117,11 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     # The random part keeps ids unique when a restarted container reuses hostname and pid.
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
     scheduler = scheduler_args(local, args.scheduler_host, args.scheduler_port)
+    # Requests are not kept alive: a failed one ends at once with its reason, instead of
+    # holding the worker (and the requests behind it) through luigid's retries.
+    for_requests = scheduler_args(local, args.scheduler_host, args.scheduler_port, keep_alive=False)
     url = None if local else scheduler_url(args.scheduler_host, args.scheduler_port)
     stopping = threading.Event()
     stop_on_signals(stopping)
     runner = RequestRunner(
-        lake, scheduler, worker_id, timeout=args.timeout, lease=lease, luigid_url=url,
+        lake, for_requests, worker_id, timeout=args.timeout, lease=lease, luigid_url=url,
         stopping=stopping,
     )  # fmt: skip
     schedule = schedule_from_settings(scheduler, timeout=args.timeout, stopping=stopping)

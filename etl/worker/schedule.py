@@ -105,20 +105,23 @@ def schedule_from_settings(
 
 
 def scheduler_args(
-    local: bool | None = None, host: str | None = None, port: int | None = None
+    local: bool | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    keep_alive: bool = True,
 ) -> list[str]:
     """Luigi's scheduler flags: ``--local-scheduler``, or luigid (luigi.cfg's, or host/port).
 
-    ``local=None`` asks UFO_LOCAL_SCHEDULER. Under luigid the worker is kept alive, so a
-    failed task is retried after luigid's ``retry_delay`` until it succeeds or luigid disables
-    it (then the run ends, failed): the daily schedule runs so; requests drop
-    ``--worker-keep-alive`` (``RequestRunner``) and end at their first failure.
+    ``local=None`` asks UFO_LOCAL_SCHEDULER. Under luigid with ``keep_alive`` (the daily
+    schedule) the worker is kept alive, so a failed task is retried after luigid's
+    ``retry_delay`` until it succeeds or luigid disables it (then the run ends, failed); run
+    requests are not (``keep_alive=False``) and end at their first failure.
     """
     if local is None:
         local = load_settings().local_scheduler
     if local:
         return ["--local-scheduler"]
-    args = ["--worker-keep-alive"]
+    args = ["--worker-keep-alive"] if keep_alive else []
     if host:
         args += ["--scheduler-host", host]
     if port:

@@ -82,9 +82,7 @@ class RequestRunner:
         # Set when the worker is told to stop (SIGTERM): its run is stopped, the request left
         # to run again, and no other request is started.
         self.stopping = stopping or threading.Event()
-        # Not kept alive: a failed request ends at once with its reason, instead of holding the
-        # worker (and the requests behind it) through luigid's retries.
-        self.scheduler = [arg for arg in scheduler if arg != "--worker-keep-alive"]
+        self.scheduler = scheduler
         self.luigid_url = luigid_url  # None: runs without luigid
         self.worker_id = worker_id
         self.timeout = timeout

@@ -109,17 +109,21 @@ class RequestRunner:
 
     def settled(self, names: list[str]) -> tuple[list[str], list[str]]:
         """``names`` split into the files that stay unchanged for SETTLE_SECONDS and those still
-        being written. Waits only when a file changed that recently."""
+        being written; files removed meanwhile are in neither. Waits only when a file changed
+        that recently."""
         now = time.time()
         stamps = {name: self._stamp(name) for name in names}
         young = {n: t for n, t in stamps.items() if t is not None and now - t < SETTLE_SECONDS}
         if not young:
             return names, []
         time.sleep(SETTLE_SECONDS)
-        growing = [n for n, t in young.items() if self._stamp(n) != t]
+        later = {name: self._stamp(name) for name in young}
+        # A file gone since is no longer pending: another worker handled it in the meantime.
+        gone = [n for n, t in later.items() if t is None]
+        growing = [n for n, t in young.items() if later[n] not in (None, t)]
         for name in growing:
             logger.info("request %s is still being written: it waits for the next look", name)
-        return [n for n in names if n not in growing], growing
+        return [n for n in names if n not in growing and n not in gone], growing
 
     def run_pending(self) -> PassOutcome:
         """Handle every request this worker manages to claim; which ended done or failed."""

@@ -24,7 +24,10 @@ def test_racing_workers_run_each_request_once(tmp_path):
     results = race_workers(pipeline_env(str(lake), None, str(src)))
     for r in results:
         # --once exits 1 when a request it handled failed or was malformed, else 0.
-        failed = "broken.yaml" in r.stdout or "missing-source.yml" in r.stdout
+        failed = (
+            "request broken.yaml cannot be run" in r.stdout
+            or "request missing-source.yml: error" in r.stdout
+        )
         assert r.returncode == (1 if failed else 0), (r.stdout[-2000:], r.stderr[-2000:])
 
     runs = [line for r in results for line in r.stdout.splitlines() if ": running " in line]

@@ -80,6 +80,23 @@ def test_a_file_still_being_written_is_left_for_the_next_look(tmp_path, monkeypa
     assert not (requests / "growing.error.yaml").exists()
 
 
+def test_a_request_handled_by_another_worker_during_the_wait_is_not_being_written(
+    tmp_path, monkeypatch
+):
+    requests, _src = lake_with_source(tmp_path)
+    monkeypatch.setenv("UFO_STORAGE", str(requests.parent))
+    path = requests / "fresh.yaml"
+    path.write_text("task: ReadUFOs\nparams: {date: 2019-03-29}\n")  # young: the worker waits
+    # The other worker, meanwhile, runs it and removes it.
+    remover = threading.Timer(0.3, path.unlink)
+    remover.start()
+    try:
+        outcome = runner(requests).run_pending()
+    finally:
+        remover.join()
+    assert (outcome.waiting, outcome.done, outcome.failed) == ([], [], [])
+
+
 def test_hidden_files_are_being_written_and_left_alone(tmp_path, monkeypatch):
     requests, _src = lake_with_source(tmp_path)
     monkeypatch.setenv("UFO_STORAGE", str(requests.parent))

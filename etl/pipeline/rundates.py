@@ -123,6 +123,13 @@ class RunDateParameter(luigi.DateParameter):
             )
         return super().serialize(x)
 
+    def next_in_enumeration(self, value):
+        """The date after ``value``; none after a batch. Luigi's summary asks, to write
+        consecutive tasks as a range, and a backfill of several batches has batches in it."""
+        if isinstance(value, RunDates):
+            return None
+        return super().next_in_enumeration(value)
+
     def normalize(self, x):
         if isinstance(x, RunDates):
             return x

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 
 from etl.errors import DataError
@@ -11,18 +12,27 @@ from etl.pipeline.aggregate import AggregateUFOsByState
 from etl.pipeline.base import UfoTask
 from etl.pipeline.targets import TopTen, TopTenTarget
 
+logger = logging.getLogger("ufo")
+
+
+def reports_of(quality: dict) -> int:
+    """The source's reports: its records other than header repeats and exact duplicates."""
+    return quality["input"] - quality["header_repeat"] - quality["duplicate"]
+
+
+def before_every_report(quality: dict) -> bool:
+    """Whether the run date comes before every report of the source: its snapshot is empty
+    (a backfill that starts before the source does; not a failure)."""
+    reports = reports_of(quality)
+    return bool(reports) and quality["after_run_date"] == reports
+
 
 def why_no_sightings(quality: dict, day: dt.date, err: Exception) -> str:
     """Why a run date has no valid sighting to rank, from its quality report's figures."""
-    reports = quality["input"] - quality["header_repeat"] - quality["duplicate"]
+    reports = reports_of(quality)
     later, rejected = quality["after_run_date"], quality["rejected"]
     if quality["valid"] or not reports:
         return str(err)
-    if later == reports:
-        return (
-            f"every one of the source's {reports:,} reports was posted after {day}: its snapshot "
-            "is empty. Give a later run date (--date), or a source that covers this one."
-        )
     reasons = ", ".join(f"{n:,} {r}" for r, n in quality["rejected_by_reason"].items() if n)
     return (
         f"no valid sighting in the snapshot of {day}: of {reports:,} reports, {later:,} were "
@@ -47,7 +57,15 @@ class TopTenStates(UfoTask):
         for done, (day, aggregate) in enumerate(self.input().items(), start=1):
             try:
                 counts = ranking.counts_by_period(aggregate.load_counts())
-                top = ranking.top_states(counts)
+                if not counts.num_rows and before_every_report(quality := aggregate.quality()):
+                    logger.warning(
+                        "TopTenStates %s: every one of the source's %s reports was posted after "
+                        "it: its snapshot is empty (no top ten)",
+                        day, f"{reports_of(quality):,}",
+                    )  # fmt: skip
+                    top = ranking.TOP_SCHEMA.empty_table()
+                else:
+                    top = ranking.top_states(counts)
             except DataError as err:
                 raise DataError(
                     f"run date {day}: {why_no_sightings(aggregate.quality(), day, err)}"

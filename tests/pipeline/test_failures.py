@@ -51,15 +51,33 @@ def test_a_run_date_in_the_future_is_refused(tmp_path):
 
 
 @pytest.mark.spark
-def test_a_run_date_before_every_report_says_so_not_see_the_rejects(tmp_path, database_url):
+def test_a_run_date_before_every_report_loads_an_empty_snapshot_and_says_so(tmp_path, database_url):
+    """A backfill that starts before the source does is no failure: the early dates are empty."""
+    import sqlalchemy as sa
+    from fastapi.testclient import TestClient
+
+    from producto.app import create_app
+    from producto.settings import Settings
+
     src = tmp_path / "source.csv"
     src.write_text(HEADER + "1/1/19 1:00,Town,CA,Light,1 min,x,1/2/19\r\n", newline="")
     env = pipeline_env(str(tmp_path / "lake"), database_url, str(src))
-    result = run_luigi("TopTenStates", "--date", "1899-12-31", "--local-scheduler", env=env)
-    assert result.returncode == TASK_FAILED, result.stderr[-3000:]
-    [line] = _error_lines(result.stderr)
-    assert "every one of the source's 1 reports was posted after 1899-12-31" in line
-    assert "see the rejects" not in line
+    result = run_luigi("TopStatesToDatabase", "--date", "1899-12-31", "--local-scheduler", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _error_lines(result.stderr) == []
+    logged = result.stdout + result.stderr
+    assert (
+        "every one of the source's 1 reports was posted after it: its snapshot is empty" in logged
+    )
+    engine = sa.create_engine(database_url)
+    with engine.connect() as conn:
+        run = conn.execute(sa.text("SELECT input, after_run_date, valid FROM ufo_runs")).one()
+        tops = conn.execute(sa.text("SELECT count(*) FROM top_states")).scalar_one()
+    engine.dispose()
+    assert tuple(run) == (1, 1, 0) and tops == 0
+    client = TestClient(create_app(Settings(database_url)))
+    assert client.get("/api/v1/runs/1899-12-31/top-states").json()["states"] == []
+    assert client.get("/?run_date=1899-12-31").status_code == 200
 
 
 @pytest.mark.parametrize(

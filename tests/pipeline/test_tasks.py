@@ -10,6 +10,7 @@ import luigi
 import pytest
 
 from etl.pipeline import AggregateUFOsByState, ReadUFOs, TopStatesToDatabase, TopTenStates
+from etl.pipeline.rundates import RunDateParameter
 from spark_jobs import AGGREGATE_BY_STATE
 
 D = dt.date(2019, 3, 29)
@@ -214,3 +215,39 @@ def test_the_quality_report_fields_agree_across_the_package_boundaries():
     from producto.queries import Run
 
     assert fields <= {f.name for f in dataclass_fields(Run)}  # what producto shows
+
+
+class _Dated(luigi.Task):
+    """A task of run dates batched as the pipeline's are, for Luigi's own scheduler and summary."""
+
+    date = RunDateParameter()
+    max_batch_size = 3
+    ran: list = []
+
+    def complete(self) -> bool:
+        days = self.date if isinstance(self.date, tuple) else (self.date,)
+        return all(day in _Dated.ran for day in days)
+
+    @classmethod
+    def bulk_complete(cls, parameter_tuples):
+        return [day for day in parameter_tuples if day in _Dated.ran]
+
+    def run(self) -> None:
+        _Dated.ran.extend(self.date if isinstance(self.date, tuple) else (self.date,))
+
+
+def test_a_range_of_several_batches_runs_and_sums_up(monkeypatch):
+    """More dates than a batch holds: Luigi summarises several batches (it once failed on
+    them, asking each batch of dates for the date after it)."""
+    from luigi.tools.range import RangeDaily
+
+    monkeypatch.setattr(_Dated, "ran", [])
+    range_task = RangeDaily(
+        of=_Dated, start=dt.date(2019, 3, 1), stop=dt.date(2019, 3, 9), days_back=36500
+    )
+    result = luigi.build(
+        [range_task], local_scheduler=True, detailed_summary=True, log_level="WARNING"
+    )
+    assert result.status == luigi.LuigiStatusCode.SUCCESS, result.summary_text
+    assert sorted(_Dated.ran) == [dt.date(2019, 3, d) for d in range(1, 9)]
+    assert "8 _Dated(date=2019-03-01...2019-03-08)" in result.summary_text  # as a range

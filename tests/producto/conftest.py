@@ -80,8 +80,9 @@ def create_tables(conn, layout: bool, rejects: bool) -> None:
 
     from etl.adapters.database import schema
 
-    tables = [schema.ufo_runs, schema.top_states, schema.state_sightings]
-    schema.metadata.create_all(conn, tables=tables + ([schema.reject_samples] if rejects else []))
+    tables = [schema.top_states, schema.state_sightings]
+    schema.ufo_runs.create(conn)
+    schema.public.create_all(conn, tables=tables + ([schema.reject_samples] if rejects else []))
     if not layout:
         conn.execute(sa.text("ALTER TABLE ufo_runs DROP COLUMN layout"))
 

@@ -1,8 +1,9 @@
 """Loading one run date's results into the product database, in one transaction.
 
-Loading a run date replaces that date's rows in every table of ``schema`` in one transaction,
-under an advisory lock, so concurrent loads of one date serialise and a reader never sees a
-half-load. Rows go in with PostgreSQL's COPY, so a backfill of many dates loads quickly.
+Loading a run date makes its figures those of ``results`` in every public table in one
+transaction, under an advisory lock (loads take turns: dates share spans), so a reader never
+sees a half-load. The date's rows go with PostgreSQL's COPY into a temporary table, and only
+those that differ from what the spans hold on that date are written (``spans.apply``).
 ``RunLoadedTarget`` says whether a date is loaded (its ``ufo_runs`` row).
 """
 
@@ -20,12 +21,14 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 
+from etl.adapters.database import spans
 from etl.adapters.database.schema import (
+    LOAD_LOCK,
     LOCK_NAMESPACE,
+    REJECT_SAMPLES,
+    STATE_SIGHTINGS,
+    TOP_STATES,
     migrate,
-    reject_samples,
-    state_sightings,
-    top_states,
     ufo_runs,
 )
 from etl.errors import DatabaseError
@@ -133,13 +136,19 @@ class Loader:
 
 
 def _replace(conn, results: RunResults) -> None:
+    """Load ``results.run_date``: its spans changed where its figures differ, its run recorded."""
     day = results.run_date
-    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_NAMESPACE, _day_number(day))))
-    for table in (top_states, state_sightings, reject_samples, ufo_runs):
-        conn.execute(table.delete().where(table.c.run_date == day))
-    _copy(conn, top_states, ("period", "rank", "state", "sightings"), day, results.top)
-    _copy(conn, state_sightings, ("period", "state", "sightings"), day, results.counts)
-    _copy(conn, reject_samples, ("reason", "row_number", "fields"), day, results.rejects)
+    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_NAMESPACE, LOAD_LOCK)))
+    conn.execute(ufo_runs.delete().where(ufo_runs.c.run_date == day))
+    later = sa.select(sa.func.min(ufo_runs.c.run_date)).where(ufo_runs.c.run_date > day)
+    next_day = conn.execute(later).scalar()
+    rejects = _table(results.rejects, ("reason", "row_number", "fields"))
+    for table, rows in ((TOP_STATES, results.top), (STATE_SIGHTINGS, results.counts),
+                        (REJECT_SAMPLES, rejects)):  # fmt: skip
+        spans.stage(conn, table)
+        if rows.num_rows:
+            _copy(conn, f"pg_temp.{table.incoming}", rows.select([*table.keys, *table.values]))
+        spans.apply(conn, table, day, next_day)
     q = results.quality
     conn.execute(
         ufo_runs.insert().values(
@@ -163,40 +172,29 @@ def _replace(conn, results: RunResults) -> None:
     )
 
 
-def _copy(
-    conn,
-    table: sa.Table,
-    names: tuple[str, ...],
-    run_date: dt.date,
-    rows: Iterable[tuple] | pa.Table,
-) -> None:
-    """Insert ``rows`` (with ``run_date``) into ``table`` with COPY, inside the open transaction.
+def _table(rows: Sequence[tuple[str, int, str]], names: tuple[str, ...]) -> pa.Table:
+    """The sample rejects ``(reason, row_number, fields)`` as a table of ``names``."""
+    types = (pa.string(), pa.int64(), pa.string())
+    columns = list(zip(*rows)) or [() for _ in names]
+    return pa.table([pa.array(c, t) for c, t in zip(columns, types)], names=list(names))
 
-    Written as CSV by Arrow (tuples are made a table first), not by a Python call per value: a
-    year of backfill is millions of rows, and the loader's Python competes with PostgreSQL for
-    the same cores.
+
+def _copy(conn, target: str, rows: pa.Table) -> None:
+    """Insert ``rows`` into ``target`` (its columns by name) with COPY, inside the open
+    transaction.
+
+    Written as CSV by Arrow, not by a Python call per value: a year of backfill is millions of
+    rows, and the loader's Python competes with PostgreSQL for the same cores.
     """
-    if not isinstance(rows, pa.Table):
-        columns = list(zip(*rows))
-        if not columns:
-            return
-        rows = pa.table([pa.array(c) for c in columns], names=list(names))
-    dated = rows.select(list(names)).add_column(
-        0, "run_date", pa.repeat(run_date.isoformat(), rows.num_rows)
-    )
     buffer = io.BytesIO()
-    pa_csv.write_csv(dated, buffer, pa_csv.WriteOptions(include_header=False))
+    pa_csv.write_csv(rows, buffer, pa_csv.WriteOptions(include_header=False))
     buffer.seek(0)
-    columns = ", ".join(("run_date", *names))
+    columns = ", ".join(rows.column_names)
     cursor = conn.connection.driver_connection.cursor()
     try:
-        cursor.copy_expert(f"COPY {table.name} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+        cursor.copy_expert(f"COPY {target} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
     finally:
         cursor.close()
-
-
-def _day_number(day: dt.date) -> int:
-    return day.toordinal()
 
 
 def run_loaded(url: str, run_date: dt.date) -> bool:

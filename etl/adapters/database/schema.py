@@ -1,6 +1,9 @@
 """The product database's schema: its tables, and the migrations that bring any database to it.
 
-Tables (created and upgraded by ``migrate``, one serialised step, before any load):
+The public tables, queried by ``run_date`` (created and upgraded by ``migrate``, one serialised
+step, before any load); ``top_states``, ``state_sightings`` and ``reject_samples`` are views
+over tables that store each row once for the span of run dates it holds in (``spans``), since
+consecutive dates share almost all of them:
 
 * ``top_states(run_date, period, rank, state, sightings)``: the top ten states for all time
   (``period = 'all'``) and for each month (``period = 'YYYY-MM'``).
@@ -20,13 +23,19 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from etl.adapters.database import spans
+from etl.adapters.database.spans import spanned
 from etl.errors import DatabaseError
 
+#: The tables this schema stores (created by ``migrate``).
 metadata = sa.MetaData()
+#: The public tables' shape: how users query them, and how schema versions 1-3 stored them (as
+#: tables of one row per run date and key; ``migrate`` turns those into the views below).
+public = sa.MetaData()
 
 top_states = sa.Table(
     "top_states",
-    metadata,
+    public,
     sa.Column("run_date", sa.Date, primary_key=True),
     sa.Column("period", sa.Text, primary_key=True),
     sa.Column("rank", sa.Integer, primary_key=True),
@@ -36,11 +45,26 @@ top_states = sa.Table(
 
 state_sightings = sa.Table(
     "state_sightings",
-    metadata,
+    public,
     sa.Column("run_date", sa.Date, primary_key=True),
     sa.Column("period", sa.Text, primary_key=True),
     sa.Column("state", sa.Text, primary_key=True),
     sa.Column("sightings", sa.Integer, nullable=False),
+)
+
+reject_samples = sa.Table(
+    "reject_samples",
+    public,
+    sa.Column("run_date", sa.Date, primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    # The row's 1-based position among the run date's rejects as the lake's files list them
+    # (the Spark job writes them sorted by reason), not its line in the source file.
+    sa.Column("row_number", sa.Integer, primary_key=True),
+    # json, not jsonb: json keeps the object's keys in the source's column order (jsonb sorts
+    # them) and its text exactly as it came (jsonb refuses \u0000); the app writes the CSV
+    # download in that order.
+    sa.Column("fields", sa.JSON, nullable=False),
+    sa.Index("reject_samples_run_date_reason_row", "run_date", "reason", "row_number"),
 )
 
 ufo_runs = sa.Table(
@@ -59,20 +83,11 @@ ufo_runs = sa.Table(
     sa.Column("layout", sa.Text, nullable=True),
 )
 
-reject_samples = sa.Table(
-    "reject_samples",
-    metadata,
-    sa.Column("run_date", sa.Date, primary_key=True),
-    sa.Column("reason", sa.Text, nullable=False),
-    # The row's 1-based position among the run date's rejects as the lake's files list them
-    # (the Spark job writes them sorted by reason), not its line in the source file.
-    sa.Column("row_number", sa.Integer, primary_key=True),
-    # json, not jsonb: json keeps the object's keys in the source's column order (jsonb sorts
-    # them) and its text exactly as it came (jsonb refuses \u0000); the app writes the CSV
-    # download in that order.
-    sa.Column("fields", sa.JSON, nullable=False),
-    sa.Index("reject_samples_run_date_reason_row", "run_date", "reason", "row_number"),
-)
+#: The public tables other than ``ufo_runs``, each stored as spans of run dates (``spans``).
+TOP_STATES = spanned(metadata, top_states, keys=("period", "rank"))
+STATE_SIGHTINGS = spanned(metadata, state_sightings, keys=("period", "state"))
+REJECT_SAMPLES = spanned(metadata, reject_samples, keys=("row_number",))
+SPANNED = (TOP_STATES, STATE_SIGHTINGS, REJECT_SAMPLES)
 
 schema_versions = sa.Table(
     "ufo_schema",
@@ -81,21 +96,48 @@ schema_versions = sa.Table(
     sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-#: The migrations, in order: version -> statements (SQL, or DDL of the tables above), each one
-#: safe to run again. Version 1 is the first release's tables. A database made from scratch gets
-#: the newest shape from ``metadata.create_all`` instead, from the same table definitions.
-MIGRATIONS: dict[int, list[str | sa.schema.ExecutableDDLElement]] = {
-    1: [],  # the tables of metadata, as first released (created by create_all below)
+#: Advisory locks of this product: (namespace, 0) serialises migrations, (namespace, 1) loads
+#: (a load rewrites spans that other run dates share, so loads of any dates take turns).
+LOCK_NAMESPACE = 0x55464F  # "UFO"
+MIGRATION_LOCK, LOAD_LOCK = 0, 1
+
+
+def _create_views(conn) -> None:
+    for table in SPANNED:
+        conn.execute(sa.text(table.view_sql(ufo_runs.name)))
+
+
+def _to_spans(conn) -> None:
+    """Version 4: the public tables' rows of every loaded date replayed, in date order, into
+    spans, then the tables replaced by views of the same names and columns."""
+    metadata.create_all(conn, tables=[t.storage for t in SPANNED])
+    days = conn.execute(sa.select(ufo_runs.c.run_date).order_by(ufo_runs.c.run_date)).scalars()
+    for day in list(days):
+        for table in SPANNED:
+            columns = ", ".join((*table.keys, *table.values))
+            spans.stage(conn, table)
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO pg_temp.{table.incoming} ({columns}) "
+                    f"SELECT {columns} FROM {table.view} WHERE run_date = :day"
+                ),
+                {"day": day},
+            )
+            spans.apply(conn, table, day, None)  # in date order: the latest loaded so far
+    for table in SPANNED:
+        conn.execute(sa.text(f"DROP TABLE {table.view}"))
+    _create_views(conn)
+
+
+#: The migrations, in order: version -> steps (SQL, DDL, or a function of the connection),
+#: each one safe to run again. A database made from scratch gets the newest shape instead.
+MIGRATIONS: dict[int, list] = {
+    1: [lambda conn: public.create_all(conn, tables=[top_states, state_sightings])],
     2: ["ALTER TABLE ufo_runs ADD COLUMN IF NOT EXISTS layout text"],
-    3: [
-        sa.schema.CreateTable(reject_samples, if_not_exists=True),
-        *(sa.schema.CreateIndex(ix, if_not_exists=True) for ix in reject_samples.indexes),
-    ],
+    3: [lambda conn: public.create_all(conn, tables=[reject_samples])],
+    4: [_to_spans],
 }
 SCHEMA_VERSION = max(MIGRATIONS)
-
-#: Advisory locks of this product: (namespace, 0) serialises migrations, (namespace, day) loads.
-LOCK_NAMESPACE = 0x55464F  # "UFO"
 
 
 def migrate(conn) -> None:
@@ -104,19 +146,23 @@ def migrate(conn) -> None:
     Creating tables concurrently collides in PostgreSQL's catalog, so every loader takes the
     same advisory lock first. Tables of the same names but another shape fail with a message.
     """
-    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_NAMESPACE, 0)))
+    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_NAMESPACE, MIGRATION_LOCK)))
     inspector = sa.inspect(conn)
     _check_foreign_tables(inspector)
     had_runs = inspector.has_table(ufo_runs.name)
-    metadata.create_all(conn, tables=[top_states, state_sightings, schema_versions])
+    metadata.create_all(conn, tables=[schema_versions])
     applied = set(conn.execute(sa.select(schema_versions.c.version)).scalars())
     todo = [v for v in MIGRATIONS if v not in applied]
     if had_runs:
-        for statement in (s for v in todo for s in MIGRATIONS[v]):
-            conn.execute(sa.text(statement) if isinstance(statement, str) else statement)
-    else:
-        # A new database: every later table in its newest shape, indexes included.
-        metadata.create_all(conn, tables=[ufo_runs, reject_samples])
+        for step in (s for v in todo for s in MIGRATIONS[v]):
+            if callable(step):
+                step(conn)
+            else:
+                conn.execute(sa.text(step) if isinstance(step, str) else step)
+    elif todo:
+        # A new database: every table in its newest shape, indexes included, and the views.
+        metadata.create_all(conn)
+        _create_views(conn)
     for version in todo:
         conn.execute(schema_versions.insert().values(version=version, applied_at=sa.func.now()))
 
@@ -128,7 +174,8 @@ MIGRATED_COLUMNS = frozenset({"layout"})
 
 def _check_foreign_tables(inspector) -> None:
     """Refuse tables of this schema's names that are not this pipeline's."""
-    for table in (top_states, state_sightings, ufo_runs, reject_samples):
+    stored = (t.storage for t in SPANNED)
+    for table in (top_states, state_sightings, ufo_runs, reject_samples, *stored):
         if not inspector.has_table(table.name):
             continue
         present = {c["name"] for c in inspector.get_columns(table.name)}

@@ -1,0 +1,165 @@
+"""Figures stored once per span of run dates in which they hold (a slowly changing dimension).
+
+A run date's snapshot (every state's count per period, the top tens, the sample rejects) differs
+from the loaded date before it only where reports arrived in between: a few dozen rows of
+thousands, often none. So each row is stored once with the span of run dates it holds for,
+``valid_from`` (a loaded run date) up to ``valid_to`` (the next loaded run date where it
+changed or went; NULL while it still holds), and the public views select, for a run date ``D``,
+the rows whose span contains ``D``. Every span starts and ends at loaded run dates, so the rows
+that hold on ``D`` are found by one range look-up.
+
+Loading ``D`` (``apply``) rewrites only the rows whose value on ``D`` changes, and keeps every
+other loaded date's figures exact: with ``N`` the next loaded date after ``D`` (or none), the new
+values hold for ``[D, N)``; a changed row that held across ``D`` is cut at ``D`` and, if it held
+beyond ``N``, resumes at ``N``; neighbouring spans left with equal values are joined, so dates
+loaded out of order or loaded again store what loading them in order would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+
+@dataclass(frozen=True)
+class Spanned:
+    """One public table stored as spans: its view's name, key and value columns, and storage."""
+
+    view: str
+    keys: tuple[str, ...]
+    values: tuple[str, ...]
+    storage: sa.Table
+
+    @property
+    def incoming(self) -> str:
+        """The temporary table that holds the date's new rows while it is applied."""
+        return f"ufo_incoming_{self.view}"
+
+    def view_sql(self, runs: str) -> str:
+        """The public table: ``run_date`` and the columns in their first release's order."""
+        columns = ", ".join(f"s.{c}" for c in self.public_columns)
+        return (
+            f"CREATE OR REPLACE VIEW {self.view} AS SELECT r.run_date, {columns} "
+            f"FROM {runs} r JOIN {self.storage.name} s "
+            "ON daterange(s.valid_from, s.valid_to) @> r.run_date"
+        )
+
+    @property
+    def public_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.storage.columns if c.name not in SPAN_COLUMNS)
+
+
+SPAN_COLUMNS = ("valid_from", "valid_to")
+
+#: The keys a load changes, kept for its transaction. Temporary tables are always named with
+#: ``pg_temp.`` when used, so that no table of the database's can be taken for one.
+CHANGED = "ufo_changed"
+
+
+def spanned(metadata: sa.MetaData, public: sa.Table, keys: tuple[str, ...]) -> Spanned:
+    """``public`` (a table of ``run_date`` and its columns) stored as spans: a ``<name>_spans``
+    table of its other columns and the span, keyed by ``keys`` and the span's start, with the
+    range index that finds the rows holding on a date."""
+    columns = [c for c in public.columns if c.name != "run_date"]
+    storage = sa.Table(
+        f"{public.name}_spans",
+        metadata,
+        *(sa.Column(c.name, c.type, nullable=False) for c in columns),
+        sa.Column("valid_from", sa.Date, nullable=False),
+        sa.Column("valid_to", sa.Date, nullable=True),
+        sa.PrimaryKeyConstraint(*keys, "valid_from"),
+    )
+    sa.Index(
+        f"{storage.name}_valid",
+        sa.func.daterange(storage.c.valid_from, storage.c.valid_to),
+        postgresql_using="gist",
+    )
+    values = tuple(c.name for c in columns if c.name not in keys)
+    return Spanned(public.name, keys, values, storage)
+
+
+def stage(conn, spanned: Spanned) -> None:
+    """An empty ``spanned.incoming`` for this transaction, for the date's rows to be copied in."""
+    columns = ", ".join((*spanned.keys, *spanned.values))
+    conn.execute(
+        sa.text(
+            f"CREATE TEMP TABLE IF NOT EXISTS {spanned.incoming} ON COMMIT DROP AS "
+            f"SELECT {columns} FROM {spanned.storage.name} WITH NO DATA"
+        )
+    )
+    conn.execute(sa.text(f"TRUNCATE pg_temp.{spanned.incoming}"))
+
+
+def apply(conn, spanned: Spanned, day, next_day) -> int:
+    """Make ``spanned.incoming`` the rows that hold on ``day`` (and up to ``next_day``, the next
+    loaded date, or None), changing only what differs; the number of keys that changed."""
+    keys = ", ".join(spanned.keys)
+    values = ", ".join(spanned.values)
+    same_key = " AND ".join(f"s.{k} = c.{k}" for k in spanned.keys)
+    storage = spanned.storage.name
+    params = {"day": day, "next": next_day}
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS pg_temp.{CHANGED}"))
+    # Each key whose value on ``day`` differs: its old span (if any) and new value (if any).
+    # Values are compared as text: json has no equality, and its text is what users read.
+    differs = " OR ".join(f"n.{v}::text IS DISTINCT FROM c.{v}::text" for v in spanned.values)
+    conn.execute(
+        sa.text(
+            f"CREATE TEMP TABLE {CHANGED} ON COMMIT DROP AS SELECT "
+            f"{keys}, {', '.join(f'n.{v} AS new_{v}' for v in spanned.values)}, "
+            f"{', '.join(f'c.{v} AS old_{v}' for v in spanned.values)}, "
+            f"n.{spanned.keys[0]} IS NOT NULL AS present, "
+            "c.valid_from AS old_from, c.valid_to AS old_to "
+            f"FROM pg_temp.{spanned.incoming} n FULL JOIN (SELECT * FROM {storage} "
+            "WHERE daterange(valid_from, valid_to) @> CAST(:day AS date)) c "
+            f"USING ({keys}) WHERE {differs}"
+        ),
+        params,
+    )
+    changed = conn.execute(sa.text(f"SELECT count(*) FROM pg_temp.{CHANGED}")).scalar_one()
+    if not changed:
+        return 0
+    old = ", ".join(f"old_{v}" for v in spanned.values)
+    new = ", ".join(f"new_{v}" for v in spanned.values)
+    into = f"INSERT INTO {storage} ({keys}, {values}, valid_from, valid_to)"
+    statements = [
+        # An old value that held beyond the next loaded date resumes there.
+        f"{into} SELECT {keys}, {old}, CAST(:next AS date), old_to FROM pg_temp.{CHANGED} "
+        "WHERE old_from IS NOT NULL AND CAST(:next AS date) IS NOT NULL "
+        "AND (old_to IS NULL OR old_to > CAST(:next AS date))",
+        # ... and ends at ``day``, or is gone if it started there (``day`` loaded again).
+        f"UPDATE {storage} s SET valid_to = CAST(:day AS date) FROM pg_temp.{CHANGED} c "
+        f"WHERE {same_key} AND s.valid_from = c.old_from AND c.old_from < CAST(:day AS date)",
+        f"DELETE FROM {storage} s USING pg_temp.{CHANGED} c "
+        f"WHERE {same_key} AND s.valid_from = c.old_from AND c.old_from = CAST(:day AS date)",
+        f"{into} SELECT {keys}, {new}, CAST(:day AS date), CAST(:next AS date) FROM pg_temp.{CHANGED} "
+        "WHERE present",
+    ]
+    for statement in statements:
+        conn.execute(sa.text(statement), params)
+    for boundary in (day, next_day):
+        if boundary is not None:
+            _join_at(conn, spanned, boundary)
+    return changed
+
+
+def _join_at(conn, spanned: Spanned, boundary) -> None:
+    """Join each changed key's span that ends at ``boundary`` with its next one, when both hold
+    the same values."""
+    keys = ", ".join(spanned.keys)
+    storage = spanned.storage.name
+    equal = " AND ".join(f"a.{v}::text = b.{v}::text" for v in spanned.values)
+    to_pair = " AND ".join(f"s.{k} = p.{k}" for k in spanned.keys)
+    conn.execute(
+        sa.text(
+            f"WITH pairs AS (SELECT {keys}, b.valid_to AS upto FROM {storage} a "
+            f"JOIN {storage} b USING ({keys}) JOIN pg_temp.{CHANGED} USING ({keys}) "
+            f"WHERE a.valid_to = CAST(:at AS date) AND b.valid_from = CAST(:at AS date) "
+            f"AND {equal}), "
+            f"grown AS (UPDATE {storage} s SET valid_to = p.upto FROM pairs p "
+            f"WHERE {to_pair} AND s.valid_to = CAST(:at AS date)) "
+            f"DELETE FROM {storage} s USING pairs p "
+            f"WHERE {to_pair} AND s.valid_from = CAST(:at AS date)"
+        ),
+        {"at": boundary},
+    )

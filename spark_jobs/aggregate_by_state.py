@@ -14,7 +14,8 @@ the reports posted on or before D. Every distinct row is classified once, and ev
 figures are derived from that. Under ``--output``:
 
 * ``aggregated/date=D/part-*.parquet``: ``month, state, sightings`` of snapshot D (strings
-  and a long);
+  and a long), written for the first of consecutive run dates with the same snapshot (no
+  report posted between them) and named by each of them;
 * ``rejects/since=S/part-*.csv``: rejected rows, their fields under the source's header names
   and ``reason``. Snapshot D's rejects are the files with ``S <= D`` (a row rejected on D stays
   rejected later, so each row is written once however many dates a run covers);
@@ -29,12 +30,14 @@ the transforms are pure functions of their DataFrames and arguments.
 from __future__ import annotations
 
 import argparse
+import bisect
 import datetime as dt
 import json
 import math
 import os
 import sys
 from collections import defaultdict
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from pyspark import SparkConf
@@ -592,8 +595,9 @@ def run_group(
     run_dates: list[dt.date],
     output: str,
     declared: tuple[Layout, ...] = (),
-) -> tuple[str, dict[str, dict]]:
-    """Classify one input once and write every run date's outputs; its layout and quality reports."""
+) -> tuple[str, dict[str, dict], dict[str, str]]:
+    """Classify one input once and write every run date's outputs: its layout, quality reports,
+    and for each date the first date with the same snapshot (whose counts it shares)."""
     layout, names, rows = transform_select_columns(extract(spark, source), declared)
     shared = transform_shared_hashes(rows).localCheckpoint(eager=True)
     if shared.count() > MAX_SHARED_HASHES:
@@ -615,8 +619,11 @@ def run_group(
         empty = [d for d, report in reports.items() if report["input"] == 0]
         if empty:
             raise LayoutError(f"{source} holds no reports")
+        firsts = first_of_equal_snapshots([posted for _, posted, _, _ in counts], run_dates)
         load_parquet(
-            transform_count_by_month_state(grouped, dates_frame(spark, run_dates)),
+            transform_count_by_month_state(
+                grouped, dates_frame(spark, sorted(set(firsts.values())))
+            ),
             f"{output}/aggregated",
             partition="date",
         )
@@ -629,13 +636,40 @@ def run_group(
     finally:
         grouped.unpersist()  # the checkpoints' blocks
         shared.unpersist()
-    return layout.name, reports
+    return layout.name, reports, {d.isoformat(): f.isoformat() for d, f in firsts.items()}
+
+
+def first_of_equal_snapshots(
+    posted: Iterable[dt.date | None], run_dates: list[dt.date]
+) -> dict[dt.date, dt.date]:
+    """Each run date, and the first of the run dates before it whose snapshot is the same.
+
+    ``posted`` are the input's posted dates (clipped as ``transform_group_outcomes`` clips
+    them). Two consecutive run dates hold the same snapshot when no report was posted after the
+    first and on or before the second: the same counts, rejects and quality figures. Their
+    counts are written once (NUFORC posts in batches: ten years of daily run dates of the 2019
+    index are about 350 distinct snapshots), and each date's manifest names that file.
+    """
+    known = sorted({day for day in posted if day is not None})
+    firsts: dict[dt.date, dt.date] = {}
+    first = before = None
+    for day in sorted(set(run_dates)):
+        if first is None or bisect.bisect_right(known, day) != bisect.bisect_right(known, before):
+            first = day
+        firsts[day] = first
+        before = day
+    return firsts
 
 
 def publishable(
-    spark: SparkSession, output: str, reports: dict[str, dict], layout_of: dict[str, str]
+    spark: SparkSession,
+    output: str,
+    reports: dict[str, dict],
+    layout_of: dict[str, str],
+    firsts: dict[str, str],
 ) -> dict:
-    """``_job.json``: for each run date its quality report and the files of its outputs."""
+    """``_job.json``: for each run date its quality report and the files of its outputs (the
+    counts of the first date with the same snapshot, ``firsts``)."""
     aggregated = defaultdict(list)
     for rel in list_files(spark, f"{output}/aggregated"):
         aggregated[rel.split("/", 1)[0].removeprefix("date=")].append(f"aggregated/{rel}")
@@ -652,7 +686,7 @@ def publishable(
             "quality": report,
             "layout": layout_of[day],
             "files": {
-                "aggregated": aggregated.get(day, []),
+                "aggregated": aggregated.get(firsts[day], []),
                 "rejects": sorted(rel for since, rel in rejects if since <= day),
                 "report": [report_rel],
             },
@@ -720,9 +754,10 @@ def main(argv: list[str] | None = None) -> int:
         size_shuffles(spark, input_bytes(spark, list(groups)))
         reports: dict[str, dict] = {}
         layout_of: dict[str, str] = {}
+        firsts: dict[str, str] = {}
         for source, run_dates in groups.items():
             try:
-                layout, found = run_group(
+                layout, found, shared = run_group(
                     spark, source, sorted(set(run_dates)), args.output, args.layouts
                 )
             except LayoutError as err:
@@ -732,7 +767,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             reports.update(found)
             layout_of.update(dict.fromkeys(found, layout))
-        job = publishable(spark, args.output, reports, layout_of)
+            firsts.update(shared)
+        job = publishable(spark, args.output, reports, layout_of, firsts)
         load_json(spark, job, f"{args.output}/_job.json")
         for day in sorted(reports):
             print(json.dumps(reports[day], sort_keys=True))

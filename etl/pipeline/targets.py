@@ -89,6 +89,11 @@ class TopTenTarget(luigi.Target):
         self.lake.write_bytes(self.counts_rel, ranking.write_parquet(top_ten.counts))
         self.lake.write_bytes(self.rel, ranking.write_csv(top_ten.top))
 
+    def copy_of(self, other: TopTenTarget) -> None:
+        """``other``'s files, for a date with the same snapshot (in the same order as dump)."""
+        self.lake.copy(other.counts_rel, self.counts_rel)
+        self.lake.copy(other.rel, self.rel)
+
     def load(self) -> TopTen:
         if not self.lake.exists(self.counts_rel):
             raise DataError(

@@ -13,3 +13,26 @@ def test_read_text_returns_the_bytes_as_written(tmp_path):
     lake.write_text("rejects/part-0.csv", text)
     assert (tmp_path / "lake" / "rejects" / "part-0.csv").read_bytes() == text.encode()
     assert lake.read_text("rejects/part-0.csv") == text
+
+
+def test_a_copy_is_a_hard_link_that_a_later_write_does_not_change(tmp_path):
+    lake = open_lake(str(tmp_path / "lake"))
+    lake.write_text("top10/date=2019-03-01/top_states.csv", "period,rank\nall,1\n")
+    lake.copy("top10/date=2019-03-01/top_states.csv", "top10/date=2019-03-02/top_states.csv")
+    first, second = (tmp_path / "lake" / f"top10/date=2019-03-0{d}/top_states.csv" for d in (1, 2))
+    assert second.read_text() == "period,rank\nall,1\n"
+    assert first.stat().st_ino == second.stat().st_ino  # one copy of the bytes on disk
+    lake.write_text("top10/date=2019-03-01/top_states.csv", "period,rank\nall,2\n")  # a re-run
+    assert second.read_text() == "period,rank\nall,1\n"
+    assert sorted(p.name for p in second.parent.iterdir()) == ["top_states.csv"]  # no temp file
+
+
+def test_an_s3_copy_is_made_by_the_server(s3, s3_endpoint, monkeypatch):
+    from tests.support import BUCKET
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    lake = open_lake(f"s3://{BUCKET}/lake")
+    lake.write_text("top10/date=2019-03-01/top_states.csv", "period,rank\nall,1\n")
+    lake.copy("top10/date=2019-03-01/top_states.csv", "top10/date=2019-03-02/top_states.csv")
+    body = s3.get_object(Bucket=BUCKET, Key="lake/top10/date=2019-03-02/top_states.csv")["Body"]
+    assert body.read() == b"period,rank\nall,1\n"

@@ -75,3 +75,68 @@ def test_backfill_a_range_of_run_dates(tmp_path, database_url):
     assert [tuple(r[1:]) for r in top if r[0] == DAYS[0]] != [
         tuple(r[1:]) for r in top if r[0] == DAYS[-1]
     ]
+
+
+def test_dates_with_the_same_snapshot_share_their_counts_and_stay_exact(tmp_path, database_url):
+    """Reports posted on a few days only, as NUFORC posts: a batch of 14 run dates writes the
+    counts once per distinct snapshot, and every date's figures still equal the reference."""
+    import csv
+    import json
+
+    days = [dt.date(2019, 3, 10) + dt.timedelta(days=n) for n in range(14)]
+    source = tmp_path / "index.csv"
+    rows = list(sample.generate(600, until=days[-1], seed=9, start=days[0] - dt.timedelta(days=3)))
+    posted_on = {days[0] - dt.timedelta(days=1), days[3], days[4], days[9]}
+    posted = sorted(posted_on)
+    for n, row in enumerate(rows):
+        if row[-1] != "Posted" and re.fullmatch(r"\d+/\d+/\d+", row[-1]):
+            day = posted[n % len(posted)]
+            row[-1] = f"{day.month}/{day.day}/{day.year % 100:02d}"
+    with open(source, "w", encoding="utf-8", newline="") as out:
+        sample.write(out, iter(rows))
+    env = pipeline_env(str(tmp_path / "lake"), database_url, str(source))
+    span = f"{days[0]}..{days[-1]}"
+    result = run_luigi("TopStatesToDatabase", "--date", span, "--local-scheduler", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    # Independently: the valid posted dates of the source, and which run dates see the same.
+    with open(source, encoding="utf-8", newline="") as handle:
+        seen = set()
+        for row in csv.reader(handle):
+            try:
+                seen.add(dt.datetime.strptime(row[-1], "%m/%d/%y").date())
+            except ValueError:
+                pass
+    snapshot_of = {day: len([p for p in seen if p <= day]) for day in days}
+    files = {}
+    for day in days:
+        manifest = json.loads(
+            (tmp_path / "lake" / f"aggregated/date={day}/_MANIFEST.json").read_text()
+        )
+        files[day] = tuple(manifest["files"]["aggregated"])
+    for a in days:
+        for b in days:
+            assert (files[a] == files[b]) == (snapshot_of[a] == snapshot_of[b]), (a, b)
+    assert len(set(files.values())) == len(set(snapshot_of.values())) == 4
+    # The top ten files of dates with one snapshot share their bytes on disk (hard links).
+    top10 = tmp_path / "lake" / "top10"
+    inodes = {day: (top10 / f"date={day}" / "top_states.csv").stat().st_ino for day in days}
+    assert len(set(inodes.values())) == 4
+
+    data = source.read_bytes()
+    engine = sa.create_engine(database_url)
+    with engine.connect() as conn:
+        for day in days:
+            want = reference.classify(data, day)
+            top = conn.execute(
+                sa.text("SELECT state, sightings FROM top_states WHERE run_date = :d AND "
+                        "period = 'all' ORDER BY rank"), {"d": day},
+            ).all()  # fmt: skip
+            assert [tuple(r) for r in top] == want.top_ten(), day
+            run = conn.execute(
+                sa.text("SELECT valid, rejected, after_run_date FROM ufo_runs WHERE run_date = :d"),
+                {"d": day},
+            ).one()
+            quality = want.quality()
+            assert tuple(run) == (quality["valid"], quality["rejected"], quality["after_run_date"])
+    engine.dispose()

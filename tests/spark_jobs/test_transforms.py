@@ -408,3 +408,12 @@ def test_a_batch_writes_one_aggregate_file_per_run_date(spark, tmp_path):
             {("2019-01", "NY"): 1} if day >= dt.date(2019, 2, 10) else {}
         )
         assert got == expected, day
+
+
+def test_run_dates_share_a_snapshot_until_a_report_is_posted_between_them():
+    d = [dt.date(2019, 3, n) for n in range(1, 8)]
+    posted = [None, d[0], d[2], d[2], dt.date(2019, 3, 9)]  # None: a row without a Posted date
+    firsts = job.first_of_equal_snapshots(posted, [d[6], *d[:6]])
+    # Posted on 3/1 and 3/3: 3/1-3/2 see one snapshot, 3/3-3/7 the next.
+    assert firsts == {d[0]: d[0], d[1]: d[0], **{day: d[2] for day in d[2:]}}
+    assert job.first_of_equal_snapshots([], d[:2]) == {d[0]: d[0], d[1]: d[0]}

@@ -108,6 +108,11 @@ class Lake:
         """Write a small UTF-8 file in one step."""
         self.write_bytes(rel, text.encode("utf-8"))
 
+    def copy(self, src_rel: str, rel: str) -> None:
+        """Publish a copy of the lake's file ``src_rel`` at ``rel`` in one step, without moving
+        its bytes through this process where the store can (a hard link, a server-side copy)."""
+        self.write_bytes(rel, self.read_bytes(src_rel))
+
     def create_exclusive(self, rel: str, text: str) -> bool:
         """Create ``rel`` only if it does not exist; whether this call created it."""
         raise NotImplementedError

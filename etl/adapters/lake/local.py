@@ -89,6 +89,20 @@ class LocalLake(Lake):
     def write_bytes(self, rel: str, data: bytes) -> None:
         self._replace(rel, lambda tmp: Path(tmp).write_bytes(data))
 
+    def copy(self, src_rel: str, rel: str) -> None:
+        """A hard link where the filesystem has them: files are never changed in place (every
+        write renames a new file over the old), so the two names can share their bytes."""
+        src = self._path(src_rel)
+
+        def link(tmp: str) -> None:
+            os.unlink(tmp)
+            try:
+                os.link(src, tmp)
+            except OSError:  # no hard links here (another device, a filesystem without them)
+                shutil.copyfile(src, tmp)
+
+        self._replace(rel, link)
+
     def _replace(self, rel: str, fill: Callable[[str], object]) -> None:
         """Fill a temporary file beside ``rel``, then rename it over ``rel`` in one step."""
         dest = self._path(rel)
@@ -99,7 +113,8 @@ class LocalLake(Lake):
             fill(tmp)
             os.replace(tmp, dest)
         except BaseException:
-            os.unlink(tmp)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
             raise
 
     def create_exclusive(self, rel: str, text: str) -> bool:

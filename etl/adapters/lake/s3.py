@@ -112,6 +112,14 @@ class S3Lake(Lake):
         uri = self.uri(rel)
         self._guard(lambda: self.client.put(local_path, uri), rel)
 
+    def copy(self, src_rel: str, rel: str) -> None:
+        """A server-side copy: the bytes do not pass through this process."""
+        source = {"Bucket": self.bucket, "Key": self._key(src_rel)}
+        self._guard(
+            lambda: self._s3.copy_object(Bucket=self.bucket, Key=self._key(rel), CopySource=source),
+            rel,
+        )
+
     def create_exclusive(self, rel: str, text: str) -> bool:
         try:
             self._guard(

@@ -13,7 +13,9 @@ only ratios within one run mean anything):
   against DuckDB computing the same data contract in SQL over the same raw-zone Parquet, and the
   plain-Python reference (``tests/reference.py``) over the CSV. DuckDB's figures must equal the
   pipeline's (a second independent check), or the benchmark fails;
-* backfill: ``RangeDaily`` over 30 and 365 run dates against one run date.
+* backfill: ``RangeDaily`` over 30, 365 and 3,652 (ten years of) run dates against one run
+  date, with the database's and the lake's size after each, and producto's response time for
+  the oldest and the newest date once ten years are loaded.
 
 Prints a table and writes every timing and ratio as JSON.
 """
@@ -167,6 +169,58 @@ def raw_parquet(lake: Path, day: dt.date) -> str:
     return str(lake / manifest["files"]["records"][0])
 
 
+def database_bytes(url: str) -> int:
+    """The database's size on disk (tables, indexes, TOAST), after a VACUUM."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text("VACUUM"))
+        size = conn.execute(sa.text("SELECT pg_database_size(current_database())")).scalar_one()
+    engine.dispose()
+    return int(size)
+
+
+def lake_bytes(root: Path) -> int:
+    """The lake's bytes on disk, each file once however many names (hard links) it has."""
+    seen: dict[tuple[int, int], int] = {}
+    for path in root.rglob("*"):
+        if path.is_file():
+            st = path.stat()
+            seen[(st.st_dev, st.st_ino)] = st.st_size
+    return sum(seen.values())
+
+
+def producto_timings(url: str, oldest: dt.date) -> dict:
+    """Milliseconds (median of 5) and bytes of producto's answers for the oldest and the newest
+    run date, and of a page of the run list, in process (the app and its queries; no network)."""
+    from fastapi.testclient import TestClient
+
+    from producto.app import create_app
+    from producto.settings import Settings
+
+    client = TestClient(create_app(Settings(url)))
+    out = {}
+    for label, day in (("oldest", oldest), ("newest", RUN_DATE)):
+        for name, path in (
+            ("top_states", f"/api/v1/runs/{day}/top-states"),
+            ("state_sightings", f"/api/v1/runs/{day}/state-sightings?period=all"),
+            ("rejects", f"/api/v1/runs/{day}/rejects?limit=10"),
+            ("page", f"/?run_date={day}"),
+        ):
+            times, size = [], 0
+            for _ in range(5):
+                start = time.perf_counter()
+                response = client.get(path)
+                times.append((time.perf_counter() - start) * 1000)
+                response.raise_for_status()
+                size = len(response.content)
+            out[f"{label}_{name}"] = {"ms": median(times), "bytes": size}
+    response = client.get("/api/v1/runs")
+    out["runs_page"] = {"bytes": len(response.content), "total": response.json().get("total")}
+    return out
+
+
 def median(xs: list[float]) -> float:
     return statistics.median(xs)
 
@@ -176,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sizes", default="100000,1000000,10000000")
-    parser.add_argument("--backfill", default="30,365")
+    parser.add_argument("--backfill", default="30,365,3652")
     parser.add_argument("--reference-max", type=int, default=1_000_000,
                         help="largest size the plain-Python reference is timed on")  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPO / ".run" / "bench" / "results.json")
@@ -263,8 +317,14 @@ def main(argv: list[str] | None = None) -> int:
                 took = luigi("RangeDaily", "--of", "TopStatesToDatabase", "--start", str(start_day),
                              "--stop", str(RUN_DATE + dt.timedelta(days=1)), "--days-back", "36500",
                              "--task-limit", str(days + 1), env=env)  # fmt: skip
-                results["backfill"][days] = {"seconds": took}
-                print(f"backfill of {days} run date(s): {took:.1f} s", flush=True)
+                results["backfill"][days] = {
+                    "seconds": took,
+                    "database_bytes": database_bytes(url),
+                    "lake_bytes": lake_bytes(tmp / f"backfill{days}"),
+                }
+                if days > 365:
+                    results["backfill"][days]["producto"] = producto_timings(url, start_day)
+                print(f"backfill of {days} run date(s): {results['backfill'][days]}", flush=True)
             one = results["backfill"][1]["seconds"]
             for entry in results["backfill"].values():
                 entry["ratio_to_one_date"] = entry["seconds"] / one
@@ -302,6 +362,17 @@ def print_table(results: dict) -> None:
         if int(days) > 1:
             print(f"| RangeDaily over {days} run dates / one run date | {e['seconds']:.1f} s "
                   f"| {one:.1f} s | {e['ratio_to_one_date']:.2f} |")  # fmt: skip
+    print("\n| run dates loaded | database | lake |\n|---|---|---|")
+    for days, e in results["backfill"].items():
+        if "database_bytes" in e:
+            print(
+                f"| {days} | {e['database_bytes'] / 1e6:.1f} MB | {e['lake_bytes'] / 1e6:.1f} MB |"
+            )
+    for days, e in results["backfill"].items():
+        for name, t in e.get("producto", {}).items():
+            print(
+                f"| producto after {days} dates: {name} | {t.get('ms', 0):.1f} ms | {t['bytes']:,} bytes |"
+            )
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ STORAGE = {
     "top_states_spans": {"period", "rank", "state", "sightings"} | SPAN,
     "state_sightings_spans": {"period", "state", "sightings"} | SPAN,
     "reject_samples_spans": {"reason", "row_number", "fields"} | SPAN,
+    "ufo_snapshot_digests": {"run_date", "table_name", "digest"},
 }
 
 #: The tables as the first release made them (schema version 1), with a loaded date.

@@ -10,6 +10,7 @@ those that differ from what the spans hold on that date are written (``spans.app
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import os
 import threading
@@ -29,6 +30,7 @@ from etl.adapters.database.schema import (
     STATE_SIGHTINGS,
     TOP_STATES,
     migrate,
+    snapshot_digests,
     ufo_runs,
 )
 from etl.errors import DatabaseError
@@ -139,16 +141,24 @@ def _replace(conn, results: RunResults) -> None:
     """Load ``results.run_date``: its spans changed where its figures differ, its run recorded."""
     day = results.run_date
     conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_NAMESPACE, LOAD_LOCK)))
+    holding = _digests_holding(conn, day)
     conn.execute(ufo_runs.delete().where(ufo_runs.c.run_date == day))
+    conn.execute(snapshot_digests.delete().where(snapshot_digests.c.run_date == day))
     later = sa.select(sa.func.min(ufo_runs.c.run_date)).where(ufo_runs.c.run_date > day)
     next_day = conn.execute(later).scalar()
     rejects = _table(results.rejects, ("reason", "row_number", "fields"))
     for table, rows in ((TOP_STATES, results.top), (STATE_SIGHTINGS, results.counts),
                         (REJECT_SAMPLES, rejects)):  # fmt: skip
-        spans.stage(conn, table)
-        if rows.num_rows:
-            _copy(conn, f"pg_temp.{table.incoming}", rows.select([*table.keys, *table.values]))
-        spans.apply(conn, table, day, next_day)
+        columns = [*table.keys, *table.values]
+        data = _csv(rows.select(columns).sort_by([(k, "ascending") for k in table.keys]))
+        digest = hashlib.sha256(data).hexdigest()
+        if holding.get(table.view) != digest:  # else the same rows hold on this date already
+            spans.stage(conn, table)
+            _copy(conn, f"pg_temp.{table.incoming}", columns, data)
+            spans.apply(conn, table, day, next_day)
+        conn.execute(
+            snapshot_digests.insert().values(run_date=day, table_name=table.view, digest=digest)
+        )
     q = results.quality
     conn.execute(
         ufo_runs.insert().values(
@@ -179,20 +189,46 @@ def _table(rows: Sequence[tuple[str, int, str]], names: tuple[str, ...]) -> pa.T
     return pa.table([pa.array(c, t) for c, t in zip(columns, types)], names=list(names))
 
 
-def _copy(conn, target: str, rows: pa.Table) -> None:
-    """Insert ``rows`` into ``target`` (its columns by name) with COPY, inside the open
-    transaction.
+def _digests_holding(conn, day: dt.date) -> dict[str, str]:
+    """The digests of the rows each spanned table holds on ``day`` now: those of the latest
+    loaded date on or before it (spans change only at loaded dates), or of no rows if there is
+    none. A table without a digest (loaded before digests were kept) is missing."""
+    latest = conn.execute(
+        sa.select(sa.func.max(ufo_runs.c.run_date)).where(ufo_runs.c.run_date <= day)
+    ).scalar()
+    if latest is None:
+        return {table.view: NO_ROWS for table in (TOP_STATES, STATE_SIGHTINGS, REJECT_SAMPLES)}
+    found = conn.execute(
+        sa.select(snapshot_digests.c.table_name, snapshot_digests.c.digest).where(
+            snapshot_digests.c.run_date == latest
+        )
+    )
+    return {name: digest for name, digest in found}
 
-    Written as CSV by Arrow, not by a Python call per value: a year of backfill is millions of
-    rows, and the loader's Python competes with PostgreSQL for the same cores.
-    """
+
+def _csv(rows: pa.Table) -> bytes:
+    """``rows`` as COPY reads them. Written by Arrow, not by a Python call per value: a year of
+    backfill is millions of rows, and the loader's Python competes with PostgreSQL for the same
+    cores."""
     buffer = io.BytesIO()
-    pa_csv.write_csv(rows, buffer, pa_csv.WriteOptions(include_header=False))
-    buffer.seek(0)
-    columns = ", ".join(rows.column_names)
+    if rows.num_rows:
+        pa_csv.write_csv(rows, buffer, pa_csv.WriteOptions(include_header=False))
+    return buffer.getvalue()
+
+
+#: The digest of no rows.
+NO_ROWS = hashlib.sha256(b"").hexdigest()
+
+
+def _copy(conn, target: str, columns: list[str], data: bytes) -> None:
+    """COPY ``data`` (CSV of ``columns``) into ``target``, inside the open transaction."""
+    if not data:
+        return
     cursor = conn.connection.driver_connection.cursor()
     try:
-        cursor.copy_expert(f"COPY {target} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+        cursor.copy_expert(
+            f"COPY {target} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", io.BytesIO(data)
+        )
     finally:
         cursor.close()
 

@@ -83,6 +83,17 @@ ufo_runs = sa.Table(
     sa.Column("layout", sa.Text, nullable=True),
 )
 
+#: A digest of each loaded date's rows per spanned table, so that a load whose figures equal
+#: those already holding on its date (most days: nothing was posted) changes nothing without
+#: comparing its rows one by one. Internal; a date without digests is compared row by row.
+snapshot_digests = sa.Table(
+    "ufo_snapshot_digests",
+    metadata,
+    sa.Column("run_date", sa.Date, primary_key=True),
+    sa.Column("table_name", sa.Text, primary_key=True),
+    sa.Column("digest", sa.Text, nullable=False),
+)
+
 #: The public tables other than ``ufo_runs``, each stored as spans of run dates (``spans``).
 TOP_STATES = spanned(metadata, top_states, keys=("period", "rank"))
 STATE_SIGHTINGS = spanned(metadata, state_sightings, keys=("period", "state"))
@@ -110,7 +121,7 @@ def _create_views(conn) -> None:
 def _to_spans(conn) -> None:
     """Version 4: the public tables' rows of every loaded date replayed, in date order, into
     spans, then the tables replaced by views of the same names and columns."""
-    metadata.create_all(conn, tables=[t.storage for t in SPANNED])
+    metadata.create_all(conn, tables=[snapshot_digests, *(t.storage for t in SPANNED)])
     days = conn.execute(sa.select(ufo_runs.c.run_date).order_by(ufo_runs.c.run_date)).scalars()
     for day in list(days):
         for table in SPANNED:

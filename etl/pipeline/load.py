@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import luigi
@@ -20,6 +22,25 @@ from etl.pipeline.topten import TopTenStates
 from etl.settings import load_settings
 
 logger = logging.getLogger("ufo")
+
+
+class Latest:
+    """The last value made from each kind of input, for the next caller with the same input:
+    a backfill's consecutive dates mostly hold the same snapshot. Safe across threads."""
+
+    def __init__(self):
+        self._last: dict[str, tuple[object, object]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, kind: str, key, make: Callable[[], object]):
+        with self._lock:
+            found = self._last.get(kind)
+        if found is not None and found[0] == key:
+            return found[1]
+        value = make()
+        with self._lock:
+            self._last[kind] = (key, value)
+        return value
 
 
 class TopStatesToDatabase(UfoTask):
@@ -62,12 +83,14 @@ class TopStatesToDatabase(UfoTask):
         url = settings.require_database_url()
         inputs = self.input()
         rejects = RejectReader(self.lake)
+        shared = Latest()
         started = time.monotonic()
 
         def load(day: dt.date) -> None:
             results = self.results(
-                day, inputs["aggregate"][day], inputs["top"][day], rejects, settings.reject_rows
-            )
+                day, inputs["aggregate"][day], inputs["top"][day], rejects, settings.reject_rows,
+                shared,
+            )  # fmt: skip
             loader.load(results)
 
         with (
@@ -95,15 +118,24 @@ class TopStatesToDatabase(UfoTask):
         top: TopTenTarget,
         rejects: RejectReader,
         limit: int,
+        shared: Latest | None = None,
     ) -> database.RunResults:
         """What is loaded for ``day``: its aggregate's manifest, its top ten and counts, and the
-        first ``limit`` rejected rows of each reason."""
+        first ``limit`` rejected rows of each reason. Dates whose files are the same as the
+        last ones ``shared`` saw get the same objects (read and drawn once; the loader then
+        encodes them once too)."""
+        shared = shared or Latest()
         manifest = aggregate.manifest()
         quality = manifest["quality"]
-        top_ten = top.load()
+        files = top.read()
+        top_ten = shared.get("top", files, lambda: top.parse(*files))
+        reject_files = tuple(manifest["files"].get("rejects", []))
+        by_reason = quality["rejected_by_reason"]
         try:
-            sample = rejects.sample(
-                manifest["files"].get("rejects", []), limit, quality["rejected_by_reason"]
+            sample = shared.get(
+                "rejects",
+                (reject_files, limit, sorted(by_reason.items())),
+                lambda: tuple(rejects.sample(reject_files, limit, by_reason)),
             )
         except DataError as err:
             raise DataError(f"run date {day}: {err}") from None

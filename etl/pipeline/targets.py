@@ -94,16 +94,21 @@ class TopTenTarget(luigi.Target):
         self.lake.copy(other.counts_rel, self.counts_rel)
         self.lake.copy(other.rel, self.rel)
 
-    def load(self) -> TopTen:
+    def read(self) -> tuple[bytes, bytes]:
+        """The top ten file's and the counts' bytes, as ``parse`` takes them."""
         if not self.lake.exists(self.counts_rel):
             raise DataError(
                 f"{self.lake.uri(self.counts_rel)} is missing beside {self.path}: run "
                 f"TopTenStates for {self.date} again with --force."
             )
-        return TopTen(
-            top=ranking.read_top(self.lake.read_bytes(self.rel)),
-            counts=ranking.read_counts(self.lake.read_bytes(self.counts_rel)),
-        )
+        return self.lake.read_bytes(self.rel), self.lake.read_bytes(self.counts_rel)
+
+    @staticmethod
+    def parse(top: bytes, counts: bytes) -> TopTen:
+        return TopTen(top=ranking.read_top(top), counts=ranking.read_counts(counts))
+
+    def load(self) -> TopTen:
+        return self.parse(*self.read())
 
     def __repr__(self) -> str:
         return f"TopTenTarget({self.path})"

@@ -33,6 +33,7 @@ from etl.adapters.database.schema import (
     snapshot_digests,
     ufo_runs,
 )
+from etl.adapters.database.spans import Spanned
 from etl.errors import DatabaseError
 from etl.settings import setting
 
@@ -115,6 +116,8 @@ class Loader:
     def __init__(self, url: str):
         self.url = url
         self._engine = engine(url)
+        self._recent: dict[int, tuple[object, bytes, str]] = {}
+        self._lock = threading.Lock()
 
     def __enter__(self) -> Loader:
         try:
@@ -130,14 +133,40 @@ class Loader:
 
     def load(self, results: RunResults) -> None:
         """Replace the rows of ``results.run_date`` in one transaction."""
+        encoded = [
+            (table, *self._encoded(table, rows))
+            for table, rows in ((TOP_STATES, results.top), (STATE_SIGHTINGS, results.counts),
+                                (REJECT_SAMPLES, results.rejects))
+        ]  # fmt: skip
         try:
             with self._engine.begin() as conn:
-                _replace(conn, results)
+                _replace(conn, results, encoded)
         except sa.exc.OperationalError as err:
             raise _connect_error(self.url, err) from err
 
+    def _encoded(self, table: Spanned, rows: pa.Table | Sequence[tuple]) -> tuple[bytes, str]:
+        """``rows`` as COPY reads them, in key order, and their digest. Dates with the same
+        snapshot are usually given the same objects: each (immutable) one is encoded once, and
+        kept while it is among the last few seen (the object too, so its ``id`` stays its own)."""
+        with self._lock:
+            found = self._recent.get(id(rows))
+        if found is None or not isinstance(rows, (pa.Table, tuple)):  # lists may change
+            arrow = rows if isinstance(rows, pa.Table) else _rejects_table(rows)
+            columns = [*table.keys, *table.values]
+            data = _csv(arrow.select(columns).sort_by([(k, "ascending") for k in table.keys]))
+            found = (rows, data, hashlib.sha256(data).hexdigest())
+            with self._lock:
+                self._recent[id(rows)] = found
+                while len(self._recent) > RECENT_ROWS:
+                    self._recent.pop(next(iter(self._recent)))
+        return found[1], found[2]
 
-def _replace(conn, results: RunResults) -> None:
+
+#: Encoded row sets a loader keeps for the next dates (a few, for its threads' dates).
+RECENT_ROWS = 12
+
+
+def _replace(conn, results: RunResults, encoded: list[tuple[Spanned, bytes, str]]) -> None:
     """Load ``results.run_date``: its spans changed where its figures differ, its run recorded."""
     day = results.run_date
     conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_NAMESPACE, LOAD_LOCK)))
@@ -146,12 +175,8 @@ def _replace(conn, results: RunResults) -> None:
     conn.execute(snapshot_digests.delete().where(snapshot_digests.c.run_date == day))
     later = sa.select(sa.func.min(ufo_runs.c.run_date)).where(ufo_runs.c.run_date > day)
     next_day = conn.execute(later).scalar()
-    rejects = _table(results.rejects, ("reason", "row_number", "fields"))
-    for table, rows in ((TOP_STATES, results.top), (STATE_SIGHTINGS, results.counts),
-                        (REJECT_SAMPLES, rejects)):  # fmt: skip
+    for table, data, digest in encoded:
         columns = [*table.keys, *table.values]
-        data = _csv(rows.select(columns).sort_by([(k, "ascending") for k in table.keys]))
-        digest = hashlib.sha256(data).hexdigest()
         if holding.get(table.view) != digest:  # else the same rows hold on this date already
             spans.stage(conn, table)
             _copy(conn, f"pg_temp.{table.incoming}", columns, data)
@@ -182,9 +207,9 @@ def _replace(conn, results: RunResults) -> None:
     )
 
 
-def _table(rows: Sequence[tuple[str, int, str]], names: tuple[str, ...]) -> pa.Table:
-    """The sample rejects ``(reason, row_number, fields)`` as a table of ``names``."""
-    types = (pa.string(), pa.int64(), pa.string())
+def _rejects_table(rows: Sequence[tuple[str, int, str]]) -> pa.Table:
+    """The sample rejects ``(reason, row_number, fields)`` as a table."""
+    names, types = ("reason", "row_number", "fields"), (pa.string(), pa.int64(), pa.string())
     columns = list(zip(*rows)) or [() for _ in names]
     return pa.table([pa.array(c, t) for c, t in zip(columns, types)], names=list(names))
 

@@ -2,7 +2,9 @@
 
 Loading a run date makes its figures those of ``results`` in every public table in one
 transaction, under an advisory lock (loads take turns: dates share spans), so a reader never
-sees a half-load. The date's rows go with PostgreSQL's COPY into a temporary table, and only
+sees a half-load. Each table's rows are digested first: when the digest equals that of the rows
+already holding on the date (most days, nothing was posted), nothing is written but the date's
+run and digests; otherwise the rows go with PostgreSQL's COPY into a temporary table, and only
 those that differ from what the spans hold on that date are written (``spans.apply``).
 ``RunLoadedTarget`` says whether a date is loaded (its ``ufo_runs`` row).
 """

@@ -29,6 +29,7 @@ from etl.adapters.database.schema import (
     LOAD_LOCK,
     LOCK_NAMESPACE,
     REJECT_SAMPLES,
+    SPANNED,
     STATE_SIGHTINGS,
     TOP_STATES,
     migrate,
@@ -134,7 +135,7 @@ class Loader:
         self._engine.dispose()
 
     def load(self, results: RunResults) -> None:
-        """Replace the rows of ``results.run_date`` in one transaction."""
+        """Load ``results.run_date`` in one transaction."""
         encoded = [
             (table, *self._encoded(table, rows))
             for table, rows in ((TOP_STATES, results.top), (STATE_SIGHTINGS, results.counts),
@@ -154,8 +155,9 @@ class Loader:
             found = self._recent.get(id(rows))
         if found is None or not isinstance(rows, (pa.Table, tuple)):  # lists may change
             arrow = rows if isinstance(rows, pa.Table) else _rejects_table(rows)
-            columns = [*table.keys, *table.values]
-            data = _csv(arrow.select(columns).sort_by([(k, "ascending") for k in table.keys]))
+            data = _csv(
+                arrow.select(list(table.columns)).sort_by([(k, "ascending") for k in table.keys])
+            )
             found = (rows, data, hashlib.sha256(data).hexdigest())
             with self._lock:
                 self._recent[id(rows)] = found
@@ -178,10 +180,9 @@ def _replace(conn, results: RunResults, encoded: list[tuple[Spanned, bytes, str]
     later = sa.select(sa.func.min(ufo_runs.c.run_date)).where(ufo_runs.c.run_date > day)
     next_day = conn.execute(later).scalar()
     for table, data, digest in encoded:
-        columns = [*table.keys, *table.values]
         if holding.get(table.view) != digest:  # else the same rows hold on this date already
             spans.stage(conn, table)
-            _copy(conn, f"pg_temp.{table.incoming}", columns, data)
+            _copy(conn, f"pg_temp.{table.incoming}", table.columns, data)
             spans.apply(conn, table, day, next_day)
         conn.execute(
             snapshot_digests.insert().values(run_date=day, table_name=table.view, digest=digest)
@@ -224,7 +225,7 @@ def _digests_holding(conn, day: dt.date) -> dict[str, str]:
         sa.select(sa.func.max(ufo_runs.c.run_date)).where(ufo_runs.c.run_date <= day)
     ).scalar()
     if latest is None:
-        return {table.view: NO_ROWS for table in (TOP_STATES, STATE_SIGHTINGS, REJECT_SAMPLES)}
+        return {table.view: NO_ROWS for table in SPANNED}
     found = conn.execute(
         sa.select(snapshot_digests.c.table_name, snapshot_digests.c.digest).where(
             snapshot_digests.c.run_date == latest
@@ -247,7 +248,7 @@ def _csv(rows: pa.Table) -> bytes:
 NO_ROWS = hashlib.sha256(b"").hexdigest()
 
 
-def _copy(conn, target: str, columns: list[str], data: bytes) -> None:
+def _copy(conn, target: str, columns: Sequence[str], data: bytes) -> None:
     """COPY ``data`` (CSV of ``columns``) into ``target``, inside the open transaction."""
     if not data:
         return

@@ -125,7 +125,7 @@ def _to_spans(conn) -> None:
     days = conn.execute(sa.select(ufo_runs.c.run_date).order_by(ufo_runs.c.run_date)).scalars()
     for day in list(days):
         for table in SPANNED:
-            columns = ", ".join((*table.keys, *table.values))
+            columns = ", ".join(table.columns)
             spans.stage(conn, table)
             conn.execute(
                 sa.text(

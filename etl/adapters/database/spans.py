@@ -32,6 +32,11 @@ class Spanned:
     storage: sa.Table
 
     @property
+    def columns(self) -> tuple[str, ...]:
+        """The keys, then the values: the columns a date's rows are given in."""
+        return (*self.keys, *self.values)
+
+    @property
     def incoming(self) -> str:
         """The temporary table that holds the date's new rows while it is applied."""
         return f"ufo_incoming_{self.view}"
@@ -81,7 +86,7 @@ def spanned(metadata: sa.MetaData, public: sa.Table, keys: tuple[str, ...]) -> S
 
 def stage(conn, spanned: Spanned) -> None:
     """An empty ``spanned.incoming`` for this transaction, for the date's rows to be copied in."""
-    columns = ", ".join((*spanned.keys, *spanned.values))
+    columns = ", ".join(spanned.columns)
     conn.execute(
         sa.text(
             f"CREATE TEMP TABLE IF NOT EXISTS {spanned.incoming} ON COMMIT DROP AS "

@@ -25,14 +25,21 @@ import luigi
 from luigi.parameter import UnconsumedParameterWarning
 
 from etl import logs
-from etl.pipeline import AggregateUFOsByState, ReadUFOs, TopStatesToDatabase, TopTenStates
-from etl.pipeline.reporting import report_done, report_failure
+from etl.pipeline import AggregateUFOsByState, ReadUFOs, TopStatesToDatabase, TopTenStates, lineage
+from etl.pipeline.reporting import (
+    arm_alerts,
+    report_done,
+    report_failure,
+    report_lost,
+    report_success,
+)
 
 __all__ = ["ReadUFOs", "AggregateUFOsByState", "TopTenStates", "TopStatesToDatabase"]
 
 
 if sys.argv and sys.argv[0].endswith(("luigi", "luigi/__main__.py")):
     logs.configure()
+    arm_alerts()
 # luigi.cfg's [core] rpc_retry_attempts and rpc_retry_wait are read by Luigi's scheduler client,
 # not by its [core] config class, which warns about them on every run.
 warnings.filterwarnings(
@@ -42,4 +49,10 @@ warnings.filterwarnings(
 )
 luigi.Task.event_handler(luigi.Event.FAILURE)(report_failure)
 luigi.Task.event_handler(luigi.Event.BROKEN_TASK)(report_failure)
+luigi.Task.event_handler(luigi.Event.PROCESS_FAILURE)(report_lost)
+luigi.Task.event_handler(luigi.Event.TIMEOUT)(report_lost)
+luigi.Task.event_handler(luigi.Event.SUCCESS)(report_success)
 luigi.Task.event_handler(luigi.Event.PROCESSING_TIME)(report_done)
+luigi.Task.event_handler(luigi.Event.START)(lineage.on_start)
+luigi.Task.event_handler(luigi.Event.SUCCESS)(lineage.on_success)
+luigi.Task.event_handler(luigi.Event.FAILURE)(lineage.on_failure)

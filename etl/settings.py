@@ -106,6 +106,19 @@ def _layouts(value: str) -> tuple[Layout, ...]:
         raise ValueError(str(err)) from None
 
 
+def _addresses(value: str) -> tuple[str, ...]:
+    found = tuple(a.strip() for a in value.split(",") if a.strip())
+    if not found or not all("@" in a and " " not in a for a in found):
+        raise ValueError("expected e-mail addresses, comma-separated")
+    return found
+
+
+def _web_url(value: str) -> str:
+    if not value.startswith(("https://", "http://")):
+        raise ValueError("expected an http:// or https:// URL")  # the value is a secret
+    return value
+
+
 def _zone(value: str) -> ZoneInfo:
     try:
         return ZoneInfo(value)
@@ -198,6 +211,20 @@ SETTINGS: dict[str, Setting] = {
         "UFO_TIMEZONE", "timezone", "UTC", _zone,
         "the worker: the time zone of `UFO_SCHEDULE_TIME`",
     ),
+    "alert_email": Setting(
+        "UFO_ALERT_EMAIL", "alert_email", None, _addresses,
+        "e-mail failure alerts to these addresses (comma-separated), through luigi.cfg's "
+        "`[email]` and `[smtp]`",
+    ),
+    "smtp_password": Setting(
+        "UFO_SMTP_PASSWORD", None, None, _text,
+        "the password of luigi.cfg's `[smtp] username` for alert e-mails",
+    ),
+    "alert_webhook": Setting(
+        "UFO_ALERT_WEBHOOK", None, None, _web_url,
+        "POST failure alerts as JSON (`text`, which Slack and similar tools show) to this URL; "
+        "a secret: never logged",
+    ),
     "run_dir": Setting(
         "UFO_RUN_DIR", None, ".run", _path,
         "where `make demo` and `make up` keep their lake, database, logs and processes",
@@ -225,6 +252,9 @@ class Settings:
     local_scheduler: bool
     schedule_time: dt.time | None
     timezone: ZoneInfo
+    alert_email: tuple[str, ...] | None
+    smtp_password: str | None
+    alert_webhook: str | None
     run_dir: Path
 
     def require_source(self) -> str:

@@ -8,6 +8,7 @@ import json
 import logging
 import time
 
+from etl.pipeline import lineage
 from etl.pipeline.base import UfoTask
 from etl.pipeline.read import ReadUFOs
 from etl.pipeline.reporting import span
@@ -55,8 +56,12 @@ class AggregateUFOsByState(UfoTask, ProjectSparkSubmitTask):
 
     def run(self) -> None:
         started = time.monotonic()
+        raw = self.input()
+        reads = [self.lake.uri(raw[day].records()) for day in self.dates]
         try:
-            self.submit()
+            with lineage.spark_application(self, reads, [self.lake.uri(self.attempt)]) as conf:
+                self.extra_conf = conf
+                self.submit()
         except Exception:
             self.lake.remove(self.attempt)  # nothing was published: leave nothing behind
             raise

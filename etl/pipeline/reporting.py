@@ -3,20 +3,32 @@
 ``report_failure`` prints ``ufo: error: TASK: what to fix`` (the line the worker service and the
 README point at); ``report_done`` logs ``done: TASK in N s -> OUTPUT``. ``etl/__init__.py``
 attaches both to Luigi's events.
+
+Under Luigi's command line, ``arm_alerts`` also keeps a ledger of how each task ended (a file
+that the run's task processes append to) and, when the run exits, sends one alert
+(``etl.adapters.alerts``) listing every task whose last attempt failed: one message for a whole
+backfill, none for a failure that a retry mended. The worker service sends its runs' alerts
+itself, so the runs it starts (``ALERTS_BY_WORKER`` set) keep no ledger.
 """
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import errno
+import json
 import logging
 import os
+import secrets
 import sys
+import tempfile
+from pathlib import Path
 
 import luigi
 
+from etl.adapters.alerts import Alert, Failure, deliver
 from etl.errors import UfoError
-from etl.logs import say_at_exit
+from etl.logs import log_dir, say_at_exit
 
 logger = logging.getLogger("ufo")
 
@@ -40,6 +52,7 @@ def report_failure(task: luigi.Task, exception: BaseException) -> None:
     else:
         message = f"{type(exception).__name__}: {exception}".splitlines()[0]
     line = f"ufo: error: {task.task_id if task is not None else 'luigi'}: {message}"
+    _note(task, "failed", line)
     if os.getpid() == _MAIN_PID:
         say_at_exit(line)
     elif line not in _printed:  # Luigi reports some failures twice (FAILURE, BROKEN_TASK)
@@ -67,6 +80,80 @@ def _disk_advice(err: OSError) -> str | None:
         f"{reason}{where}: the lake (UFO_STORAGE), the log directory (UFO_LOG_DIR) and the "
         "temporary directory (TMPDIR) must be writable and have free space"
     )
+
+
+def report_lost(task: luigi.Task, error: str) -> None:
+    """A task whose process died or timed out (Luigi's PROCESS_FAILURE and TIMEOUT)."""
+    report_failure(task, RuntimeError(str(error).strip() or "its process ended unexpectedly"))
+
+
+def report_success(task: luigi.Task) -> None:
+    _note(task, "done")
+
+
+# -- the run's alert --------------------------------------------------------------------------
+
+#: Set by the worker service in the environment of the runs it starts.
+ALERTS_BY_WORKER = "UFO_ALERTS_BY_WORKER"
+
+_ledger: Path | None = None
+
+
+def arm_alerts() -> None:
+    """Keep this run's ledger and send its alert at exit (Luigi's command line only)."""
+    global _ledger
+    if _ledger is not None or os.environ.get(ALERTS_BY_WORKER):
+        return
+    _ledger = Path(tempfile.gettempdir()) / f"ufo-run-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
+    atexit.register(_alert_at_exit)
+
+
+def _note(task: luigi.Task | None, outcome: str, reason: str = "") -> None:
+    if _ledger is None or task is None:
+        return
+    dates = [d.isoformat() for d in getattr(task, "dates", ())]
+    entry = {"id": task.task_id, "family": task.task_family, "dates": dates,
+             "outcome": outcome, "reason": reason}  # fmt: skip
+    try:  # one short line in append mode: the task processes' lines do not interleave
+        with open(_ledger, "a", encoding="utf-8") as ledger:
+            ledger.write(json.dumps(entry) + "\n")
+    except OSError as err:
+        logger.warning("alerts: cannot note how %s ended (%s)", task.task_id, err)
+
+
+def failed_tasks(ledger: Path) -> list[Failure]:
+    """The tasks whose last outcome in ``ledger`` is a failure, in the order they failed."""
+    last: dict[str, dict] = {}
+    try:
+        lines = ledger.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a killed task process
+        last.pop(entry["id"], None)  # re-inserted: the order of the last outcomes
+        last[entry["id"]] = entry
+    return [
+        Failure(e["family"], tuple(e["dates"]), e["reason"])
+        for e in last.values()
+        if e["outcome"] == "failed"
+    ]
+
+
+def _alert_at_exit() -> None:
+    if _ledger is None or os.getpid() != _MAIN_PID:
+        return
+    try:
+        failures = failed_tasks(_ledger)
+        _ledger.unlink(missing_ok=True)
+        if failures:
+            where = log_dir()
+            log = str(where / "pipeline.log") if where else "the run's output"
+            deliver(Alert("a pipeline run", tuple(failures), log))
+    except Exception as err:  # an alert never changes how the run ends
+        logger.warning("alerts: the run's alert was not sent: %s", err)
 
 
 def report_done(task: luigi.Task, seconds: float) -> None:

@@ -62,6 +62,14 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
     def master(self) -> str:
         return load_settings().spark_master
 
+    #: More ``--conf`` settings for this submission (lineage's parent run).
+    extra_conf: dict[str, str] = {}
+
+    @property
+    def conf(self) -> dict | None:
+        merged = {**(super().conf or {}), **self.extra_conf}
+        return merged or None
+
     @property
     def spark_submit(self) -> str:
         configured = luigi.configuration.get_config().get("spark", "spark-submit", None)

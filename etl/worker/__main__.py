@@ -12,12 +12,13 @@ import sys
 import threading
 
 from etl import logs
+from etl.adapters.alerts import Outbox
 from etl.adapters.lake import open_lake
 from etl.errors import ConfigError, UfoError
 from etl.redact import redact_source
 from etl.settings import load_settings
 from etl.worker.claims import DEFAULT_LEASE
-from etl.worker.requests import REQUESTS
+from etl.worker.requests import REQUESTS, environment_secrets
 from etl.worker.runs import DEFAULT_TIMEOUT, seconds_text
 from etl.worker.schedule import (
     DailySchedule,
@@ -123,12 +124,23 @@ def main(argv: list[str] | None = None) -> int:
     url = None if local else scheduler_url(args.scheduler_host, args.scheduler_port)
     stopping = threading.Event()
     stop_on_signals(stopping)
+    alerts = Outbox(environment_secrets())
     runner = RequestRunner(
         lake, for_requests, worker_id, timeout=args.timeout, lease=lease, luigid_url=url,
-        stopping=stopping,
+        stopping=stopping, alerts=alerts,
     )  # fmt: skip
-    schedule = schedule_from_settings(scheduler, timeout=args.timeout, stopping=stopping)
-    logger.info("worker %s watching %s", worker_id, lake.uri(REQUESTS))
+    schedule = schedule_from_settings(
+        scheduler, timeout=args.timeout, stopping=stopping, alerts=alerts
+    )
+    try:
+        return _run(args, runner, schedule, worker_id, local)
+    finally:
+        alerts.close()  # what is still being sent, within its bound
+
+
+def _run(args, runner: RequestRunner, schedule: DailySchedule | None, worker_id: str,
+         local: bool) -> int:  # fmt: skip
+    logger.info("worker %s watching %s", worker_id, runner.lake.uri(REQUESTS))
     if not local:
         _warn_without_luigid(args.scheduler_host, args.scheduler_port)
     if not args.once:

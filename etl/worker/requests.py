@@ -28,7 +28,9 @@ ALLOWED_ENV = ("UFO_SOURCE",)
 RESULT_SUFFIXES = (".done.yaml", ".error.yaml")
 MAX_REQUEST_BYTES = 64 * 1024
 # Credentials in the environment: never written to a result or a log line.
-_SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PGPASSWORD")
+_SECRET_ENV = (
+    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PGPASSWORD", "UFO_SMTP_PASSWORD", "UFO_ALERT_WEBHOOK",
+)  # fmt: skip
 
 
 class _RequestLoader(yaml.SafeLoader):

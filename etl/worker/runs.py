@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from etl.pipeline.reporting import ALERTS_BY_WORKER
 from etl.redact import redact_text
 from etl.worker.requests import Request
 
@@ -139,7 +140,8 @@ def run_luigi(
     argv = request.argv(scheduler)
     logger.info("%s: running %s", title, redact_text(" ".join(argv[2:]), secrets))
     # Unbuffered, so that the run's lines reach the log as they are printed.
-    env = dict(os.environ, **request.env, PYTHONUNBUFFERED="1")
+    # The worker sends the alert of a failed run itself (etl.pipeline.reporting).
+    env = dict(os.environ, **request.env, PYTHONUNBUFFERED="1", **{ALERTS_BY_WORKER: "1"})
     return run_streamed(
         argv, env, label=label, timeout=timeout, secrets=secrets, log_path=log_path, stop=stop
     )

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import luigi.configuration
 
+from etl.adapters.alerts import Alert, Failure, Outbox
 from etl.settings import load_settings
 from etl.worker.requests import Request, environment_secrets
 from etl.worker.runs import DEFAULT_TIMEOUT, RunOutcome, run_luigi, seconds_text
@@ -35,6 +36,7 @@ class DailySchedule:
         scheduler: list[str],
         timeout: float = DEFAULT_TIMEOUT,
         stopping: threading.Event | None = None,
+        alerts: Outbox | None = None,
     ):
         self.at = at
         self.stopping = stopping
@@ -42,6 +44,7 @@ class DailySchedule:
         self.scheduler = scheduler
         self.timeout = timeout
         self.secrets = environment_secrets()
+        self.alerts = alerts or Outbox(self.secrets)
         self.last_day: dt.date | None = None
 
     def due(self, now: dt.datetime) -> dt.date | None:
@@ -86,6 +89,15 @@ class DailySchedule:
             )  # fmt: skip
         else:
             logger.info("schedule: the run for %s is done (exit code 0)", day)
+        if run.timed_out or (run.exit_code != 0 and not run.stopped):
+            reason = (
+                f"ufo: error: schedule: the run for {day} timed out after "
+                f"{seconds_text(self.timeout)} s and was stopped"
+                if run.timed_out
+                else run.reason or f"the run exited with code {run.exit_code}"
+            )
+            failure = Failure("the daily run of TopStatesToDatabase", (day,), reason)
+            self.alerts.put(Alert("the daily schedule", (failure,), "the worker's log"))
         return run
 
 
@@ -93,6 +105,7 @@ def schedule_from_settings(
     scheduler: list[str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     stopping: threading.Event | None = None,
+    alerts: Outbox | None = None,
 ) -> DailySchedule | None:
     """The daily schedule UFO_SCHEDULE_TIME and UFO_TIMEZONE set, or None without a time."""
     settings = load_settings()
@@ -100,7 +113,7 @@ def schedule_from_settings(
         return None
     return DailySchedule(
         settings.schedule_time, settings.timezone, scheduler or scheduler_args(), timeout=timeout,
-        stopping=stopping,
+        stopping=stopping, alerts=alerts,
     )  # fmt: skip
 
 

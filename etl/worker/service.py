@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from etl.adapters.alerts import Alert, Failure, Outbox
 from etl.adapters.lake import Lake
 from etl.redact import redact_text
 from etl.worker import luigid
@@ -77,6 +78,7 @@ class RequestRunner:
         lease: float = DEFAULT_LEASE,
         luigid_url: str | None = None,
         stopping: threading.Event | None = None,
+        alerts: Outbox | None = None,
     ):
         self.lake = lake
         # Set when the worker is told to stop (SIGTERM): its run is stopped, the request left
@@ -89,6 +91,7 @@ class RequestRunner:
         self.lease = lease
         self.claims = Claims(lake, worker_id, lease)
         self.secrets = environment_secrets()
+        self.alerts = alerts or Outbox(self.secrets)
 
     def pending(self) -> list[str]:
         """The names of the request files waiting in ``requests/`` (hidden ones are being
@@ -163,6 +166,7 @@ class RequestRunner:
         started = dt.datetime.now(dt.UTC)
         secrets = list(self.secrets)
         text: str | None = None
+        request: Request | None = None
         result: dict[str, object]
         with tempfile.TemporaryDirectory(prefix="ufo-request-") as tmp:
             log_path = os.path.join(tmp, "run.log")
@@ -234,7 +238,18 @@ class RequestRunner:
         )
         self.lake.remove(rel)
         self.claims.release(name)
+        if status == "error":
+            self._alert(name, request, str(record.get("error", "")), logged=bool(text))
         return status
+
+    def _alert(self, name: str, request: Request | None, reason: str, logged: bool) -> None:
+        """One alert for a request that ended in its ``.error.yaml`` (sent in the background)."""
+        stem = name.rsplit(".", 1)[0]
+        dates = (request.params["date"],) if request and "date" in request.params else ()
+        log = f"{stem}.log" if logged and self.lake.exists(f"{REQUESTS}/{stem}.log") else None
+        where = self.lake.uri(f"{REQUESTS}/{log or stem + '.error.yaml'}")
+        failure = Failure(f"run request {name}", dates, reason or "see the result file")
+        self.alerts.put(Alert("the worker's run requests", (failure,), where))
 
     def _run(
         self,

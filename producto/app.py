@@ -1,9 +1,10 @@
-"""The web app: the page at ``/``, the JSON API under ``/api/v1``, and ``/health``.
+"""The web app: the page at ``/``, the JSON API under ``/api/v1``, ``/health`` and ``/metrics``.
 
 ``create_app(settings)`` wires the parts: ``producto.pages`` (the page), ``producto.api`` (the
-API and health), ``producto.errors`` (error answers and security headers); all SQL is in
-``producto.queries``. ``app`` (for ``uvicorn producto.app:app``) is built from the environment
-on first use, so importing this module needs no configuration and no database.
+API and health), ``producto.metrics`` (Prometheus metrics), ``producto.errors`` (error answers
+and security headers); all SQL is in ``producto.queries``. ``app`` (for ``uvicorn
+producto.app:app``) is built from the environment on first use, so importing this module needs
+no configuration and no database.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CollectorRegistry
 
-from producto import api, errors, pages, queries
+from producto import api, errors, metrics, pages, queries
 from producto.settings import Settings
 
 
@@ -42,6 +44,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.health_router)
     app.include_router(api.router)
     app.include_router(pages.router)
+    # Before errors.install, so that its middlewares wrap the metrics' one: HeadAsGet hands on a
+    # copy of the scope, and the route the router notes is seen only in the copy.
+    metrics.install(app, engine, CollectorRegistry())
     errors.install(app)
     return app
 

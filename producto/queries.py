@@ -43,6 +43,24 @@ class Reject:
     fields: dict[str, Any]  # the source's column names -> values, in the source's order
 
 
+@dataclass(frozen=True)
+class NewestRun:
+    """The newest loaded run date, when its run finished, and its valid and rejected rows."""
+
+    run_date: dt.date
+    finished_at: dt.datetime
+    valid: int
+    rejected: int
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How many run dates are loaded, and the newest of them (None while none is)."""
+
+    runs: int
+    newest: NewestRun | None
+
+
 def create_engine(url: str) -> sa.Engine:
     """An engine whose sessions refuse writes, whatever the role may do."""
     return sa.create_engine(
@@ -128,6 +146,18 @@ _STORED_BY_REASON = sa.text(
 )
 
 
+# Local to the transaction: the app's other statements keep the server's setting.
+_STATEMENT_TIMEOUT = sa.text(
+    "SELECT set_config('statement_timeout', CAST(:milliseconds AS text), true)"
+)
+
+# The window counts every run date: it is computed before LIMIT keeps the newest row.
+_NEWEST_RUN = sa.text(
+    "SELECT run_date, finished_at, valid, rejected, count(*) OVER () AS runs "
+    "FROM ufo_runs ORDER BY run_date DESC LIMIT 1"
+)
+
+
 def ping(conn: sa.Connection) -> None:
     """Fail unless the database answers."""
     conn.execute(_PING).scalar_one()
@@ -210,3 +240,15 @@ def rejects(conn: sa.Connection, run_date: dt.date, reason: str | None) -> list[
 def stored_by_reason(conn: sa.Connection, run_date: dt.date) -> dict[str, int]:
     """How many rejected rows of each reason are stored for a run (reasons with none absent)."""
     return {reason: int(n) for reason, n in conn.execute(_STORED_BY_REASON, {"run_date": run_date})}
+
+
+def freshness(conn: sa.Connection, timeout_ms: int) -> Freshness | None:
+    """The loaded run dates' count and the newest run, each statement cancelled after
+    ``timeout_ms``; None when ``ufo_runs`` does not exist yet."""
+    conn.execute(_STATEMENT_TIMEOUT, {"milliseconds": timeout_ms})
+    if not _runs_shape(conn)[0]:
+        return None
+    row = conn.execute(_NEWEST_RUN).first()
+    if row is None:
+        return Freshness(runs=0, newest=None)
+    return Freshness(runs=row.runs, newest=NewestRun(*row[:4]))

@@ -400,3 +400,27 @@ def test_a_spark_connect_client_reads_the_aggregate(stack, expected, aggregated,
 def test_producto_answers_health_through_the_read_only_role(stack):
     health = get_json(f"http://127.0.0.1:{PRODUCTO_PORT}/health")
     assert health, health
+
+
+def test_luigid_and_producto_serve_prometheus_metrics(stack):
+    import calendar
+    import datetime as dt
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = {}
+    for service, port in (("luigid", LUIGID_PORT), ("producto", PRODUCTO_PORT)):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            assert response.status == 200, service
+            text = response.read().decode()
+        families[service] = {f.name: f for f in text_string_to_metric_families(text)}
+    # luigid's own collector ([scheduler] metrics_collector = prometheus in luigi.cfg).
+    luigi_task_families = [n for n in families["luigid"] if n.startswith("luigi_task_")]
+    assert luigi_task_families, sorted(families["luigid"])
+    gauges = {
+        s.name: s.value for f in families["producto"].values() for s in f.samples if not s.labels
+    }
+    assert gauges["ufo_database_up"] == 1.0
+    # The run on `up` is of REAL_RUN_DATE; the fault tests only load earlier dates after it.
+    end_of_run_date = calendar.timegm((REAL_RUN_DATE + dt.timedelta(days=1)).timetuple())
+    assert gauges["ufo_latest_run_date_seconds"] == end_of_run_date

@@ -21,6 +21,7 @@ from tests.cluster.support import (
     start_on,
     wait_until,
 )
+from tests.receivers import HttpSink
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.shared_data]
 
@@ -108,10 +109,18 @@ def test_failing_task_is_retried_then_disabled_and_exit_codes_say_so(
     env = cluster_env(tmp_path / "lake", database_url, source, None)
     args = ("ReadUFOs", "--date", SMALL_DATE.isoformat())
 
-    # A keep-alive worker fails, waits retry_delay, fails again and is then disabled.
-    first = run_on(luigid, *args, "--worker-keep-alive", env=env, timeout=120)
+    # A keep-alive worker fails, waits retry_delay, fails again and is then disabled: one
+    # alert, sent once the scheduler's retries are over, not one per try.
+    with HttpSink() as hook:
+        env["UFO_ALERT_WEBHOOK"] = f"{hook.url}/hook"
+        first = run_on(luigid, *args, "--worker-keep-alive", env=env, timeout=120)
+        time.sleep(1)
+    del env["UFO_ALERT_WEBHOOK"]
     assert first.returncode == TASK_FAILED, first.stderr[-3000:]
     assert "does not exist" in first.stderr
+    [(_, alert)] = hook.posts
+    [failure] = alert["alert"]["failures"]
+    assert failure["what"] == "ReadUFOs" and "does not exist" in failure["reason"]
     events = [(ev, ts) for _t, fam, _p, ev, ts in luigid.history() if fam == "ReadUFOs"]
     runs = [ts for ev, ts in events if ev == "RUNNING"]
     assert [ev for ev, _ in events].count("FAILED") == 2 and len(runs) == 2, events
@@ -146,17 +155,21 @@ def test_kept_alive_worker_retries_until_the_late_source_appears(
     env = cluster_env(tmp_path / "lake", database_url, source, None)
     log = tmp_path / "worker.log"
     args = ("ReadUFOs", "--date", SMALL_DATE.isoformat(), "--worker-keep-alive")
-    worker = start_on(luigid, *args, env=env, out=log)
-    try:
-        wait_until(lambda: "ReadUFOs" in luigid.families("FAILED"), "ReadUFOs to fail", 60)
-        assert worker.poll() is None, "the kept-alive worker should wait for the retry"
-        source.parent.mkdir()
-        shutil.copyfile(small_source, source)
-        code = worker.wait(timeout=120)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
+    with HttpSink() as hook:  # a failure that the retry mends sends no alert
+        env["UFO_ALERT_WEBHOOK"] = f"{hook.url}/hook"
+        worker = start_on(luigid, *args, env=env, out=log)
+        try:
+            wait_until(lambda: "ReadUFOs" in luigid.families("FAILED"), "ReadUFOs to fail", 60)
+            assert worker.poll() is None, "the kept-alive worker should wait for the retry"
+            source.parent.mkdir()
+            shutil.copyfile(small_source, source)
+            code = worker.wait(timeout=120)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+        time.sleep(1)
     assert code == 0, log.read_text(errors="replace")[-4000:]
+    assert hook.posts == []
     assert list(luigid.families("DONE")) == ["ReadUFOs"]
     events = [(ev, ts) for _t, fam, _p, ev, ts in luigid.history() if fam == "ReadUFOs"]
     names = [ev for ev, _ in events]

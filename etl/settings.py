@@ -162,6 +162,16 @@ SETTINGS: dict[str, Setting] = {
         "SPARK_MASTER", "spark_master", "local[*]", _text,
         "where AggregateUFOsByState runs: `local[*]` or `spark://host:7077`",
     ),
+    "spark_events": Setting(
+        "UFO_SPARK_EVENTS", "spark_events", None, _text,
+        "keep each Spark application's event log (rolled at 64 MB) in this directory or URI "
+        "(`file:`, `s3a://`), where Spark's history server reads them",
+    ),
+    "spark_history": Setting(
+        "UFO_SPARK_HISTORY_URL", "spark_history_url", None, _text,
+        "the address of that history server: a finished Spark step's link (luigid's tracking "
+        "URL, the `done:` line) points at its application there",
+    ),
     "stale_attempts": Setting(
         "UFO_STALE_ATTEMPT_HOURS", "stale_attempt_hours", "6", _hours,
         "hours after which an attempt directory nothing published (an interrupted run) is "
@@ -241,6 +251,8 @@ class Settings:
     database_url: str | None
     layouts: tuple[Layout, ...] | None
     spark_master: str
+    spark_events: str | None
+    spark_history: str | None
     stale_attempts: dt.timedelta
     reject_rows: int
     db_connect_timeout: int

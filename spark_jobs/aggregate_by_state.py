@@ -20,7 +20,7 @@ figures are derived from that. Under ``--output``:
   and ``reason``. Snapshot D's rejects are the files with ``S <= D`` (a row rejected on D stays
   rejected later, so each row is written once however many dates a run covers);
 * ``reports/date=D/quality.json``: the row counts of snapshot D, which add up to ``input``;
-* ``_job.json``: all of the above per date, for the publisher.
+* ``_job.json``: all of the above per date, for the publisher, and the application's id.
 
 Nothing here is visible to readers until ``AggregateUFOsByState`` publishes each date's manifest.
 The data rules (README, "Data contract") are in ``transform_classify`` and ``snapshot_counts``;
@@ -769,6 +769,7 @@ def main(argv: list[str] | None = None) -> int:
             layout_of.update(dict.fromkeys(found, layout))
             firsts.update(shared)
         job = publishable(spark, args.output, reports, layout_of, firsts)
+        job["application"] = spark.conf.get("spark.app.id", None)  # its history server page
         load_json(spark, job, f"{args.output}/_job.json")
         for day in sorted(reports):
             print(json.dumps(reports[day], sort_keys=True))

@@ -7,7 +7,8 @@ the user's home at start-up (never into an image layer):
 * ``$LUIGI_CONFIG_PATH``: the scheduler address, luigid's task-history database and state path;
   read after ``/app/luigi.cfg``, so it overrides it.
 * ``$SPARK_CONF_DIR/spark-defaults.conf``: the image's defaults plus the S3A endpoint and region
-  (from ``AWS_ENDPOINT_URL``, ``AWS_REGION``), ``spark.ufo.jdbc.*`` for the interactive shell
+  (from ``AWS_ENDPOINT_URL``, ``AWS_REGION``), the event log (``UFO_SPARK_EVENTS``, which the
+  history server reads), ``spark.ufo.jdbc.*`` for the interactive shell
   (from ``UFO_SHELL_DATABASE_URL`` only: compose gives it the read-only role, never the owner
   that ``UFO_DATABASE_URL`` carries) and any ``key=value`` pairs listed (one per line or
   separated by spaces) in ``UFO_SPARK_CONF``.
@@ -76,6 +77,12 @@ def spark_defaults(env: dict[str, str]) -> str:
         if url.password:
             # Spark redacts keys containing "password" in its UI and logs.
             lines.append(f"spark.ufo.jdbc.password {url.password}")
+    events = env.get("UFO_SPARK_EVENTS")
+    if events:  # every Spark application of the container: the pipeline's, Connect's, a shell's
+        lines.append("spark.eventLog.enabled true")
+        lines.append(f"spark.eventLog.dir {events}")
+        lines.append("spark.eventLog.rolling.enabled true")
+        lines.append("spark.eventLog.rolling.maxFileSize 64m")
     for pair in env.get("UFO_SPARK_CONF", "").split():
         key, sep, value = pair.partition("=")
         if not sep or not key.startswith("spark."):

@@ -17,6 +17,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from etl.settings import setting
 
@@ -90,3 +91,31 @@ def driver_java_options(spark_submit: str) -> list[str]:
     if path is None or not path.is_file():
         return []
     return [f"-XX:SharedArchiveFile={path}"]
+
+
+#: An application's event log is rolled into files of this size, so that a long one stays
+#: readable and the history server's cleaner can drop old parts.
+EVENT_LOG_FILE_SIZE = "64m"
+
+
+def event_log_conf(where: str) -> dict[str, str]:
+    """``spark.eventLog.*`` settings for event logs under ``where`` (a directory, a ``file:``
+    URI, or a URI such as ``s3a://bucket/spark-events``); a local directory is made first,
+    since Spark refuses to start without it."""
+    if "://" not in where and not where.startswith("file:"):
+        path = Path(where).expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        where = path.as_uri()
+    elif where.startswith("file:"):
+        Path(urlsplit(where).path).mkdir(parents=True, exist_ok=True)
+    return {
+        "spark.eventLog.enabled": "true",
+        "spark.eventLog.dir": where,
+        "spark.eventLog.rolling.enabled": "true",
+        "spark.eventLog.rolling.maxFileSize": EVENT_LOG_FILE_SIZE,
+    }
+
+
+def history_page(history_url: str, application_id: str) -> str:
+    """The history server's page of one application."""
+    return f"{history_url.rstrip('/')}/history/{application_id}/jobs/"

@@ -8,6 +8,7 @@ import json
 import logging
 import time
 
+from etl.adapters import spark
 from etl.pipeline import lineage
 from etl.pipeline.base import UfoTask
 from etl.pipeline.read import ReadUFOs
@@ -29,6 +30,7 @@ class AggregateUFOsByState(UfoTask, ProjectSparkSubmitTask):
 
     app = str(AGGREGATE_BY_STATE)
     resources = {"spark_applications": 1}
+    history_page: str | None = None  # its application's page in the history server, once run
 
     @property
     def name(self) -> str:
@@ -67,6 +69,7 @@ class AggregateUFOsByState(UfoTask, ProjectSparkSubmitTask):
             raise
         spark_seconds = time.monotonic() - started
         job = json.loads(self.lake.read_text(f"{self.attempt}/_job.json"))
+        self.point_at_history(job.get("application"))
         self.publish(job, time.monotonic())  # its progress: the publishing's own time
         for day in self.dates[:3]:
             logger.info(
@@ -76,6 +79,18 @@ class AggregateUFOsByState(UfoTask, ProjectSparkSubmitTask):
             "AggregateUFOsByState %s: %d date(s) in one Spark run of %.1f s, published in %s",
             span(self.dates), len(self.dates), spark_seconds, self.lake.uri(self.attempt),
         )  # fmt: skip
+
+    def point_at_history(self, application: str | None) -> None:
+        """Once the application has ended its UI is gone: point luigid's tracking URL and the
+        ``done:`` line at its page in the history server (UFO_SPARK_HISTORY_URL)."""
+        history = self.settings.spark_history
+        if not (application and history and self.settings.spark_events):
+            return
+        self.history_page = spark.history_page(history, application)
+        if callable(self.set_tracking_url):  # set by Luigi while the task runs
+            self.set_tracking_url(self.history_page)
+        logger.info("%s: Spark application %s in the history server at %s",
+                    self.name, application, self.history_page)  # fmt: skip
 
     def publish(self, job: dict, started: float) -> None:
         """Publish each date's files that the job lists, with its quality report and source

@@ -163,6 +163,9 @@ def report_done(task: luigi.Task, seconds: float) -> None:
         where = f"{len(outputs)} outputs, first {outputs[0]}"
     else:
         where = outputs[0] if outputs else "no output of its own"  # e.g. RangeDaily
+    history = getattr(task, "history_page", None)
+    if history:
+        where += f"; Spark application: {history}"
     logger.info("done: %s in %.1f s -> %s", task.task_id, seconds, where)
 
 

@@ -67,7 +67,13 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
 
     @property
     def conf(self) -> dict | None:
-        merged = {**(super().conf or {}), **self.extra_conf}
+        """luigi.cfg's ``[spark] conf``, the event log's (UFO_SPARK_EVENTS) and ``extra_conf``."""
+        events = load_settings().spark_events
+        merged = {
+            **(super().conf or {}),
+            **(spark.event_log_conf(events) if events else {}),
+            **self.extra_conf,
+        }
         return merged or None
 
     @property

@@ -38,7 +38,7 @@ def _say(message: str = "") -> None:
 def prepare(args: argparse.Namespace) -> tuple[str, str]:
     """Set UFO_* for this process (sample data and private database as needed); (source, kind)."""
     from etl.redact import redact_source
-    from etl.tools import sample
+    from etl.tools import history, sample
     from etl.tools.localpg import LocalPostgres
 
     run = run_dir()
@@ -59,6 +59,13 @@ def prepare(args: argparse.Namespace) -> tuple[str, str]:
         "UFO_SOURCE": source,
         "UFO_STORAGE": os.environ.setdefault("UFO_STORAGE", str((run / "lake").resolve())),
         "UFO_LOG_DIR": os.environ.setdefault("UFO_LOG_DIR", str((run / "logs").resolve())),
+        # Every Spark application's event log, for the history server of `make up`.
+        "UFO_SPARK_EVENTS": os.environ.setdefault(
+            "UFO_SPARK_EVENTS", str((run / "spark-events").resolve())
+        ),
+        "UFO_SPARK_HISTORY_URL": os.environ.setdefault(
+            "UFO_SPARK_HISTORY_URL", f"http://127.0.0.1:{history.DEFAULT_PORT}"
+        ),
         "UFO_DATABASE_URL": settings.database_url
         or LocalPostgres(run.resolve() / "postgres").start().url,
     }

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from etl.errors import UfoError
 from etl.settings import setting
+from etl.tools import history
 from etl.tools.localpg import LocalPostgres
 from etl.tools.orphans import MARKER, leftover_runs, stop_leftover_runs
 
@@ -170,6 +171,8 @@ def _reap(pid: int) -> None:
 LUIGID = Service("luigid", marker="luigid")
 WORKER = Service("worker", marker="etl.worker")
 PRODUCTO = Service("producto", marker="producto")
+HISTORY = Service("history", marker="HistoryServer")
+SERVICES = (PRODUCTO, WORKER, HISTORY, LUIGID)  # in the order they are stopped
 
 
 def demo_postgres(env: dict[str, str]) -> LocalPostgres | None:
@@ -245,6 +248,20 @@ def start_luigid(env: dict[str, str], port: int) -> str:
     return address
 
 
+def start_history(env: dict[str, str]) -> str:
+    """Spark's history server on 127.0.0.1, over the demo's event logs; its address."""
+    events, port = history.events_and_port(env, run_dir())
+    address = f"http://{HOST}:{port}"
+    if HISTORY.running_pid() is None and _port_taken(port):
+        raise LocalStackError(f"port {port} is taken by another program: set another port in "
+                              f"UFO_SPARK_HISTORY_URL in {run_dir() / 'demo.env'}.")  # fmt: skip
+    argv, extra = history.command(events, port, HOST)
+    HISTORY.address = address
+    HISTORY.start(argv, dict(os.environ, **env, **extra),
+                  lambda: _http_ok(f"{address}/api/v1/applications"))  # fmt: skip
+    return address
+
+
 def luigid_port() -> int:
     """The running luigid's port, from its pid file."""
     return int(LUIGID.recorded_address().rsplit(":", 1)[1])
@@ -259,11 +276,11 @@ def up(port: int, luigid_port_wanted: int) -> None:
     env = read_env(run_dir() / "demo.env")
     _check_settings(dict(os.environ, **env))
     demo_postgres(env)
-    before = {s.name for s in (LUIGID, WORKER, PRODUCTO) if s.running_pid() is not None}
+    before = {s.name for s in SERVICES if s.running_pid() is not None}
     try:
         _start_all(env, port, luigid_port_wanted)
     except LocalStackError:
-        for service in (PRODUCTO, WORKER, LUIGID):  # what this `up` started, not what ran
+        for service in SERVICES:  # what this `up` started, not what ran
             if service.name not in before:
                 service.stop(quiet=True)
         raise
@@ -280,11 +297,13 @@ def _check_settings(env: dict[str, str]) -> None:
 
 def _start_all(env: dict[str, str], port: int, luigid_port_wanted: int) -> None:
     luigid_address = start_luigid(env, luigid_port_wanted)
+    history_address = start_history(env)
     client_cfg = run_dir() / "luigid" / "client.cfg"
     if not client_cfg.exists():
         _luigi_configs(env, luigid_port())
     worker_env = dict(os.environ, **env, LUIGI_CONFIG_PATH=str(client_cfg))
     worker_env.pop("UFO_LOCAL_SCHEDULER", None)  # this worker uses the luigid started above
+    worker_env.setdefault("UFO_SPARK_HISTORY_URL", history_address)
     worker_env[MARKER] = str(run_dir().resolve())  # inherited by its runs: see leftover_runs
     requests = f"{env.get('UFO_STORAGE', 'lake')}/requests/"
     if "://" not in requests:  # a local lake: the folder the README writes requests into
@@ -309,6 +328,7 @@ def _start_all(env: dict[str, str], port: int, luigid_port_wanted: int) -> None:
     _say("")
     _say(f"producto (the web app)  {PRODUCTO.recorded_address()}/")
     _say(f"luigid (Luigi's UI)     {luigid_address}/")
+    _say(f"Spark history server    {history_address}/")
     _say(f"run requests            {requests} (YAML, see the README)")
     _say(f"logs                    {run_dir() / 'logs'}/")
     _say("stop with: make stop")
@@ -317,7 +337,7 @@ def _start_all(env: dict[str, str], port: int, luigid_port_wanted: int) -> None:
 def stop() -> None:
     """Stop producto, the worker (which stops its run), luigid and the demo's PostgreSQL, and
     any process of a run the worker left; say what was stopped."""
-    stopped = [s.name for s in (PRODUCTO, WORKER, LUIGID) if s.stop()]
+    stopped = [s.name for s in SERVICES if s.stop()]
     left = leftover_runs(run_dir())
     if left:
         stop_leftover_runs(run_dir())
@@ -334,7 +354,7 @@ def stop() -> None:
 
 def running() -> list[str]:
     """What of the local product runs from the run directory now."""
-    names = [s.name for s in (PRODUCTO, WORKER, LUIGID) if s.running_pid() is not None]
+    names = [s.name for s in SERVICES if s.running_pid() is not None]
     left = leftover_runs(run_dir())
     if left:
         names.append(f"a pipeline run of the worker (pids {', '.join(map(str, left))})")

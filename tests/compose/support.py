@@ -19,7 +19,7 @@ FILES = ["-f", "docker-compose.yml", "-f", ".ci/docker-compose.ci.yml"]
 PROFILES = ["--profile", "minio", "--profile", "connect"]
 # The ports of .ci/docker-compose.ci.yml (host networking, all on 127.0.0.1).
 PG_PORT, LUIGID_PORT, SPARK_UI_PORT, PRODUCTO_PORT = 15432, 18082, 18080, 18000
-S3_PORT, CONNECT_PORT = 19000, 18002
+S3_PORT, CONNECT_PORT, HISTORY_PORT = 19000, 18002, 18180
 BUCKET = "ufo-lake"
 LOCAL_JARS = REPO / "docker-images" / "pipeline" / "s3a-jars"
 PIPELINE_TIMEOUT = 1200

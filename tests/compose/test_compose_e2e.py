@@ -47,6 +47,7 @@ from tests.compose.support import (
     CONNECT_PORT,
     FAMILIES,
     FILES,
+    HISTORY_PORT,
     LUIGID_PORT,
     PRODUCTO_PORT,
     SPARK_UI_PORT,
@@ -92,6 +93,7 @@ def test_every_service_is_up_and_healthy(stack):
         "spark-master",
         "spark-worker",
         "spark-connect",
+        "spark-history",
         "luigid",
         "luigi_worker",
         "producto",
@@ -192,6 +194,32 @@ def test_spark_master_lists_the_workers_and_the_finished_application(stack):
     apps = _finished_apps()
     assert [a["name"] for a in apps] == [f"AggregateUFOsByState {REAL_RUN_DATE.isoformat()}"]
     assert apps[0]["state"] == "FINISHED"
+
+
+def test_the_history_server_keeps_the_finished_application_and_links_point_there(stack):
+    """Once the run's application has ended, its UI is gone from the master; the history
+    server still has it, and luigid's tracking URL and the `done:` line point at its page."""
+    [app] = [a for a in _finished_apps() if a["name"].endswith(REAL_RUN_DATE.isoformat())]
+    history = f"http://127.0.0.1:{HISTORY_PORT}"
+    deadline = time.monotonic() + 60  # it reads the event logs every few seconds
+    while not any(a["id"] == app["id"] for a in get_json(f"{history}/api/v1/applications")):
+        assert time.monotonic() < deadline, "the history server does not list the run"
+        time.sleep(2)
+    [listed] = [a for a in get_json(f"{history}/api/v1/applications") if a["id"] == app["id"]]
+    assert listed["attempts"][0]["completed"] is True
+    page = f"{history}/history/{app['id']}/jobs/"
+    with urllib.request.urlopen(page, timeout=30) as response:
+        assert response.status == 200 and "AggregateUFOsByState" in response.read().decode()
+    logs = stack.compose("logs", "--no-color", "luigi_worker").stdout
+    assert f"Spark application: {page}" in logs
+    query = urllib.request.quote(
+        json.dumps({"status": "DONE", "upstream_status": "", "search": "AggregateUFOsByState"})
+    )
+    done = get_json(f"http://127.0.0.1:{LUIGID_PORT}/api/task_list?data={query}")["response"]
+    urls = {
+        t["tracking_url"] for t in done.values() if t["params"].get("date") == str(REAL_RUN_DATE)
+    }
+    assert urls == {page}
 
 
 def test_compose_run_against_the_scheduler_runs_nothing_twice(stack):

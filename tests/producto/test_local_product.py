@@ -89,7 +89,8 @@ def stop_all(env: dict[str, str], run_dir: Path) -> None:
 def demo(tmp_path_factory):
     """`make demo` once, in a run directory of its own; everything stopped at the end."""
     run_dir = tmp_path_factory.mktemp("local-product") / ".run"
-    env = make_env(run_dir)
+    # The history server's address, written into demo.env: a free port, not the default.
+    env = make_env(run_dir, UFO_SPARK_HISTORY_URL=f"http://127.0.0.1:{free_port()}")
     try:
         result = make("demo", env, timeout=900)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -166,7 +167,7 @@ def get_refused(url: str) -> bool:
 
 
 def test_make_up_runs_the_product_and_make_stop_stops_everything(demo):
-    run_dir, env, _ = demo
+    run_dir, env, demo_output = demo
     port, luigid_port = free_port(), free_port()
     env = dict(env, PORT=str(port), LUIGID_PORT=str(luigid_port))
     values = demo_env(run_dir)
@@ -181,6 +182,21 @@ def test_make_up_runs_the_product_and_make_stop_stops_everything(demo):
         assert status == 200
         assert [r["run_date"] for r in json.loads(body)["runs"]] == [values["RUN_DATE"]]
         assert get(f"http://127.0.0.1:{luigid_port}/api/task_list")[0] == 200
+        # Spark's history server lists the demo's finished application, the one its `done:`
+        # line points at.
+        history = values["UFO_SPARK_HISTORY_URL"]
+        assert f"Spark history server    {history}/" in up.stdout
+        deadline = time.monotonic() + 60  # the server reads the event logs every few seconds
+        while not json.loads(get(f"{history}/api/v1/applications")[1]):
+            assert time.monotonic() < deadline, "the history server lists no application"
+            time.sleep(1)
+        [application] = json.loads(get(f"{history}/api/v1/applications")[1])
+        assert application["name"].startswith("AggregateUFOsByState")
+        assert application["attempts"][0]["completed"] is True
+        page = f"{history}/history/{application['id']}/jobs/"
+        assert f"Spark application: {page}" in demo_output
+        assert get(page)[0] == 200
+        assert list((run_dir / "spark-events").iterdir())
         # A run request is picked up by the worker and scheduled by this luigid (the date is
         # loaded already, so Luigi finds it complete: no Spark here).
         requests = run_dir / "lake" / "requests"
@@ -201,12 +217,12 @@ def test_make_up_runs_the_product_and_make_stop_stops_everything(demo):
             run_dir / "luigid" / "client.cfg"
         ).read_text().replace("\nscheduler_port = ", ":")
         again = make("up", env)
-        assert again.stdout.count("already running") == 3
+        assert again.stdout.count("already running") == 4
         pids = {p.stem: json.loads(p.read_text())["pid"] for p in (run_dir / "pids").glob("*.json")}
-        assert set(pids) == {"luigid", "worker", "producto"}
+        assert set(pids) == {"luigid", "worker", "producto", "history"}
     finally:
         stopped = make("stop", env)
-    for name in ("producto", "worker", "luigid", "postgres"):
+    for name in ("producto", "worker", "history", "luigid", "postgres"):
         assert f"stopped {name}" in stopped.stdout, stopped.stdout
     for pid in pids.values():
         assert not Path(f"/proc/{pid}").exists()

@@ -86,6 +86,14 @@ def test_spark_defaults_never_carry_the_database_owner():
     assert "s3cret" not in entrypoint.spark_defaults(ENV)
 
 
+def test_spark_defaults_log_events_for_the_history_server_only_when_asked():
+    assert "spark.eventLog" not in entrypoint.spark_defaults(ENV)
+    conf = _spark_conf(entrypoint.spark_defaults({**ENV, "UFO_SPARK_EVENTS": "file:///ev"}))
+    assert conf["spark.eventLog.enabled"] == "true"
+    assert conf["spark.eventLog.dir"] == "file:///ev"
+    assert conf["spark.eventLog.rolling.enabled"] == "true"
+
+
 def test_spark_defaults_for_aws_s3_use_tls():
     env = {**ENV, "AWS_ENDPOINT_URL": "https://s3.eu-west-1.amazonaws.com"}
     conf = _spark_conf(entrypoint.spark_defaults(env))

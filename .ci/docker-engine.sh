@@ -94,6 +94,7 @@ build_standin() {  # name tag
 build_standin python ufo-ci/python:3.11-slim-bookworm
 build_standin postgres ufo-ci/postgres:15-bookworm
 build_standin s3 ufo-ci/minio:standin
+build_standin nginx ufo-ci/nginx:1.27-bookworm
 
 # 6. The S3A TEST STAND-IN jars (hadoop-aws 3.3.1 + AWS SDK v1 bundle, from the PyPI sdist of
 #    sagemaker-pyspark 1.4.5; Maven Central's 3.4.1 + SDK v2 pair cannot be downloaded here),

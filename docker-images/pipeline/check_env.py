@@ -21,6 +21,8 @@ CHECKED = ("POSTGRES_PASSWORD", "UFO_READONLY_PASSWORD", "S3_SECRET_ACCESS_KEY")
 IN_URLS = ("POSTGRES_PASSWORD", "UFO_READONLY_PASSWORD")
 URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
 MIN_LENGTH = 8  # MinIO refuses shorter root passwords
+#: One user of the proxy: NAME:BCRYPT-HASH (python -m etl.tools.proxyuser NAME makes one).
+PROXY_USER = re.compile(r"^[A-Za-z0-9._@-]+:\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$")
 
 
 def problems(env: dict[str, str]) -> list[str]:
@@ -39,6 +41,27 @@ def problems(env: dict[str, str]) -> list[str]:
             found.append(f"{name} may contain only letters, digits, '-' and '_'.")
         elif len(value) < MIN_LENGTH:
             found.append(f"{name} must have at least {MIN_LENGTH} characters.")
+    return found + proxy_problems(env)
+
+
+def proxy_problems(env: dict[str, str]) -> list[str]:
+    """PROXY_USERS: required with the `proxy` profile, and bcrypt hashes, never passwords."""
+    users = env.get("PROXY_USERS", "").split()
+    profiles = [p.strip() for p in env.get("COMPOSE_PROFILES", "").split(",")]
+    found = []
+    if "proxy" in profiles and not users:
+        found.append(
+            "PROXY_USERS is empty but COMPOSE_PROFILES has `proxy`: add a user as NAME:HASH "
+            "(python -m etl.tools.proxyuser NAME)."
+        )
+    for user in users:
+        name = user.split(":", 1)[0]
+        if not PROXY_USER.match(user):  # never print the entry: it may be a plain password
+            found.append(
+                f"PROXY_USERS: the entry of {name!r} is not NAME:BCRYPT-HASH: make one with "
+                "`python -m etl.tools.proxyuser NAME`, and quote the whole value in .env with "
+                "single quotes."
+            )
     return found
 
 

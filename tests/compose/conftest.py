@@ -14,17 +14,22 @@ import time
 
 import pytest
 
+from etl.tools import proxyuser
 from tests import s3a
 from tests.compose.support import (
     BUCKET,
     E2E_REPORT,
     LOCAL_JARS,
+    PROXY_ENTRY,
     SCALE,
     Stack,
     wait_for_pipeline,
     why_no_docker,
 )
 from tests.support import REAL_2019, REAL_RUN_DATE, shared_file
+
+# A second user, whose password nobody knows: the proxy takes a list.
+BOB = proxyuser.entry("bob", secrets.token_urlsafe(18))
 
 
 # Package scope: torn down after the last test of tests/compose, before the rest of the suite.
@@ -45,7 +50,9 @@ def stack(tmp_path_factory):
         "S3_ACCESS_KEY_ID": "ufo-ci",
         "S3_SECRET_ACCESS_KEY": secrets.token_hex(12),
         "S3_BUCKET": BUCKET,
-        "COMPOSE_PROFILES": "minio,connect",
+        "COMPOSE_PROFILES": "minio,connect,proxy",
+        # Single quotes: compose leaves the hashes' $ signs alone (as the README says).
+        "PROXY_USERS": f"'{PROXY_ENTRY} {BOB}'",
         "UFO_DATA_DIR": str(source.parent),
         "UFO_SOURCE": f"/data/{source.name}",
         "RUN_DATE": REAL_RUN_DATE.isoformat(),

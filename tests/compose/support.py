@@ -4,6 +4,7 @@ ports and services. The ``stack`` fixture that builds and brings it up is in con
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import subprocess
 import time
@@ -13,14 +14,18 @@ from pathlib import Path
 
 import pytest
 
+from etl.tools import proxyuser
 from tests.support import REPO
 
 FILES = ["-f", "docker-compose.yml", "-f", ".ci/docker-compose.ci.yml"]
-PROFILES = ["--profile", "minio", "--profile", "connect"]
+PROFILES = ["--profile", "minio", "--profile", "connect", "--profile", "proxy"]
 # The ports of .ci/docker-compose.ci.yml (host networking, all on 127.0.0.1).
 PG_PORT, LUIGID_PORT, SPARK_UI_PORT, PRODUCTO_PORT = 15432, 18082, 18080, 18000
-S3_PORT, CONNECT_PORT, HISTORY_PORT = 19000, 18002, 18180
+S3_PORT, CONNECT_PORT, HISTORY_PORT, PROXY_PORT = 19000, 18002, 18180, 18443
 BUCKET = "ufo-lake"
+# The proxy's test user (its bcrypt hash goes into PROXY_USERS; the password stays here).
+PROXY_USER, PROXY_PASSWORD = "alice", secrets.token_urlsafe(18)
+PROXY_ENTRY = proxyuser.entry(PROXY_USER, PROXY_PASSWORD)
 LOCAL_JARS = REPO / "docker-images" / "pipeline" / "s3a-jars"
 PIPELINE_TIMEOUT = 1200
 SCALE = ("--scale", "spark-worker=2", "--scale", "luigi_worker=2")
@@ -59,6 +64,7 @@ def why_no_docker() -> str | None:
         "ufo-ci/python:3.11-slim-bookworm",
         "ufo-ci/postgres:15-bookworm",
         "ufo-ci/minio:standin",
+        "ufo-ci/nginx:1.27-bookworm",
     ):
         if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode:
             return f"the CI stand-in image {image} is missing (run `bash .ci/docker-engine.sh`)"

@@ -97,6 +97,7 @@ def test_every_service_is_up_and_healthy(stack):
         "luigid",
         "luigi_worker",
         "producto",
+        "proxy",
     ):
         containers = by_service[name]
         assert len(containers) == expected_count.get(name, 1), containers

@@ -170,6 +170,24 @@ def test_check_env_accepts_real_secrets_and_names_each_problem():
     ]
 
 
+def test_check_env_wants_bcrypt_users_for_the_proxy():
+    from etl.tools.proxyuser import entry
+
+    good = {"POSTGRES_PASSWORD": "x7Gq-2Lp_9", "UFO_READONLY_PASSWORD": "Rr8_kk-00z",
+            "S3_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}  # fmt: skip
+    alice, bob = entry("alice", "a long passphrase"), entry("bob.k", "another passphrase")
+    with_proxy = {**good, "COMPOSE_PROFILES": "minio,proxy"}
+    assert check_env.problems({**with_proxy, "PROXY_USERS": f"{alice} {bob}"}) == []
+    assert check_env.problems({**good, "PROXY_USERS": ""}) == []  # no proxy: no users needed
+    [empty] = check_env.problems({**with_proxy, "PROXY_USERS": " "})
+    assert empty.startswith("PROXY_USERS is empty but COMPOSE_PROFILES has `proxy`")
+    # A plain password, or a hash that compose cut at a $ sign, is refused; never echoed.
+    for wrong in ("alice:my-Secret-pw", alice[:20]):
+        [line] = check_env.problems({**with_proxy, "PROXY_USERS": f"{wrong} {bob}"})
+        assert "the entry of 'alice' is not NAME:BCRYPT-HASH" in line
+        assert wrong.split(":", 1)[1] not in line
+
+
 def test_check_env_exits_1_with_the_reasons(monkeypatch, capsys):
     for name, value in _example_values().items():
         monkeypatch.setenv(name, value)

@@ -164,9 +164,16 @@ def test_every_long_running_service_has_a_healthcheck():
 
 
 def test_ports_are_published_on_loopback_only():
+    """Only the proxy (TLS and a login) may be opened to a network, and only when asked."""
     for name, service in _compose()["services"].items():
         for port in service.get("ports", []):
-            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+            if name == "proxy":
+                assert str(port).startswith("${PROXY_BIND:-127.0.0.1}:"), port
+                assert _example_value("PROXY_BIND") == "127.0.0.1"
+            else:
+                assert str(port).startswith("127.0.0.1:"), (
+                    f"{name} publishes {port} beyond loopback"
+                )
 
 
 def test_images_are_pinned():
@@ -220,7 +227,8 @@ def test_every_service_waits_for_the_placeholder_check():
     check = services["check-env"]
     assert check["command"] == ["ufo-check-env"] and check.get("restart") == "no"
     assert set(check["environment"]) == {
-        "POSTGRES_PASSWORD", "UFO_READONLY_PASSWORD", "S3_SECRET_ACCESS_KEY"
+        "POSTGRES_PASSWORD", "UFO_READONLY_PASSWORD", "S3_SECRET_ACCESS_KEY", "PROXY_USERS",
+        "COMPOSE_PROFILES",
     }  # fmt: skip
     late = [n for n in services if n != "check-env" and not _waits_for(services, n, "check-env")]
     assert not late, f"these services start before check-env has passed: {late}"

@@ -1,0 +1,190 @@
+"""The stack's one way in for a team (profile ``proxy``), on the running stack.
+
+HTTPS only, a login in front of every route, the routes working under their prefixes in a real
+browser (headless Chromium, a screenshot of each kept in test-output/proxy/), the self-signed
+certificate made once and kept across a restart, and Spark's history server listing the run.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import json
+import ssl
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.compose.support import (
+    HISTORY_PORT,
+    PROXY_PASSWORD,
+    PROXY_PORT,
+    PROXY_USER,
+    SPARK_UI_PORT,
+    eventually_healthy,
+    get_json,
+)
+from tests.support import REAL_RUN_DATE, REPO
+
+pytestmark = [pytest.mark.compose, pytest.mark.shared_data, pytest.mark.timeout(900)]
+
+ROUTES = ["/", "/api/v1/runs", "/luigi/", "/luigi/api/task_list", "/spark/", "/spark/json/",
+          "/history/", "/history/api/v1/applications"]  # fmt: skip
+SCREENSHOTS = REPO / "test-output" / "proxy"
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def _certificate() -> str:
+    """The PEM certificate the proxy presents now."""
+    return ssl.get_server_certificate(("127.0.0.1", PROXY_PORT), timeout=10)
+
+
+def _fingerprint(pem: str) -> str:
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
+
+
+def _get(path: str, auth: tuple[str, str] | None, pem: str) -> http.client.HTTPResponse:
+    """One HTTPS request, the certificate checked against ``pem`` (it names 127.0.0.1)."""
+    context = ssl.create_default_context(cadata=pem)
+    conn = http.client.HTTPSConnection("127.0.0.1", PROXY_PORT, context=context, timeout=30)
+    headers = {}
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
+    conn.request("GET", path, headers=headers)
+    response = conn.getresponse()
+    response.body = response.read()
+    conn.close()
+    return response
+
+
+def _application_id() -> str:
+    master = get_json(f"http://127.0.0.1:{SPARK_UI_PORT}/json/")
+    [app] = [
+        a for a in master["completedapps"]
+        if a["name"] == f"AggregateUFOsByState {REAL_RUN_DATE.isoformat()}"
+    ]  # fmt: skip
+    return app["id"]
+
+
+def test_every_route_wants_a_login_and_the_right_one_opens_it(stack):
+    assert eventually_healthy(stack, "proxy")
+    pem = _certificate()
+    for path in ROUTES:
+        assert _get(path, None, pem).status == 401, path
+        assert _get(path, (PROXY_USER, PROXY_PASSWORD + "x"), pem).status == 401, path
+        assert _get(path, ("mallory", PROXY_PASSWORD), pem).status == 401, path
+        opened = _get(path, (PROXY_USER, PROXY_PASSWORD), pem)
+        assert opened.status in (200, 302), (path, opened.status)  # luigid's / redirects
+        assert opened.getheader("Strict-Transport-Security") == "max-age=31536000"
+        assert opened.getheader("X-Content-Type-Options") == "nosniff"
+    luigi = _get("/luigi/", (PROXY_USER, PROXY_PASSWORD), pem)
+    assert luigi.getheader("Location").endswith("static/visualiser/index.html")
+    # Through the proxy, luigid's API answers with the run's tasks.
+    tasks = json.loads(_get("/luigi/api/task_list", (PROXY_USER, PROXY_PASSWORD), pem).body)
+    names = {t["name"] for t in tasks["response"].values()}
+    assert "TopStatesToDatabase" in names, names
+
+
+def test_plain_http_is_sent_to_https_and_big_requests_are_refused(stack):
+    conn = http.client.HTTPConnection("127.0.0.1", PROXY_PORT, timeout=30)
+    conn.request("GET", "/luigi/")
+    response = conn.getresponse()
+    assert response.status == 301
+    assert response.getheader("Location") == f"https://127.0.0.1:{PROXY_PORT}/luigi/"
+    conn.close()
+    pem = _certificate()
+    context = ssl.create_default_context(cadata=pem)
+    conn = http.client.HTTPSConnection("127.0.0.1", PROXY_PORT, context=context, timeout=30)
+    conn.request("POST", "/", body=b"x" * (2 * 1024 * 1024))
+    assert conn.getresponse().status == 413
+    conn.close()
+
+
+def test_the_access_log_names_the_user_and_never_the_password(stack):
+    pem = _certificate()
+    _get("/spark/json/", (PROXY_USER, PROXY_PASSWORD), pem)
+    log = stack.compose("exec", "-T", "proxy", "cat", "/var/log/ufo-proxy/access.log").stdout
+    assert f" {PROXY_USER} " in log and "GET /spark/json/" in log
+    assert PROXY_PASSWORD not in log
+    assert PROXY_PASSWORD not in stack.compose("logs", "--no-color", "proxy").stdout
+
+
+def test_the_history_server_lists_the_run_through_the_proxy(stack):
+    pem, app = _certificate(), _application_id()
+    deadline = time.monotonic() + 60
+    while True:
+        listed = json.loads(
+            _get("/history/api/v1/applications", (PROXY_USER, PROXY_PASSWORD), pem).body
+        )
+        if any(a["id"] == app for a in listed) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert any(a["id"] == app and a["attempts"][0]["completed"] for a in listed), listed
+    assert get_json(f"http://127.0.0.1:{HISTORY_PORT}/api/v1/applications")  # and directly
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail("needs Debian's chromium at /usr/bin/chromium (tests/setup-system.sh)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )  # fmt: skip
+        yield chromium
+        chromium.close()
+
+
+@pytest.mark.parametrize(
+    "name, path, shows",
+    [
+        ("producto", "/", "text=UFO"),
+        ("luigid", "/luigi/", "text=TopStatesToDatabase"),
+        ("spark-master", "/spark/", "text=Spark Master at"),
+        ("history", "/history/", "text=AggregateUFOsByState"),
+        ("history-application", "/history/history/{app}/jobs/", "text=Spark Jobs"),
+    ],
+)
+def test_each_ui_renders_under_its_prefix_in_chromium(stack, browser, name, path, shows):
+    context = browser.new_context(
+        http_credentials={"username": PROXY_USER, "password": PROXY_PASSWORD},
+        ignore_https_errors=True,  # the stack's self-signed certificate; pinned above
+        viewport={"width": 1280, "height": 900},
+    )
+    page = context.new_page()
+    failed: list[str] = []
+    page.on(
+        "response",
+        lambda r: r.status >= 400
+        and not r.url.endswith("/favicon.ico")
+        and failed.append(f"{r.status} {r.url}"),
+    )
+    try:
+        url = f"https://127.0.0.1:{PROXY_PORT}{path.format(app=_application_id())}"
+        page.goto(url, wait_until="networkidle", timeout=60_000)
+        page.wait_for_selector(shows, timeout=60_000)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    finally:
+        context.close()
+    assert failed == [], f"{name}: files that did not load under the prefix: {failed}"
+
+
+def test_the_self_signed_certificate_is_made_once_and_kept(stack):
+    before = _certificate()
+    stack.compose("restart", "proxy", timeout=120)
+    assert eventually_healthy(stack, "proxy")
+    assert _fingerprint(_certificate()) == _fingerprint(before)
+    logs = stack.compose("logs", "--no-color", "proxy").stdout
+    assert logs.count("made a self-signed certificate") == 1, logs[-2000:]
+    assert "the self-signed certificate made earlier" in logs
+    assert f"fingerprint: {_colons(_fingerprint(before))}" in logs
+
+
+def _colons(hexdigest: str) -> str:
+    return ":".join(hexdigest[i : i + 2] for i in range(0, len(hexdigest), 2)).upper()

@@ -34,7 +34,7 @@ logger = logging.getLogger("ufo.alerts")
 
 WEBHOOK_TIMEOUT = 5.0
 WEBHOOK_ATTEMPTS = 3
-WEBHOOK_BACKOFF = 1.0  # seconds before the second try, doubled before each later one
+WEBHOOK_BACKOFF = 0.5  # seconds before the second try, doubled before each later one
 DELIVERY_BOUND = 20.0
 
 

@@ -68,6 +68,12 @@ def _application_id() -> str:
     return app["id"]
 
 
+def _running_application_id() -> str:
+    master = get_json(f"http://127.0.0.1:{SPARK_UI_PORT}/json/")
+    [app] = [a for a in master["activeapps"] if a["name"] == "Spark Connect server"]
+    return app["id"]
+
+
 def test_every_route_wants_a_login_and_the_right_one_opens_it(stack):
     assert eventually_healthy(stack, "proxy")
     pem = _certificate()
@@ -148,6 +154,8 @@ def browser():
         ("spark-master", "/spark/", "text=Spark Master at"),
         ("history", "/history/", "text=AggregateUFOsByState"),
         ("history-application", "/history/history/{app}/jobs/", "text=Spark Jobs"),
+        # A running application's own UI, through the master: the Spark Connect server's.
+        ("running-application", "/proxy/{running}/jobs/", "text=Spark Jobs"),
     ],
 )
 def test_each_ui_renders_under_its_prefix_in_chromium(stack, browser, name, path, shows):
@@ -158,14 +166,10 @@ def test_each_ui_renders_under_its_prefix_in_chromium(stack, browser, name, path
     )
     page = context.new_page()
     failed: list[str] = []
-    page.on(
-        "response",
-        lambda r: r.status >= 400
-        and not r.url.endswith("/favicon.ico")
-        and failed.append(f"{r.status} {r.url}"),
-    )
+    page.on("response", lambda r: _check_loaded(r, failed))
     try:
-        url = f"https://127.0.0.1:{PROXY_PORT}{path.format(app=_application_id())}"
+        ids = {"app": _application_id(), "running": _running_application_id()}
+        url = f"https://127.0.0.1:{PROXY_PORT}{path.format(**ids)}"
         page.goto(url, wait_until="networkidle", timeout=60_000)
         page.wait_for_selector(shows, timeout=60_000)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -173,6 +177,20 @@ def test_each_ui_renders_under_its_prefix_in_chromium(stack, browser, name, path
     finally:
         context.close()
     assert failed == [], f"{name}: files that did not load under the prefix: {failed}"
+
+
+def _check_loaded(response, failed: list[str]) -> None:
+    """A file that did not load under the prefix: an error, or a page where a style sheet,
+    script or image was asked for (a server's catch-all page answers 200 to any path)."""
+    kind = response.request.resource_type
+    if response.url.endswith("/favicon.ico"):
+        return
+    if response.status >= 400:
+        failed.append(f"{response.status} {response.url}")
+    elif kind in ("stylesheet", "script", "image") and "text/html" in (
+        response.headers.get("content-type", "")
+    ):
+        failed.append(f"a page instead of a {kind}: {response.url}")
 
 
 def test_the_self_signed_certificate_is_made_once_and_kept(stack):

@@ -268,7 +268,8 @@ def luigid_port() -> int:
 
 
 def up(port: int, luigid_port_wanted: int) -> None:
-    """luigid, the worker service and producto, each started unless it runs already."""
+    """luigid, the worker service, the history server and producto, each started unless it
+    runs already; on an error, what this `up` started is stopped."""
     if port == luigid_port_wanted:
         raise LocalStackError(
             f"PORT and LUIGID_PORT are both {port}: give producto and luigid different ports."
@@ -279,7 +280,7 @@ def up(port: int, luigid_port_wanted: int) -> None:
     before = {s.name for s in SERVICES if s.running_pid() is not None}
     try:
         _start_all(env, port, luigid_port_wanted)
-    except LocalStackError:
+    except UfoError:
         for service in SERVICES:  # what this `up` started, not what ran
             if service.name not in before:
                 service.stop(quiet=True)

@@ -43,6 +43,7 @@ from etl.adapters.database import RunLoadedTarget, normalise_url
 from etl.adapters.database.schema import public, ufo_runs
 from etl.adapters.manifests import ManifestTarget
 from etl.pipeline import ranking
+from etl.pipeline.base import UfoTask
 from etl.pipeline.targets import AGGREGATED, RAW, TopTenTarget
 
 logger = logging.getLogger("ufo.lineage")
@@ -107,18 +108,25 @@ def _emit(event) -> None:
 
 
 def on_start(task: luigi.Task) -> None:
-    if enabled():
+    if _traced(task):
         _safely(_run_event, task, "START")
 
 
 def on_success(task: luigi.Task) -> None:
-    if enabled():
+    if _traced(task):
         _safely(_run_event, task, "COMPLETE")
 
 
 def on_failure(task: luigi.Task, exception: BaseException) -> None:
-    if enabled():
+    if _traced(task):
         _safely(_run_event, task, "FAIL", exception)
+
+
+def _traced(task: luigi.Task) -> bool:
+    """The pipeline's own tasks, when lineage is on. Not Luigi's RangeDaily: its inputs are
+    every date of the range, which it would check again for each event; its batch tasks
+    have their runs."""
+    return isinstance(task, UfoTask) and enabled()
 
 
 def _safely(function, *args) -> None:

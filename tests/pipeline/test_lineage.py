@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import time
 import uuid
 
 import jsonschema
@@ -134,6 +135,28 @@ def test_a_chain_sends_start_and_complete_for_each_task_linked_by_their_datasets
     assert (parent["job"]["namespace"], parent["job"]["name"]) == (
         "ufo-test", "AggregateUFOsByState",
     )  # fmt: skip
+
+
+def test_a_backfill_is_one_run_per_batch_listing_its_dates(tmp_path):
+    source = tmp_path / "index.csv"
+    with open(source, "w", encoding="utf-8", newline="") as out:
+        sample.write(out, sample.generate(300, until=dt.date(2019, 3, 29), seed=3))
+    with HttpSink() as sink:
+        env = pipeline_env(str(tmp_path / "lake"), None, str(source), OPENLINEAGE_URL=sink.url)
+        result = run_luigi(
+            "RangeDaily", "--of", "ReadUFOs", "--start", "2019-03-27", "--stop", "2019-03-30",
+            "--days-back", "36500", "--local-scheduler", env=env,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        events = [body for _, body in sink.wait_for(2)]
+        time.sleep(1)  # a RangeDaily event, if any, would have arrived by now
+    events = [body for _, body in sink.posts]
+    assert [(e["job"]["name"], e["eventType"]) for e in events] == [
+        ("ReadUFOs", "START"), ("ReadUFOs", "COMPLETE"),
+    ]  # fmt: skip
+    dates = ["2019-03-27", "2019-03-28", "2019-03-29"]
+    assert events[1]["run"]["facets"]["ufo_runDates"]["dates"] == dates
+    assert len(events[1]["outputs"]) == 3  # one manifest per date
 
 
 def test_a_failed_task_sends_fail_with_its_error(tmp_path):

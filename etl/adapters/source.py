@@ -11,7 +11,6 @@ from __future__ import annotations
 import codecs
 import csv
 import gzip
-import io
 import os
 import shutil
 import tempfile
@@ -23,16 +22,11 @@ from dataclasses import dataclass
 from typing import IO
 from urllib.parse import urlparse
 
+from etl.adapters import records
 from etl.errors import SourceError
 from spark_jobs import layouts
 
 _CHUNK = 1 << 20
-#: Records per Parquet row group: Spark reads row groups in parallel, so even the 16 MB index
-#: becomes several splits.
-ROW_GROUP = 32_768
-
-# A valid CSV field may be longer than the csv module's default limit (131,072 characters).
-csv.field_size_limit(1 << 30)
 
 
 def _cp1252_fallback(err: UnicodeDecodeError) -> tuple[str, int]:
@@ -212,12 +206,12 @@ def read_layout(
 
 def ingest(
     path: str,
-    utf8_copy: IO[str],
+    copy_path: str,
     parquet_path: str,
     source: str,
     declared: Iterable[layouts.Layout] = (),
 ) -> Ingested:
-    """Read the source file at ``path`` once: a UTF-8 copy to ``utf8_copy`` and the raw zone.
+    """Read the source file at ``path``: a UTF-8 copy at ``copy_path``, and the raw zone.
 
     The raw zone is Parquet at ``parquet_path``: one string column per column of the source's
     layout, named as its header spells them, one row per record (quoted commas, newlines and
@@ -227,98 +221,36 @@ def ingest(
     in the layout's columns; ``_record`` is empty for every other record. A blank line is no
     record. ``declared``: the user's layouts, besides the built-in ones.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     encoding = detect_encoding(path, source)
-    with open_decoded(path, encoding) as text:
-        tee = _TeeReader(text, utf8_copy)
-        reader = csv.reader(tee)
-        header = next(reader, None)
-        found = read_layout(header, source, declared)
-        header_width = len(header)
-        width = len(found.positions)
-        identity = found.positions == tuple(range(width))
-        names = [*found.names, layouts.RECORD]
-        schema = pa.schema([pa.field(name, pa.string(), nullable=False) for name in names])
-        records = blank = ragged = 0
-        with pq.ParquetWriter(parquet_path, schema, compression="snappy") as writer:
-            batch: list[list[str]] = []
-            whole: dict[int, str] = {}  # position in batch -> a ragged record's text
-            for record in reader:
-                if not record:
-                    blank += 1
-                    continue
-                if len(record) != header_width:
-                    whole[len(batch)] = _csv_text(record)
-                    record = [record[p] if p < len(record) else "" for p in found.positions]
-                elif not identity or header_width != width:
-                    record = [record[p] for p in found.positions]
-                batch.append(record)
-                if len(batch) == ROW_GROUP:
-                    _write_batch(writer, schema, batch, whole)
-                    records += len(batch)
-                    ragged += len(whole)
-                    batch, whole = [], {}
-            if batch or records == 0:
-                _write_batch(writer, schema, batch, whole)
-                records += len(batch)
-                ragged += len(whole)
-        tee.drain()
-    if records == 0:
+    utf8_copy(path, encoding, copy_path)
+    with open(copy_path, encoding="utf-8", newline="") as text:
+        header = next(csv.reader(text), None)
+    found = read_layout(header, source, declared)
+    written = records.write_parquet(copy_path, header, found.names, found.positions, parquet_path)
+    if written.records == 0:
         raise SourceError(f"{source} has a header but no reports: give a file with data rows.")
     return Ingested(
         encoding=ENCODING_NAMES[encoding],
         bytes_in=os.path.getsize(path),
-        records=records,
-        blank_lines=blank,
+        records=written.records,
+        blank_lines=written.blank_lines,
         layout=found.layout.name,
         columns=found.names,
-        ragged=ragged,
+        ragged=written.ragged,
     )
 
 
-def _csv_text(record: list[str]) -> str:
-    """``record`` as one CSV record (RFC 4180 quoting), without its line end."""
-    out = io.StringIO()
-    # The writer quotes a field that holds a character of the line terminator: CRLF quotes
-    # fields with embedded newlines, as the source had them.
-    csv.writer(out, lineterminator="\r\n").writerow(record)
-    return out.getvalue()[:-2]
-
-
-def _write_batch(writer, schema, batch: list[list[str]], whole: dict[int, str]) -> None:
-    import pyarrow as pa
-
-    columns = list(zip(*batch)) if batch else [() for _ in range(len(schema) - 1)]
-    record = [""] * len(batch)
-    for position, text in whole.items():
-        record[position] = text
-    writer.write_table(
-        pa.Table.from_arrays(
-            [pa.array(c, type=pa.string()) for c in (*columns, record)], schema=schema
-        ),
-        row_group_size=ROW_GROUP,
-    )
-
-
-class _TeeReader:
-    """Iterates over lines of ``text`` and writes each to ``out`` as it goes."""
-
-    def __init__(self, text: IO[str], out: IO[str]):
-        self._text = text
-        self._out = out
-
-    def __iter__(self) -> _TeeReader:
-        return self
-
-    def __next__(self) -> str:
-        line = self._text.readline()
-        if not line:
-            raise StopIteration
-        self._out.write(line)
-        return line
-
-    def drain(self) -> None:
-        for _ in self:
-            pass
+def utf8_copy(path: str, encoding: str, copy_path: str) -> None:
+    """Write the file at ``path`` (in ``encoding``) to ``copy_path`` as UTF-8 without a BOM,
+    line ends as they are."""
+    with open(copy_path, "wb") as out:
+        if encoding == "utf-8-sig":  # valid UTF-8 already: copied byte for byte, in the kernel
+            with open(path, "rb") as handle:
+                offset = len(codecs.BOM_UTF8) if handle.read(3) == codecs.BOM_UTF8 else 0
+                size = os.fstat(handle.fileno()).st_size
+                while offset < size:
+                    offset += os.sendfile(out.fileno(), handle.fileno(), offset, size - offset)
+            return
+        with open_decoded(path, encoding) as text:
+            while decoded := text.read(_CHUNK):
+                out.write(decoded.encode("utf-8"))

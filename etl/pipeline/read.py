@@ -34,9 +34,8 @@ class ReadUFOs(UfoTask):
                 self.lake.writing(files["records"][0]) as parquet,
                 self.lake.writing(files["source"][0]) as copy,
                 source.fetched(uri, shown) as local,
-                open(copy, "w", encoding="utf-8", newline="") as out,
             ):
-                info = source.ingest(local, out, parquet, shown, self.settings.layouts or ())
+                info = source.ingest(local, copy, parquet, shown, self.settings.layouts or ())
         except Exception:
             self.lake.remove(attempt)  # nothing was published: leave nothing behind
             raise

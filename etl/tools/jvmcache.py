@@ -40,8 +40,8 @@ def build(spark_submit: str, timeout: float = 600) -> Path:
         csv_path = work / "sample.csv"
         with open(csv_path, "w", encoding="utf-8", newline="") as out:
             sample.write(out, sample.generate(TRAINING_ROWS, day))
-        with open(work / "source.csv", "w", encoding="utf-8", newline="") as copy:
-            source.ingest(str(csv_path), copy, str(work / "records.parquet"), "training sample")
+        source.ingest(str(csv_path), str(work / "source.csv"), str(work / "records.parquet"),
+                      "training sample")  # fmt: skip
         partial = work / "archive.jsa"
         command = [
             spark_submit, "--master", "local[*]",

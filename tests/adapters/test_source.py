@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import http.server
-import io
 import threading
 from pathlib import Path
 
@@ -19,10 +18,11 @@ ROW = '6/13/11 22:18,Ardenvoir,WA,Light,1 minute,"a light, \u201cbright\u201d\nw
 
 def transcode(path: Path, name: str | None = None) -> tuple[str, source.Ingested]:
     """The UTF-8 copy and what ``ingest`` found; the Parquet lands beside the source."""
+    copy = Path(str(path) + ".copy")
     with source.fetched(str(path)) as local:
-        out = io.StringIO(newline="")
-        info = source.ingest(local, out, str(path) + ".parquet", name or str(path))
-    return out.getvalue(), info
+        info = source.ingest(local, str(copy), str(path) + ".parquet", name or str(path))
+    with open(copy, encoding="utf-8", newline="") as text:
+        return text.read(), info
 
 
 def records(path: Path) -> list[dict]:

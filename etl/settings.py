@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -45,6 +46,12 @@ def _number(value: str, kind: type, ok: Callable[[float], bool], expected: str):
     if number is None or not ok(number):
         raise ValueError(f"expected {expected}")
     return number
+
+
+def _remote(value: str) -> str:
+    if not re.fullmatch(r"sc://[^/\s]+(/;\S*)?", value):
+        raise ValueError("expected a Spark Connect address, sc://HOST:PORT")
+    return value
 
 
 def _seconds(value: str) -> float:
@@ -162,6 +169,12 @@ SETTINGS: dict[str, Setting] = {
         "SPARK_MASTER", "spark_master", "local[*]", _text,
         "where AggregateUFOsByState runs: `local[*]` or `spark://host:7077`",
     ),
+    "spark_remote": Setting(
+        "UFO_SPARK_REMOTE", "spark_remote", None, _remote,
+        "run AggregateUFOsByState against this long-running Spark Connect server "
+        "(`sc://host:15002`) instead of a new Spark application per run (see \"The Spark step: "
+        "cold or warm\")",
+    ),
     "spark_events": Setting(
         "UFO_SPARK_EVENTS", "spark_events", None, _text,
         "keep each Spark application's event log (rolled at 64 MB) in this directory or URI "
@@ -251,6 +264,7 @@ class Settings:
     database_url: str | None
     layouts: tuple[Layout, ...] | None
     spark_master: str
+    spark_remote: str | None
     spark_events: str | None
     spark_history: str | None
     stale_attempts: dt.timedelta

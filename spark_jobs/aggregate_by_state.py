@@ -47,7 +47,9 @@ from pyspark.sql.types import StringType, StructField, StructType
 from pyspark.sql.window import Window
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import layouts  # noqa: E402  (beside this file: shipped with the job, no package needed)
+# Beside this file: shipped with the job, no package needed.
+import jobfiles  # noqa: E402
+import layouts  # noqa: E402
 from layouts import RECORD, US_STATES, WHITESPACE, DateColumn, Layout, LayoutError  # noqa: E402
 
 #: Row outcomes, in the order the rules are checked. Only REJECT_REASONS are rejects; header
@@ -372,8 +374,7 @@ DATES_PER_TASK = 32
 def dates_frame(spark: SparkSession, run_dates: list[dt.date]) -> DataFrame:
     """The run dates, ascending, in contiguous slices (at least one per core): ``date``."""
     ordered = sorted(set(run_dates))
-    cores = spark.sparkContext.defaultParallelism
-    slices = min(len(ordered), max(cores, math.ceil(len(ordered) / DATES_PER_TASK)))
+    slices = min(len(ordered), max(cores(spark), math.ceil(len(ordered) / DATES_PER_TASK)))
     lookup = F.array(*(F.lit(d) for d in ordered))
     return spark.range(0, len(ordered), 1, slices).select(
         F.element_at(lookup, (F.col("id") + 1).cast("int")).alias("date")
@@ -453,7 +454,7 @@ def _local_string_schema(path: str) -> StructType | None:
     Spark would start a job to read it (about a second on a cold JVM). None when the file is not
     local, pyarrow is missing, or a column is not a string: Spark then reads the schema itself.
     """
-    local = _local(path)
+    local = jobfiles.local(path)
     if local is None or not os.path.isfile(local):
         return None
     try:
@@ -495,75 +496,23 @@ def load_csv(df: DataFrame, path: str, partition: str, sort: list[str]) -> None:
     )
 
 
-def _local(path: str) -> str | None:
-    """The path on this machine of a plain path or a ``file://`` URI; None for any other scheme.
-
-    The driver reads and writes its small files there directly: Hadoop's local filesystem forks
-    a shell per file to read permissions while listing (12 ms a file: 4 s for a year of dates).
-    """
-    if path.startswith("file:"):
-        return "/" + path.removeprefix("file:").lstrip("/")
-    return None if "://" in path else path
+def load_json(document: dict, path: str) -> None:
+    """Write ``document`` to ``path`` as indented JSON."""
+    jobfiles.write_bytes(path, json.dumps(document, indent=2, sort_keys=True).encode("utf-8"))
 
 
-def _filesystem(spark: SparkSession, path: str):
-    jvm = spark.sparkContext._jvm
-    target = jvm.org.apache.hadoop.fs.Path(path)
-    return target.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), target
+def is_connect(spark: SparkSession) -> bool:
+    """Whether ``spark`` is a Spark Connect session (no driver JVM, no SparkContext here)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
 
 
-def list_files(spark: SparkSession, path: str) -> list[str]:
-    """Paths (relative to ``path``) of the data files under ``path``, recursively."""
-    local = _local(path)
-    if local is not None:
-        found = (
-            os.path.relpath(os.path.join(folder, name), local)
-            for folder, _, names in os.walk(local)
-            for name in names
-        )
-    else:
-        found = _hadoop_files(spark, path)
-    return sorted(
-        rel for rel in found if not any(part.startswith(("_", ".")) for part in rel.split("/"))
-    )
-
-
-def _hadoop_files(spark: SparkSession, path: str) -> list[str]:
-    fs, root = _filesystem(spark, path)
-    if not fs.exists(root):
-        return []
-    prefix = root.toUri().getPath().rstrip("/") + "/"
-    found = []
-    files = fs.listFiles(root, True)
-    while files.hasNext():
-        name = files.next().getPath().toUri().getPath()
-        found.append(name[len(prefix) :] if name.startswith(prefix) else name)
-    return found
-
-
-def load_json(spark: SparkSession, document: dict, path: str) -> None:
-    """Write ``document`` to ``path``: directly when local, else through Hadoop's FileSystem."""
-    data = json.dumps(document, indent=2, sort_keys=True).encode("utf-8")
-    local = _local(path)
-    if local is not None:
-        os.makedirs(os.path.dirname(local), exist_ok=True)
-        with open(local, "wb") as handle:
-            handle.write(data)
-        return
-    fs, target = _filesystem(spark, path)
-    stream = fs.create(target, True)
-    try:
-        stream.write(bytearray(data))
-    finally:
-        stream.close()
-
-
-def input_bytes(spark: SparkSession, paths: list[str]) -> int:
-    total = 0
-    for path in paths:
-        fs, target = _filesystem(spark, path)
-        total += fs.getContentSummary(target).getLength()
-    return total
+def cores(spark: SparkSession) -> int:
+    """Spark's default parallelism: the cores of the application's executors."""
+    if not is_connect(spark):
+        return spark.sparkContext.defaultParallelism
+    # A range without a partition count is split by the default parallelism (one tiny job).
+    parts = spark.range(0, 1 << 16).select(F.spark_partition_id().alias("part"))
+    return parts.agg(F.max("part")).first()[0] + 1
 
 
 #: Bytes of input per shuffle partition.
@@ -578,13 +527,19 @@ def size_shuffles(spark: SparkSession, nbytes: int) -> int:
     adaptive execution nothing to coalesce or split, and its re-planning at every stage costs a
     cold JVM about 1.5 s (measured on the 2019 index): it is switched off for such inputs.
     """
-    conf = spark.sparkContext.getConf()
-    cores = spark.sparkContext.defaultParallelism
-    if not conf.contains("spark.sql.adaptive.enabled") and nbytes <= cores * PARTITION_BYTES:
+    if is_connect(spark):  # the session's settings only: set by its user unless Spark's defaults
+        given = {"spark.sql.adaptive.enabled": "true", "spark.sql.shuffle.partitions": "200"}
+        configured = {k for k, default in given.items() if spark.conf.get(k) != default}
+    else:
+        conf = spark.sparkContext.getConf()
+        configured = {k for k in ("spark.sql.adaptive.enabled", "spark.sql.shuffle.partitions")
+                      if conf.contains(k)}  # fmt: skip
+    count = cores(spark)
+    if "spark.sql.adaptive.enabled" not in configured and nbytes <= count * PARTITION_BYTES:
         spark.conf.set("spark.sql.adaptive.enabled", "false")
-    if conf.contains("spark.sql.shuffle.partitions"):
+    if "spark.sql.shuffle.partitions" in configured:
         return int(spark.conf.get("spark.sql.shuffle.partitions"))
-    partitions = max(cores, math.ceil(nbytes / PARTITION_BYTES))
+    partitions = max(count, math.ceil(nbytes / PARTITION_BYTES))
     spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
     return partitions
 
@@ -671,11 +626,11 @@ def publishable(
     """``_job.json``: for each run date its quality report and the files of its outputs (the
     counts of the first date with the same snapshot, ``firsts``)."""
     aggregated = defaultdict(list)
-    for rel in list_files(spark, f"{output}/aggregated"):
+    for rel in jobfiles.list_files(f"{output}/aggregated"):
         aggregated[rel.split("/", 1)[0].removeprefix("date=")].append(f"aggregated/{rel}")
     rejects = [
         (rel.split("/", 1)[0].removeprefix("since="), f"rejects/{rel}")
-        for rel in list_files(spark, f"{output}/rejects")
+        for rel in jobfiles.list_files(f"{output}/rejects")
     ]
     dates = {}
     writes = []
@@ -691,10 +646,10 @@ def publishable(
                 "report": [report_rel],
             },
         }
-    # One small file per date, each a few calls into the JVM: written side by side, a year of
-    # dates takes a second or two instead of ten.
+    # One small file per date (a request each on S3): written side by side, a year of dates
+    # takes a second or two instead of ten.
     with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda w: load_json(spark, *w), writes))
+        list(pool.map(lambda w: load_json(*w), writes))
     return {"format": 1, "dates": dates}
 
 
@@ -744,14 +699,15 @@ def main(argv: list[str] | None = None) -> int:
         f"..{days[-1]} ({len(days)} dates)" if len(days) > 1 else ""
     )
     builder = SparkSession.builder.appName(name)
-    if _local(args.output) is not None:
+    connect = "SPARK_REMOTE" in os.environ or "SPARK_CONNECT_MODE_ENABLED" in os.environ
+    if jobfiles.local(args.output) is not None and not connect:
         configured = SparkConf()
         for key, value in LOCAL_FILES.items():
             if not configured.contains(key):
                 builder = builder.config(key, value)
     spark = builder.getOrCreate()
     try:
-        size_shuffles(spark, input_bytes(spark, list(groups)))
+        size_shuffles(spark, jobfiles.total_bytes(list(groups)))
         reports: dict[str, dict] = {}
         layout_of: dict[str, str] = {}
         firsts: dict[str, str] = {}
@@ -770,7 +726,7 @@ def main(argv: list[str] | None = None) -> int:
             firsts.update(shared)
         job = publishable(spark, args.output, reports, layout_of, firsts)
         job["application"] = spark.conf.get("spark.app.id", None)  # its history server page
-        load_json(spark, job, f"{args.output}/_job.json")
+        load_json(job, f"{args.output}/_job.json")
         for day in sorted(reports):
             print(json.dumps(reports[day], sort_keys=True))
         return 0

@@ -119,3 +119,19 @@ def event_log_conf(where: str) -> dict[str, str]:
 def history_page(history_url: str, application_id: str) -> str:
     """The history server's page of one application."""
     return f"{history_url.rstrip('/')}/history/{application_id}/jobs/"
+
+
+#: Seconds to wait for a Spark Connect server to accept a connection before running cold.
+CONNECT_PROBE_TIMEOUT = 3.0
+
+
+def connect_answers(remote: str, timeout: float = CONNECT_PROBE_TIMEOUT) -> bool:
+    """Whether the Spark Connect server at ``remote`` (``sc://host:port``) accepts connections."""
+    import socket
+
+    address = urlsplit(remote.split(";", 1)[0].replace("sc://", "http://", 1))
+    try:
+        with socket.create_connection((address.hostname, address.port or 15002), timeout):
+            return True
+    except OSError:  # refused, unknown host (a compose profile that is off), timed out
+        return False

@@ -75,9 +75,10 @@ class AggregateUFOsByState(UfoTask, ProjectSparkSubmitTask):
             logger.info(
                 "AggregateUFOsByState %s: %s", day, job["dates"][day.isoformat()]["quality"]
             )
+        where = f"on the Spark Connect server {self.remote}" if self.remote else "cold"
         logger.info(
-            "AggregateUFOsByState %s: %d date(s) in one Spark run of %.1f s, published in %s",
-            span(self.dates), len(self.dates), spark_seconds, self.lake.uri(self.attempt),
+            "AggregateUFOsByState %s: %d date(s) in one Spark run of %.1f s (%s), published in %s",
+            span(self.dates), len(self.dates), spark_seconds, where, self.lake.uri(self.attempt),
         )  # fmt: skip
 
     def point_at_history(self, application: str | None) -> None:

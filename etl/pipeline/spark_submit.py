@@ -62,12 +62,48 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
     def master(self) -> str:
         return load_settings().spark_master
 
+    #: The Spark Connect server this submission runs against, decided when it starts.
+    _remote: str | None = None
+
+    @property
+    def remote(self) -> str | None:
+        """The Spark Connect server to run against; None: a new Spark application."""
+        return self._remote
+
+    def _choose_remote(self) -> str | None:
+        """UFO_SPARK_REMOTE when its server answers. One that does not (stopped, or a compose
+        profile that is off) costs a warning and a cold start, never the run."""
+        remote = load_settings().spark_remote
+        if remote and not spark.connect_answers(remote):
+            logger.warning(
+                "%s: the Spark Connect server %s does not answer; running as a new Spark "
+                "application instead (slower; start the server, or unset UFO_SPARK_REMOTE)",
+                self.name, remote,
+            )  # fmt: skip
+            return None
+        return remote
+
+    def spark_command(self) -> list[str]:
+        """Luigi's command; against a Spark Connect server, ``--remote`` in place of ``--master``
+        (spark-submit starts no driver then: the application runs as the server's session)."""
+        command = super().spark_command()
+        remote = self.remote
+        if remote:
+            for flag in ("--master", "--deploy-mode"):  # spark-submit refuses them with --remote
+                if flag in command:
+                    at = command.index(flag)
+                    del command[at : at + 2]
+            command[1:1] = ["--remote", remote]
+        return command
+
     #: More ``--conf`` settings for this submission (lineage's parent run).
     extra_conf: dict[str, str] = {}
 
     @property
     def conf(self) -> dict | None:
         """luigi.cfg's ``[spark] conf``, the event log's (UFO_SPARK_EVENTS) and ``extra_conf``."""
+        if self.remote:  # the server's own settings and event log apply
+            return super().conf
         events = load_settings().spark_events
         merged = {
             **(super().conf or {}),
@@ -111,7 +147,14 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
 
     def program_environment(self) -> dict[str, str]:
         env = super().program_environment()
-        if self.master.startswith("local"):
+        remote = self.remote
+        if remote:
+            # PySpark's session builder connects where SPARK_REMOTE says (spark-submit's
+            # --remote alone leaves the Python application asking for a master).
+            env["SPARK_REMOTE"] = remote
+            env.setdefault("PYSPARK_PYTHON", sys.executable)
+            env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        elif self.master.startswith("local"):
             # Local mode: the Python workers are this interpreter, with its packages; the
             # driver and its UI listen on this machine only (Spark binds to every interface).
             env.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -127,6 +170,7 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
     def submit(self) -> None:
         """Run spark-submit; SparkJobError saying why when it fails. Its output is kept."""
         self._spark_output: list[str] = []
+        self._remote = self._choose_remote()
         try:
             SparkSubmitTask.run(self)
         except ExternalProgramRunError as err:

@@ -38,7 +38,7 @@ def _say(message: str = "") -> None:
 def prepare(args: argparse.Namespace) -> tuple[str, str]:
     """Set UFO_* for this process (sample data and private database as needed); (source, kind)."""
     from etl.redact import redact_source
-    from etl.tools import history, sample
+    from etl.tools import connect, history, sample
     from etl.tools.localpg import LocalPostgres
 
     run = run_dir()
@@ -70,7 +70,10 @@ def prepare(args: argparse.Namespace) -> tuple[str, str]:
         or LocalPostgres(run.resolve() / "postgres").start().url,
     }
     os.environ.update(chosen)
-    write_env(run / "demo.env", chosen, args.date)
+    # The warm Spark step's server, which `make up` starts there. Not for this run: the demo
+    # runs before any server does, as a one-off run would.
+    remote = settings.spark_remote or connect.default_remote()
+    write_env(run / "demo.env", {**chosen, "UFO_SPARK_REMOTE": remote}, args.date)
     return source, kind
 
 

@@ -1,4 +1,5 @@
-"""The local product without Docker: luigid, the worker service and producto as background processes.
+"""The local product without Docker: luigid, the worker service, producto, Spark's history server
+and a Spark Connect server (the worker's warm Spark steps) as background processes.
 
     python -m etl.tools.localstack up [--port 8000] [--luigid-port 8082]
     python -m etl.tools.localstack luigid [--luigid-port 8082]
@@ -17,43 +18,24 @@ Luigi task, spark-submit); SIGTERM first, since luigid writes its state then.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
-import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+from etl.adapters import spark
 from etl.errors import UfoError
-from etl.settings import setting
-from etl.tools import history
+from etl.tools import connect, history
 from etl.tools.localpg import LocalPostgres
 from etl.tools.orphans import MARKER, leftover_runs, stop_leftover_runs
+from etl.tools.services import REPO, LocalStackError, Service, run_dir, say
 
 HOST = "127.0.0.1"
-REPO = Path(__file__).resolve().parents[2]
-START_TIMEOUT = 60.0  # seconds for a service to answer on a busy 2-core machine
-STOP_TIMEOUT = 20.0
-
-
-class LocalStackError(UfoError):
-    """The local product cannot be started or stopped; the message says what to do."""
-
-
-def run_dir() -> Path:
-    """The demo's run directory (UFO_RUN_DIR, else ``.run``), absolute."""
-    return setting("run_dir").resolve()
-
-
-def _say(message: str) -> None:
-    print(message, flush=True)
 
 
 def read_env(path: Path) -> dict[str, str]:
@@ -82,97 +64,12 @@ def _port_taken(port: int) -> bool:
         return sock.connect_ex((HOST, port)) == 0
 
 
-@dataclass
-class Service:
-    """One background process of the local product, known by its pid file."""
-
-    name: str
-    marker: str  # a word of its command line, so a reused pid is never taken for it
-    address: str = ""
-
-    @property
-    def pid_file(self) -> Path:
-        return run_dir() / "pids" / f"{self.name}.json"
-
-    @property
-    def log(self) -> Path:
-        return run_dir() / "logs" / f"{self.name}.log"
-
-    def running_pid(self) -> int | None:
-        """Its pid when the pid file names a live process of this service."""
-        try:
-            pid = int(json.loads(self.pid_file.read_text())["pid"])
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, ValueError, KeyError):
-            return None
-        return pid if self.marker in cmdline else None
-
-    def recorded_address(self) -> str:
-        try:
-            return str(json.loads(self.pid_file.read_text()).get("address", ""))
-        except (OSError, ValueError):
-            return ""
-
-    def start(self, argv: list[str], env: dict[str, str], ready: Callable[[], bool]) -> None:
-        """Start it in the background unless it runs; wait (bounded) until ``ready()``."""
-        pid = self.running_pid()
-        if pid is not None:
-            _say(f"{self.name}: already running (pid {pid}) {self.recorded_address()}".rstrip())
-            return
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as log:
-            process = subprocess.Popen(
-                argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        record = {"pid": process.pid, "address": self.address, "log": str(self.log)}
-        self.pid_file.write_text(json.dumps(record) + "\n")
-        deadline = time.monotonic() + START_TIMEOUT
-        while not ready():
-            if process.poll() is not None or time.monotonic() > deadline:
-                why = f"exited with {process.returncode}" if process.poll() is not None else (
-                    f"did not answer within {START_TIMEOUT:.0f} s")  # fmt: skip
-                self.stop(quiet=True)
-                tail = self.log.read_text(errors="replace")[-2000:]
-                raise LocalStackError(f"{self.name} {why}; its log {self.log} ends:\n{tail}")
-            time.sleep(0.3)
-        _say(f"{self.name}: started (pid {process.pid}) {self.address}".rstrip())
-
-    def stop(self, quiet: bool = False) -> bool:
-        """Stop it and its children (SIGTERM, then SIGKILL); True when it was running."""
-        pid = self.running_pid()
-        self.pid_file.unlink(missing_ok=True)
-        if pid is None:
-            return False
-        try:
-            os.killpg(pid, signal.SIGTERM)
-            deadline = time.monotonic() + STOP_TIMEOUT
-            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-                _reap(pid)
-                time.sleep(0.2)
-            if Path(f"/proc/{pid}").exists():
-                os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        if not quiet:
-            _say(f"stopped {self.name} (pid {pid})")
-        return True
-
-
-def _reap(pid: int) -> None:
-    # A child of this very process (a failed start) stays a zombie until waited for.
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-
-
 LUIGID = Service("luigid", marker="luigid")
 WORKER = Service("worker", marker="etl.worker")
 PRODUCTO = Service("producto", marker="producto")
 HISTORY = Service("history", marker="HistoryServer")
-SERVICES = (PRODUCTO, WORKER, HISTORY, LUIGID)  # in the order they are stopped
+CONNECT = Service("connect", marker="SparkConnectServer")
+SERVICES = (PRODUCTO, WORKER, CONNECT, HISTORY, LUIGID)  # in the order they are stopped
 
 
 def demo_postgres(env: dict[str, str]) -> LocalPostgres | None:
@@ -191,7 +88,7 @@ def demo_postgres(env: dict[str, str]) -> LocalPostgres | None:
                 "or run `make stop clean demo` for a new one."
             )
         server.port = port
-        _say(f"postgres: starting the demo's PostgreSQL on {HOST}:{port}")
+        say(f"postgres: starting the demo's PostgreSQL on {HOST}:{port}")
     return server.start()
 
 
@@ -226,7 +123,7 @@ def start_luigid(env: dict[str, str], port: int) -> str:
     address = f"http://{HOST}:{port}"
     pid = LUIGID.running_pid()
     if pid is not None:
-        _say(f"luigid: already running (pid {pid}) {LUIGID.recorded_address()}")
+        say(f"luigid: already running (pid {pid}) {LUIGID.recorded_address()}")
         return LUIGID.recorded_address() or address
     if _port_taken(port):
         raise LocalStackError(
@@ -252,14 +149,29 @@ def start_history(env: dict[str, str]) -> str:
     """Spark's history server on 127.0.0.1, over the demo's event logs; its address."""
     events, port = history.events_and_port(env, run_dir())
     address = f"http://{HOST}:{port}"
-    if HISTORY.running_pid() is None and _port_taken(port):
-        raise LocalStackError(f"port {port} is taken by another program: set another port in "
-                              f"UFO_SPARK_HISTORY_URL in {run_dir() / 'demo.env'}.")  # fmt: skip
     argv, extra = history.command(events, port, HOST)
-    HISTORY.address = address
-    HISTORY.start(argv, dict(os.environ, **env, **extra),
+    _start_server(HISTORY, address, port, "UFO_SPARK_HISTORY_URL", argv, dict(env, **extra),
                   lambda: _http_ok(f"{address}/api/v1/applications"))  # fmt: skip
     return address
+
+
+def start_connect(env: dict[str, str]) -> str:
+    """A Spark Connect server on 127.0.0.1 for the worker's warm runs; its address."""
+    port = connect.port_of(env)
+    address = f"sc://{HOST}:{port}"
+    argv, extra = connect.command(port, HOST, env.get("UFO_SPARK_EVENTS"))
+    _start_server(CONNECT, address, port, "UFO_SPARK_REMOTE", argv, dict(env, **extra),
+                  lambda: spark.connect_answers(address, timeout=1))  # fmt: skip
+    return address
+
+
+def _start_server(service: Service, address: str, port: int, setting: str, argv: list[str],
+                  env: dict[str, str], ready: Callable[[], bool]) -> None:  # fmt: skip
+    if service.running_pid() is None and _port_taken(port):
+        raise LocalStackError(f"port {port} is taken by another program: set another port in "
+                              f"{setting} in {run_dir() / 'demo.env'}.")  # fmt: skip
+    service.address = address
+    service.start(argv, dict(os.environ, **env), ready)
 
 
 def luigid_port() -> int:
@@ -299,12 +211,14 @@ def _check_settings(env: dict[str, str]) -> None:
 def _start_all(env: dict[str, str], port: int, luigid_port_wanted: int) -> None:
     luigid_address = start_luigid(env, luigid_port_wanted)
     history_address = start_history(env)
+    connect_address = start_connect(env)
     client_cfg = run_dir() / "luigid" / "client.cfg"
     if not client_cfg.exists():
         _luigi_configs(env, luigid_port())
     worker_env = dict(os.environ, **env, LUIGI_CONFIG_PATH=str(client_cfg))
     worker_env.pop("UFO_LOCAL_SCHEDULER", None)  # this worker uses the luigid started above
     worker_env.setdefault("UFO_SPARK_HISTORY_URL", history_address)
+    worker_env.setdefault("UFO_SPARK_REMOTE", connect_address)  # its Spark steps run warm
     worker_env[MARKER] = str(run_dir().resolve())  # inherited by its runs: see leftover_runs
     requests = f"{env.get('UFO_STORAGE', 'lake')}/requests/"
     if "://" not in requests:  # a local lake: the folder the README writes requests into
@@ -326,13 +240,14 @@ def _start_all(env: dict[str, str], port: int, luigid_port_wanted: int) -> None:
         dict(os.environ, **env),
         lambda: _http_ok(f"{producto_address}/health"),
     )
-    _say("")
-    _say(f"producto (the web app)  {PRODUCTO.recorded_address()}/")
-    _say(f"luigid (Luigi's UI)     {luigid_address}/")
-    _say(f"Spark history server    {history_address}/")
-    _say(f"run requests            {requests} (YAML, see the README)")
-    _say(f"logs                    {run_dir() / 'logs'}/")
-    _say("stop with: make stop")
+    say("")
+    say(f"producto (the web app)  {PRODUCTO.recorded_address()}/")
+    say(f"luigid (Luigi's UI)     {luigid_address}/")
+    say(f"Spark history server    {history_address}/")
+    say(f"Spark Connect server    {connect_address} (UFO_SPARK_REMOTE: warm Spark steps)")
+    say(f"run requests            {requests} (YAML, see the README)")
+    say(f"logs                    {run_dir() / 'logs'}/")
+    say("stop with: make stop")
 
 
 def stop() -> None:
@@ -343,14 +258,14 @@ def stop() -> None:
     if left:
         stop_leftover_runs(run_dir())
         stopped.append("a pipeline run")
-        _say(f"stopped a pipeline run the worker had left (pids {', '.join(map(str, left))})")
+        say(f"stopped a pipeline run the worker had left (pids {', '.join(map(str, left))})")
     server = LocalPostgres(run_dir() / "postgres")
     if server.running():
         server.stop()
         stopped.append("postgres")
-        _say(f"stopped postgres (pg_ctl stop, data in {server.data_dir})")
+        say(f"stopped postgres (pg_ctl stop, data in {server.data_dir})")
     if not stopped:
-        _say(f"nothing was running from {run_dir()}")
+        say(f"nothing was running from {run_dir()}")
 
 
 def running() -> list[str]:
@@ -380,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             up(args.port, args.luigid_port)
         elif args.command == "luigid":
             address = start_luigid(read_env(run_dir() / "demo.env"), args.luigid_port)
-            _say(f"luigid: {address}/ (stop with: make stop)")
+            say(f"luigid: {address}/ (stop with: make stop)")
         elif args.command == "postgres":
             demo_postgres(read_env(run_dir() / "demo.env"))
         elif args.command == "stop":
@@ -388,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             names = running()
             if names:
-                _say(f"running from {run_dir()}: {', '.join(names)}; run `make stop` first.")
+                say(f"running from {run_dir()}: {', '.join(names)}; run `make stop` first.")
                 return 1
     except UfoError as err:
         print(f"{args.command}: error: {err}", file=sys.stderr)

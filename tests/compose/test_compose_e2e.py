@@ -30,6 +30,7 @@ UFO_REQUIRE_DOCKER=1 (CI), where it fails. ``docker compose down -v`` runs in an
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import os
@@ -106,6 +107,11 @@ def test_every_service_is_up_and_healthy(stack):
 
 
 def test_top_states_in_postgres_match_an_independent_computation(stack, expected):
+    assert_loaded_as(stack, REAL_RUN_DATE, expected)
+
+
+def assert_loaded_as(stack, day: dt.date, expected) -> None:
+    """The date's top states and quality figures in PostgreSQL are ``expected``'s."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(stack.database_url("ufo", stack.env["POSTGRES_PASSWORD"]))
@@ -115,14 +121,14 @@ def test_top_states_in_postgres_match_an_independent_computation(stack, expected
                 "SELECT period, rank, state, sightings FROM top_states WHERE run_date = :d "
                 "ORDER BY period, rank"
             ),
-            {"d": REAL_RUN_DATE},
+            {"d": day},
         ).all()
         quality = conn.execute(
             sa.text(
                 "SELECT input, header_repeat, duplicate, after_run_date, valid, rejected "
                 "FROM ufo_runs WHERE run_date = :d"
             ),
-            {"d": REAL_RUN_DATE},
+            {"d": day},
         ).one()
     engine.dispose()
     got: dict[str, list[tuple[str, int]]] = {}
@@ -138,6 +144,34 @@ def test_top_states_in_postgres_match_an_independent_computation(stack, expected
     assert tuple(quality) == tuple(
         q[k] for k in ("input", "header_repeat", "duplicate", "after_run_date", "valid", "rejected")
     )
+
+
+#: A date no other test of the stack runs.
+WARM_RUN_DATE = dt.date(2019, 3, 23)
+
+
+def test_a_run_through_the_spark_connect_server_is_warm_and_exact(stack):
+    """UFO_SPARK_REMOTE: the Spark step runs as a session of the `connect` profile's server (no
+    new application on the cluster), and loads what the independent reference computes."""
+    from tests import reference
+
+    master = f"http://127.0.0.1:{SPARK_UI_PORT}/json/"
+    apps_before = {a["id"] for a in get_json(master)["completedapps"]}
+    start = time.monotonic()
+    result = stack.compose(
+        "exec", "-T", "-e", "UFO_SPARK_REMOTE=sc://spark-connect:15002", "luigi_worker",
+        "python", "-m", "luigi", "--module", "etl", "TopStatesToDatabase",
+        "--date", WARM_RUN_DATE.isoformat(),
+        timeout=600,
+    )  # fmt: skip
+    stack.timings["warm_run"] = round(time.monotonic() - start, 1)
+    output = result.stdout + result.stderr
+    assert "(on the Spark Connect server sc://spark-connect:15002)" in output, output[-3000:]
+    now = get_json(master)
+    assert {a["id"] for a in now["completedapps"]} == apps_before
+    assert [a["name"] for a in now["activeapps"]] == ["Spark Connect server"]
+    expected = reference.classify(shared_file(REAL_2019.name).read_bytes(), WARM_RUN_DATE)
+    assert_loaded_as(stack, WARM_RUN_DATE, expected)
 
 
 def test_the_read_only_role_reads_but_cannot_write(stack):

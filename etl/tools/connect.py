@@ -1,0 +1,53 @@
+"""A Spark Connect server for the local product (``make up``): the warm Spark step.
+
+``make demo`` writes ``UFO_SPARK_REMOTE`` (``sc://127.0.0.1:15002``) into ``.run/demo.env``;
+``make up`` starts a Spark Connect server there, on 127.0.0.1 only, in local mode with every
+core, and the worker service it starts runs its AggregateUFOsByState steps against it: no new
+driver JVM, a warm SQL engine. It writes its event log where the demo's applications do, so the
+history server lists it too. When it is stopped, runs go cold again (see ``spark_submit.py``).
+"""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from etl.adapters import spark
+from etl.errors import UfoError
+
+DEFAULT_PORT = 15002
+SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+
+
+def default_remote() -> str:
+    return f"sc://127.0.0.1:{DEFAULT_PORT}"
+
+
+def port_of(env: dict[str, str]) -> int:
+    """The port of the demo's UFO_SPARK_REMOTE, which must name this machine."""
+    remote = env.get("UFO_SPARK_REMOTE") or default_remote()
+    address = urlsplit(remote.replace("sc://", "http://", 1))
+    if address.hostname not in ("127.0.0.1", "localhost"):
+        raise UfoError(
+            f"UFO_SPARK_REMOTE={remote} is not on this machine: `make up` starts the Spark "
+            "Connect server on 127.0.0.1 only; unset it, or run that server yourself."
+        )
+    return address.port or DEFAULT_PORT
+
+
+def command(port: int, host: str, events: str | None) -> tuple[list[str], dict[str, str]]:
+    """The server's command line and environment (event logs to ``events`` when given)."""
+    home = Path(find_spec("pyspark").origin).parent  # the pip package is a whole Spark
+    conf = {
+        "spark.connect.grpc.binding.address": host,
+        "spark.connect.grpc.binding.port": str(port),
+        "spark.ui.port": "0",  # any free port: the pipeline's own applications want 4040
+        **(spark.event_log_conf(events) if events else {}),
+    }
+    argv = [str(home / "bin" / "spark-submit"), "--class", SERVER_CLASS,
+            "--name", "Spark Connect server", "--master", "local[*]"]  # fmt: skip
+    for key, value in conf.items():
+        argv += ["--conf", f"{key}={value}"]
+    env = {"SPARK_HOME": str(home), "SPARK_LOCAL_IP": host}
+    return [*argv, "spark-internal"], env

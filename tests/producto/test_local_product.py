@@ -8,6 +8,7 @@ Whatever a test starts is stopped in a `finally` (`make stop`, then pg_ctl as a 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import pty
@@ -89,8 +90,10 @@ def stop_all(env: dict[str, str], run_dir: Path) -> None:
 def demo(tmp_path_factory):
     """`make demo` once, in a run directory of its own; everything stopped at the end."""
     run_dir = tmp_path_factory.mktemp("local-product") / ".run"
-    # The history server's address, written into demo.env: a free port, not the default.
-    env = make_env(run_dir, UFO_SPARK_HISTORY_URL=f"http://127.0.0.1:{free_port()}")
+    # The history and Spark Connect servers' addresses, written into demo.env: free ports, not
+    # the defaults.
+    env = make_env(run_dir, UFO_SPARK_HISTORY_URL=f"http://127.0.0.1:{free_port()}",
+                   UFO_SPARK_REMOTE=f"sc://127.0.0.1:{free_port()}")  # fmt: skip
     try:
         result = make("demo", env, timeout=900)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -190,8 +193,9 @@ def test_make_up_runs_the_product_and_make_stop_stops_everything(demo):
         while not json.loads(get(f"{history}/api/v1/applications")[1]):
             assert time.monotonic() < deadline, "the history server lists no application"
             time.sleep(1)
-        [application] = json.loads(get(f"{history}/api/v1/applications")[1])
-        assert application["name"].startswith("AggregateUFOsByState")
+        # The demo's application, and the Spark Connect server's (running).
+        listed = json.loads(get(f"{history}/api/v1/applications")[1])
+        [application] = [a for a in listed if a["name"].startswith("AggregateUFOsByState")]
         assert application["attempts"][0]["completed"] is True
         page = f"{history}/history/{application['id']}/jobs/"
         assert f"Spark application: {page}" in demo_output
@@ -216,13 +220,30 @@ def test_make_up_runs_the_product_and_make_stop_stops_everything(demo):
         assert f"127.0.0.1:{luigid_port}" in (
             run_dir / "luigid" / "client.cfg"
         ).read_text().replace("\nscheduler_port = ", ":")
+        # The worker's Spark steps run on the Spark Connect server `make up` started: a date
+        # not loaded yet runs warm.
+        remote = values["UFO_SPARK_REMOTE"]
+        assert f"Spark Connect server    {remote} " in up.stdout
+        day = dt.date.fromisoformat(values["RUN_DATE"]) - dt.timedelta(days=1)
+        (requests / "warm.yaml").write_text(
+            f"task: AggregateUFOsByState\nparams: {{date: {day}}}\n"
+        )
+        deadline = time.monotonic() + 240
+        while not (requests / "warm.done.yaml").exists():
+            log = requests / "warm.log"
+            assert not (requests / "warm.error.yaml").exists(), log.read_text()[-3000:]
+            assert time.monotonic() < deadline, (run_dir / "logs" / "worker.log").read_text()[
+                -3000:
+            ]
+            time.sleep(1)
+        assert f"(on the Spark Connect server {remote})" in (requests / "warm.log").read_text()
         again = make("up", env)
-        assert again.stdout.count("already running") == 4
+        assert again.stdout.count("already running") == 5
         pids = {p.stem: json.loads(p.read_text())["pid"] for p in (run_dir / "pids").glob("*.json")}
-        assert set(pids) == {"luigid", "worker", "producto", "history"}
+        assert set(pids) == {"luigid", "worker", "producto", "history", "connect"}
     finally:
         stopped = make("stop", env)
-    for name in ("producto", "worker", "history", "luigid", "postgres"):
+    for name in ("producto", "worker", "connect", "history", "luigid", "postgres"):
         assert f"stopped {name}" in stopped.stdout, stopped.stdout
     for pid in pids.values():
         assert not Path(f"/proc/{pid}").exists()

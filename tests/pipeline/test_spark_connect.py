@@ -1,0 +1,114 @@
+"""The warm Spark step: AggregateUFOsByState against a Spark Connect server (UFO_SPARK_REMOTE).
+
+A real Spark Connect server (PySpark's own, local mode) is started for this module, as
+``make up`` starts one. The same standalone job runs there as a session of the server, and its
+results equal the independent reference and the cold run's, file for file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from etl.adapters import spark
+from etl.tools import connect, sample
+from tests import reference
+from tests.lakefiles import aggregate_counts, reject_rows
+from tests.support import free_port, pipeline_env, run_luigi
+
+pytestmark = [pytest.mark.integration, pytest.mark.spark]
+
+DAYS = [dt.date(2019, 3, 26), dt.date(2019, 3, 27), dt.date(2019, 3, 28)]
+
+
+@pytest.fixture(scope="module")
+def remote(tmp_path_factory):
+    """A Spark Connect server on 127.0.0.1 (a free port), started as `make up` starts it."""
+    port = free_port()
+    argv, extra = connect.command(port, "127.0.0.1", None)
+    log = tmp_path_factory.mktemp("connect") / "server.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(argv, env=dict(os.environ, **extra), stdout=out,
+                                  stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    address = f"sc://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    try:
+        while not spark.connect_answers(address, timeout=1):
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the Spark Connect server did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield address
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def published(lake: Path, day: dt.date) -> tuple[dict, Counter, Counter]:
+    """A date's quality report, counts per (month, state) and rejects, as the lake has them."""
+    manifest = json.loads((lake / f"aggregated/date={day}/_MANIFEST.json").read_text())
+    counts = aggregate_counts((lake / rel).read_bytes() for rel in manifest["files"]["aggregated"])
+    rejects: Counter = Counter()
+    for rel in manifest["files"]["rejects"]:
+        rejects.update(reject_rows((lake / rel).read_text(encoding="utf-8"))[1])
+    return manifest["quality"], counts, rejects
+
+
+def test_a_batch_of_dates_runs_warm_and_equals_the_reference_and_the_cold_run(
+    tmp_path, database_url, remote
+):
+    source = tmp_path / "index.csv"
+    with open(source, "w", encoding="utf-8", newline="") as out:
+        sample.write(out, sample.generate(3000, until=DAYS[-1], seed=11,
+                                          start=DAYS[0] - dt.timedelta(days=30)))  # fmt: skip
+    span = f"{DAYS[0]}..{DAYS[-1]}"
+    warm_env = pipeline_env(str(tmp_path / "warm"), database_url, str(source),
+                            UFO_SPARK_REMOTE=remote)  # fmt: skip
+    warm = run_luigi("TopStatesToDatabase", "--date", span, "--local-scheduler", env=warm_env)
+    output = warm.stdout + warm.stderr
+    assert warm.returncode == 0, output[-3000:]
+    assert f"(on the Spark Connect server {remote})" in output
+    [command] = [line for line in output.splitlines() if "Running command: " in line]
+    assert f"--remote {remote}" in command and "--master" not in command
+
+    cold_env = pipeline_env(str(tmp_path / "cold"), None, str(source))
+    cold = run_luigi("AggregateUFOsByState", "--date", span, "--local-scheduler", env=cold_env)
+    assert cold.returncode == 0, cold.stderr[-3000:]
+    assert "(cold)" in cold.stdout + cold.stderr
+
+    data = source.read_bytes()
+    for day in DAYS:
+        expected = reference.classify(data, day)
+        quality, counts, rejects = published(tmp_path / "warm", day)
+        assert {k: quality[k] for k in expected.quality()} == expected.quality()
+        assert counts == expected.by_month_state
+        assert rejects == Counter(expected.rejects)
+        assert (quality, counts, rejects) == published(tmp_path / "cold", day)
+
+
+def test_a_server_that_does_not_answer_means_a_cold_run_and_a_warning(tmp_path):
+    source = tmp_path / "index.csv"
+    with open(source, "w", encoding="utf-8", newline="") as out:
+        sample.write(out, sample.generate(500, until=DAYS[0], seed=3))
+    nobody = f"sc://127.0.0.1:{free_port()}"
+    env = pipeline_env(str(tmp_path / "lake"), None, str(source), UFO_SPARK_REMOTE=nobody)
+    result = run_luigi("AggregateUFOsByState", "--date", str(DAYS[0]), "--local-scheduler", env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert f"the Spark Connect server {nobody} does not answer" in output
+    assert "(cold)" in output
+    quality, counts, _ = published(tmp_path / "lake", DAYS[0])
+    expected = reference.classify(source.read_bytes(), DAYS[0])
+    assert counts == expected.by_month_state
+    assert {k: quality[k] for k in expected.quality()} == expected.quality()

@@ -7,12 +7,15 @@ Three measures, each against a baseline timed in the same run (these machines ar
 only ratios within one run mean anything):
 
 * daily latency: the whole chain (``TopStatesToDatabase`` on a fresh lake, local Spark, a private
-  PostgreSQL) on the real 2019 index, against a no-op ``spark-submit`` (JVM and SparkSession
-  start-up: the floor of anything that starts Spark);
-* scale: ``AggregateUFOsByState`` on generated files of each size (``python -m etl.tools.sample``),
-  against DuckDB computing the same data contract in SQL over the same raw-zone Parquet, and the
-  plain-Python reference (``tests/reference.py``) over the CSV. DuckDB's figures must equal the
-  pipeline's (a second independent check), or the benchmark fails;
+  PostgreSQL) on the real 2019 index, cold (a new Spark application) and warm (against a Spark
+  Connect server started here, as ``make up`` starts one), against a no-op ``spark-submit`` (JVM
+  and SparkSession start-up: the floor of anything that starts Spark);
+* scale, on generated files of each size (``python -m etl.tools.sample``): ``ReadUFOs`` +
+  ``AggregateUFOsByState`` end to end against DuckDB computing the same data contract in SQL
+  from the same CSV; ``ReadUFOs`` alone, its time and its process's peak memory;
+  ``AggregateUFOsByState`` against DuckDB over the same raw-zone Parquet and against the
+  plain-Python reference (``tests/reference.py``). DuckDB's figures, from the CSV and from the
+  Parquet, must equal the pipeline's (a second independent check), or the benchmark fails;
 * backfill: ``RangeDaily`` over 30, 365 and 3,652 (ten years of) run dates against one run
   date, with the database's and the lake's size after each, and producto's response time for
   the oldest and the newest date once ten years are loaded.
@@ -23,9 +26,11 @@ Prints a table and writes every timing and ratio as JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -38,20 +43,62 @@ sys.path.insert(0, str(REPO))
 
 DEFAULT_SOURCE = REPO.parent / "shared" / "data" / "ufo" / "nuforc_index_2019-03-21.csv"
 RUN_DATE = dt.date(2019, 3, 29)
-WS = " \t\r\n\f\v"
 
 
 def luigi(*args: str, env: dict, timeout: int = 7200) -> float:
     """Seconds ``python -m luigi --module etl ARGS --local-scheduler`` took; fails loudly."""
+    return luigi_measured(*args, env=env, timeout=timeout)[0]
+
+
+def luigi_measured(*args: str, env: dict, timeout: int = 7200) -> tuple[float, int]:
+    """Seconds the run took and its process's peak memory (resident, bytes): with the local
+    scheduler and one worker, Luigi runs the task in that process."""
+    import threading
+
     start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "luigi", "--module", "etl", *args, "--local-scheduler", "--no-lock"],
-        env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
-    took = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"luigi {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-    return took
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "luigi", "--module", "etl", *args, "--local-scheduler",
+             "--no-lock"], env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
+        watchdog = threading.Timer(timeout, proc.kill)
+        watchdog.start()
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak, not the largest child's
+        watchdog.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        took = time.perf_counter() - start
+        if proc.returncode:
+            err.seek(0)
+            raise SystemExit(f"luigi {' '.join(args)} failed:\n{err.read().decode()[-3000:]}")
+    return took, usage.ru_maxrss * 1024
+
+
+@contextlib.contextmanager
+def connect_server(tmp: Path):
+    """A Spark Connect server on 127.0.0.1, as `make up` starts one: its address."""
+    from etl.adapters import spark
+    from etl.tools import connect
+    from tests.support import free_port
+
+    port = free_port()
+    argv, extra = connect.command(port, "127.0.0.1", None)
+    address = f"sc://127.0.0.1:{port}"
+    with open(tmp / "connect.log", "wb") as log:
+        server = subprocess.Popen(argv, env=dict(os.environ, **extra), stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while not spark.connect_answers(address, timeout=1):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the Spark Connect server did not start: see {tmp}/connect.log")
+            time.sleep(0.5)
+        yield address
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
 
 
 def noop_spark_submit(tmp: Path, env: dict, java_options: list[str] = ()) -> float:
@@ -70,87 +117,6 @@ def noop_spark_submit(tmp: Path, env: dict, java_options: list[str] = ()) -> flo
     subprocess.run([submit, "--master", "local[*]", *options, str(app)], env=env, check=True,
                    capture_output=True, timeout=600)  # fmt: skip
     return time.perf_counter() - start
-
-
-def duckdb_contract(parquet: str, run_date: dt.date) -> tuple[dict, dict]:
-    """The data contract (index layout, rules 3-10) in DuckDB SQL: (quality, {(month, state): n})."""
-    import duckdb
-
-    ws = "".join(f"chr({ord(c)})" if i == 0 else f" || chr({ord(c)})" for i, c in enumerate(WS))
-    sql = f"""
-    WITH src AS (
-      SELECT "Date / Time" AS w, "City" AS c, "State" AS s, "Shape" AS sh, "Duration" AS du,
-             "Summary" AS su, "Posted" AS p, "_record" AS rec FROM read_parquet('{parquet}')),
-    d AS (SELECT w, c, s, sh, du, su, p, rec, count(*) AS n FROM src GROUP BY ALL),
-    t AS (
-      SELECT n, rec <> '' AS ragged,
-        lower(trim(w, {ws})) = 'date / time' AND lower(trim(c, {ws})) = 'city'
-          AND lower(trim(s, {ws})) = 'state' AND lower(trim(sh, {ws})) = 'shape'
-          AND lower(trim(du, {ws})) = 'duration' AND lower(trim(su, {ws})) = 'summary'
-          AND lower(trim(p, {ws})) = 'posted' AS is_header,
-        regexp_extract(trim(p, {ws}), '^(\\d{{1,2}})/(\\d{{1,2}})/(\\d{{2}})$', ['m', 'd', 'y']) AS pp,
-        regexp_extract(trim(w, {ws}), '^(\\d{{1,2}})/(\\d{{1,2}})/(\\d{{2}})(?: (\\d{{1,2}}):(\\d{{2}}))?$',
-                       ['m', 'd', 'y', 'h', 'mi']) AS ss,
-        upper(trim(s, {ws})) AS code
-      FROM d),
-    y AS (
-      SELECT *, CASE WHEN pp.y = '' THEN NULL WHEN TRY_CAST(pp.y AS INTEGER) >= 70 THEN 1900 + TRY_CAST(pp.y AS INTEGER)
-                     ELSE 2000 + TRY_CAST(pp.y AS INTEGER) END AS py
-      FROM t),
-    dates AS (
-      SELECT *,
-        CASE WHEN py IS NOT NULL AND TRY_CAST(pp.m AS INTEGER) BETWEEN 1 AND 12 AND TRY_CAST(pp.d AS INTEGER) BETWEEN 1 AND
-             day(last_day(make_date(py, TRY_CAST(pp.m AS INTEGER), 1))) THEN make_date(py, TRY_CAST(pp.m AS INTEGER), TRY_CAST(pp.d AS INTEGER)) END
-          AS posted_date,
-        CASE WHEN ss.y = '' OR py IS NULL THEN NULL
-             WHEN (py // 100) * 100 + TRY_CAST(ss.y AS INTEGER) <= py THEN (py // 100) * 100 + TRY_CAST(ss.y AS INTEGER)
-             ELSE (py // 100) * 100 + TRY_CAST(ss.y AS INTEGER) - 100 END AS sy
-      FROM y),
-    sighted AS (
-      SELECT *,
-        CASE WHEN sy IS NOT NULL AND TRY_CAST(ss.m AS INTEGER) BETWEEN 1 AND 12 AND TRY_CAST(ss.d AS INTEGER) BETWEEN 1 AND
-             day(last_day(make_date(sy, TRY_CAST(ss.m AS INTEGER), 1)))
-             AND (ss.h = '' OR (TRY_CAST(ss.h AS INTEGER) BETWEEN 0 AND 24 AND TRY_CAST(ss.mi AS INTEGER) BETWEEN 0 AND 59))
-             THEN make_date(sy, TRY_CAST(ss.m AS INTEGER), TRY_CAST(ss.d AS INTEGER)) END AS sighting_date
-      FROM dates),
-    o AS (
-      SELECT n, code, sighting_date,
-        CASE WHEN is_header THEN 'header_repeat'
-             WHEN ragged THEN 'columns'
-             WHEN posted_date IS NULL THEN 'posted'
-             WHEN posted_date > DATE '{run_date}' THEN 'after_run_date'
-             WHEN sighting_date IS NULL THEN 'sighting_date'
-             WHEN code NOT IN ({", ".join(f"'{s}'" for s in sorted(_states()))}) THEN 'state'
-             ELSE 'valid' END AS outcome
-      FROM sighted)
-    SELECT outcome, strftime(sighting_date, '%Y-%m') AS month, code,
-           count(*) AS rows, sum(n) AS n
-    FROM o GROUP BY ALL
-    """
-    counts: dict[str, int] = {}
-    by_month_state: dict[tuple[str, str], int] = {}
-    for outcome, month, code, rows, n in duckdb.sql(sql).fetchall():
-        if outcome == "header_repeat":
-            counts[outcome] = counts.get(outcome, 0) + n
-            continue
-        counts["duplicate"] = counts.get("duplicate", 0) + n - rows
-        counts[outcome] = counts.get(outcome, 0) + rows
-        if outcome == "valid":
-            by_month_state[(month, code)] = rows
-    reasons = {r: counts.get(r, 0) for r in ("columns", "posted", "sighting_date", "state")}
-    quality = {
-        "input": sum(counts.values()),
-        **{k: counts.get(k, 0) for k in ("header_repeat", "duplicate", "after_run_date", "valid")},
-        "rejected": sum(reasons.values()),
-        "rejected_by_reason": reasons,
-    }
-    return quality, by_month_state
-
-
-def _states() -> frozenset[str]:
-    from spark_jobs.layouts import US_STATES
-
-    return US_STATES
 
 
 def published_aggregate(lake: Path, day: dt.date) -> tuple[dict, dict]:
@@ -238,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.source.is_file():
         raise SystemExit(f"no source file {args.source}: give --source FILE (a NUFORC index)")
 
+    from bench.contract import csv_records, duckdb_contract, parquet_records
     from etl.tools import sample
     from etl.tools.localpg import LocalPostgres
     from tests import reference
@@ -254,21 +221,33 @@ def main(argv: list[str] | None = None) -> int:
         base["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), base.get("PATH", "")])
         base.setdefault("PYSPARK_PYTHON", sys.executable)
         try:
-            # Daily latency, interleaved with its baseline.
+            # Daily latency, cold and warm, interleaved with its baseline.
             from etl.adapters import spark
 
             archive = spark.driver_java_options(spark.default_spark_submit())
-            noop, noop_archive, chain = [], [], []
-            for i in range(args.repeat):
-                noop.append(noop_spark_submit(tmp, base))
-                if archive:
-                    noop_archive.append(noop_spark_submit(tmp, base, archive))
-                env = dict(base, UFO_STORAGE=str(tmp / f"chain{i}"), UFO_SOURCE=str(args.source))
-                chain.append(luigi("TopStatesToDatabase", "--date", str(RUN_DATE), "--force",
-                                   env=env))  # fmt: skip
-                print(f"round {i + 1}: no-op {noop[-1]:.1f} s, chain {chain[-1]:.1f} s", flush=True)
-            results["daily"] = {"noop_spark_submit_s": noop, "chain_s": chain,
+            noop, noop_archive, chain, warm = [], [], [], []
+            with connect_server(tmp) as remote:
+                # One run first, untimed: the server's first query compiles its engine once.
+                luigi("TopStatesToDatabase", "--date", str(RUN_DATE), "--force",
+                      env=dict(base, UFO_STORAGE=str(tmp / "warmup"), UFO_SOURCE=str(args.source),
+                               UFO_SPARK_REMOTE=remote))  # fmt: skip
+                for i in range(args.repeat):
+                    noop.append(noop_spark_submit(tmp, base))
+                    if archive:
+                        noop_archive.append(noop_spark_submit(tmp, base, archive))
+                    env = dict(
+                        base, UFO_STORAGE=str(tmp / f"chain{i}"), UFO_SOURCE=str(args.source)
+                    )
+                    chain.append(luigi("TopStatesToDatabase", "--date", str(RUN_DATE), "--force",
+                                       env=env))  # fmt: skip
+                    env = dict(env, UFO_STORAGE=str(tmp / f"warm{i}"), UFO_SPARK_REMOTE=remote)
+                    warm.append(luigi("TopStatesToDatabase", "--date", str(RUN_DATE), "--force",
+                                      env=env))  # fmt: skip
+                    print(f"round {i + 1}: no-op {noop[-1]:.1f} s, chain {chain[-1]:.1f} s cold, "
+                          f"{warm[-1]:.1f} s warm", flush=True)  # fmt: skip
+            results["daily"] = {"noop_spark_submit_s": noop, "chain_s": chain, "warm_chain_s": warm,
                                 "ratio_chain_to_noop": median(chain) / median(noop),
+                                "ratio_warm_chain_to_noop": median(warm) / median(noop),
                                 "class_archive": bool(archive)}  # fmt: skip
             if noop_archive:
                 results["daily"]["noop_with_class_archive_s"] = noop_archive
@@ -284,20 +263,25 @@ def main(argv: list[str] | None = None) -> int:
                     sample.write(out, sample.generate(size, until=RUN_DATE, seed=size % 997))
                 lake = tmp / f"scale{size}"
                 env = dict(base, UFO_STORAGE=str(lake), UFO_SOURCE=str(src))
-                read_s = luigi("ReadUFOs", "--date", str(RUN_DATE), env=env)
+                read_s, read_peak = luigi_measured("ReadUFOs", "--date", str(RUN_DATE), env=env)
                 spark_s = luigi("AggregateUFOsByState", "--date", str(RUN_DATE), env=env)
                 parquet = raw_parquet(lake, RUN_DATE)
                 start = time.perf_counter()
-                dq, dcounts = duckdb_contract(parquet, RUN_DATE)
+                dq, dcounts = duckdb_contract(parquet_records(parquet), RUN_DATE)
                 duck_s = time.perf_counter() - start
+                start = time.perf_counter()
+                eq, ecounts = duckdb_contract(csv_records(str(src)), RUN_DATE)
+                duck_csv_s = time.perf_counter() - start
                 pq_, pcounts = published_aggregate(lake, RUN_DATE)
-                if (dq, dcounts) != (pq_, pcounts):
+                if not (dq, dcounts) == (eq, ecounts) == (pq_, pcounts):
                     raise SystemExit(
-                        f"DuckDB and the pipeline disagree at {size} rows:\n{dq}\n{pq_}"
+                        f"DuckDB and the pipeline disagree at {size} rows:\n{dq}\n{eq}\n{pq_}"
                     )
                 entry = {"bytes": src.stat().st_size, "read_ufos_s": read_s,
-                         "aggregate_s": spark_s, "duckdb_s": duck_s,
-                         "ratio_aggregate_to_duckdb": spark_s / duck_s}  # fmt: skip
+                         "read_ufos_peak_bytes": read_peak, "aggregate_s": spark_s,
+                         "duckdb_s": duck_s, "duckdb_from_csv_s": duck_csv_s,
+                         "ratio_aggregate_to_duckdb": spark_s / duck_s,
+                         "ratio_end_to_end_to_duckdb": (read_s + spark_s) / duck_csv_s}  # fmt: skip
                 if size <= args.reference_max:
                     start = time.perf_counter()
                     expected = reference.classify(src.read_bytes(), RUN_DATE)
@@ -343,11 +327,24 @@ def print_table(results: dict) -> None:
     print("\n| measure | time | baseline | ratio |\n|---|---|---|---|")
     print(f"| chain on the real 2019 file / no-op spark-submit | {median(daily['chain_s']):.1f} s "
           f"| {median(daily['noop_spark_submit_s']):.1f} s | {daily['ratio_chain_to_noop']:.2f} |")  # fmt: skip
+    if "warm_chain_s" in daily:
+        print(f"| the same, warm (a Spark Connect server) / no-op spark-submit | "
+              f"{median(daily['warm_chain_s']):.1f} s | {median(daily['noop_spark_submit_s']):.1f} s "
+              f"| {daily['ratio_warm_chain_to_noop']:.2f} |")  # fmt: skip
     if "noop_with_class_archive_s" in daily:
         print(f"| the same / no-op spark-submit with the class archive | {median(daily['chain_s']):.1f} s "
               f"| {median(daily['noop_with_class_archive_s']):.1f} s "
               f"| {daily['ratio_chain_to_noop_with_class_archive']:.2f} |")  # fmt: skip
     for size, e in results["scale"].items():
+        if "ratio_end_to_end_to_duckdb" in e:
+            print(
+                f"| ReadUFOs + AggregateUFOsByState, {int(size):,} rows / DuckDB from the CSV, "
+                f"same contract | {e['read_ufos_s'] + e['aggregate_s']:.1f} s "
+                f"| {e['duckdb_from_csv_s']:.1f} s | {e['ratio_end_to_end_to_duckdb']:.1f} |"
+            )
+            print(f"| ReadUFOs alone, {int(size):,} rows ({e['bytes'] / 1e6:,.0f} MB): time, "
+                  f"peak memory | {e['read_ufos_s']:.1f} s | {e['read_ufos_peak_bytes'] / 1e6:,.0f} MB "
+                  f"| |")  # fmt: skip
         print(f"| AggregateUFOsByState, {int(size):,} rows / DuckDB, same contract | "
               f"{e['aggregate_s']:.1f} s | {e['duckdb_s']:.2f} s | {e['ratio_aggregate_to_duckdb']:.1f} |")  # fmt: skip
         if "python_reference_s" in e:

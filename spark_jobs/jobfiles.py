@@ -82,7 +82,13 @@ def total_bytes(paths: list[str]) -> int:
         root = local(path)
         if root is None:
             bucket, key = _s3(path)
-            total += sum(size for _, size in _keys(bucket, key))
+            found = dict(_keys(bucket, key))
+            folder = key.rstrip("/") + "/"
+            total += (
+                found[key]
+                if key in found
+                else sum(size for name, size in found.items() if name.startswith(folder))
+            )
         elif os.path.isdir(root):
             total += sum(
                 os.path.getsize(os.path.join(folder, name))

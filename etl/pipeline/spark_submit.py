@@ -154,7 +154,10 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
             env["SPARK_REMOTE"] = remote
             env.setdefault("PYSPARK_PYTHON", sys.executable)
             env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        elif self.master.startswith("local"):
+            return env
+        for name in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED"):  # a new application
+            env.pop(name, None)
+        if self.master.startswith("local"):
             # Local mode: the Python workers are this interpreter, with its packages; the
             # driver and its UI listen on this machine only (Spark binds to every interface).
             env.setdefault("PYSPARK_PYTHON", sys.executable)

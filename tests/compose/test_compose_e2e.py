@@ -157,16 +157,17 @@ def test_a_run_through_the_spark_connect_server_is_warm_and_exact(stack):
 
     master = f"http://127.0.0.1:{SPARK_UI_PORT}/json/"
     apps_before = {a["id"] for a in get_json(master)["completedapps"]}
+    remote = f"sc://spark-connect:{CONNECT_PORT}"  # 15002 but in CI's host network
     start = time.monotonic()
     result = stack.compose(
-        "exec", "-T", "-e", "UFO_SPARK_REMOTE=sc://spark-connect:15002", "luigi_worker",
+        "exec", "-T", "-e", f"UFO_SPARK_REMOTE={remote}", "luigi_worker",
         "python", "-m", "luigi", "--module", "etl", "TopStatesToDatabase",
         "--date", WARM_RUN_DATE.isoformat(),
         timeout=600,
     )  # fmt: skip
     stack.timings["warm_run"] = round(time.monotonic() - start, 1)
     output = result.stdout + result.stderr
-    assert "(on the Spark Connect server sc://spark-connect:15002)" in output, output[-3000:]
+    assert f"(on the Spark Connect server {remote})" in output, output[-3000:]
     now = get_json(master)
     assert {a["id"] for a in now["completedapps"]} == apps_before
     assert [a["name"] for a in now["activeapps"]] == ["Spark Connect server"]

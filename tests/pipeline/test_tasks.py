@@ -147,6 +147,33 @@ def test_spark_submit_argv(settings):
     assert task.attempt.startswith("_attempts/") and task.attempt != attempt
 
 
+def test_a_spark_connect_server_takes_the_place_of_master_and_deploy_mode(settings, monkeypatch):
+    import socket
+
+    from etl.errors import ConfigError
+    from etl.settings import load_settings
+
+    _publish_raw(settings, D)
+    # A listening socket stands in for the server here: the choice only checks that the
+    # address accepts connections (tests/pipeline/test_spark_connect.py runs a real one).
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        remote = f"sc://127.0.0.1:{server.getsockname()[1]}"
+        monkeypatch.setenv("UFO_SPARK_REMOTE", remote)
+        monkeypatch.setenv("UFO_SPARK_EVENTS", str(settings / "events"))
+        task = AggregateUFOsByState(date=D)
+        task._remote = task._choose_remote()
+    argv = task.program_args()
+    assert argv[argv.index("--remote") + 1] == remote
+    assert "--master" not in argv and "--deploy-mode" not in argv
+    assert task.program_environment()["SPARK_REMOTE"] == remote
+    assert not any(k.startswith("spark.eventLog") for k in task.conf or {})  # the server's own
+    task._remote = None  # a cold run, as when the server does not answer
+    assert "--master" in task.program_args() and "SPARK_REMOTE" not in (task.program_environment())
+    monkeypatch.setenv("UFO_SPARK_REMOTE", "http://127.0.0.1:15002")
+    with pytest.raises(ConfigError, match="UFO_SPARK_REMOTE.*sc://HOST:PORT"):
+        load_settings()
+
+
 def test_a_batch_runs_one_spark_submit_for_every_date(settings):
     days = [D - dt.timedelta(days=1), D]
     for day in days:

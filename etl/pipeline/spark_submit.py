@@ -10,6 +10,7 @@ leaking the environment.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import socket
 import sys
@@ -89,11 +90,14 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
         command = super().spark_command()
         remote = self.remote
         if remote:
-            for flag in ("--master", "--deploy-mode"):  # spark-submit refuses them with --remote
+            # spark-submit refuses a master or a deploy mode beside --remote, from the command
+            # line or from spark-defaults.conf (the images set spark.submit.deployMode): it
+            # reads no properties file then. The server's settings are the ones that apply.
+            for flag in ("--master", "--deploy-mode", "--properties-file"):
                 if flag in command:
                     at = command.index(flag)
                     del command[at : at + 2]
-            command[1:1] = ["--remote", remote]
+            command[1:1] = ["--remote", remote, "--properties-file", os.devnull]
         return command
 
     #: More ``--conf`` settings for this submission (lineage's parent run).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 import sys
 
@@ -165,6 +166,7 @@ def test_a_spark_connect_server_takes_the_place_of_master_and_deploy_mode(settin
     argv = task.program_args()
     assert argv[argv.index("--remote") + 1] == remote
     assert "--master" not in argv and "--deploy-mode" not in argv
+    assert argv[argv.index("--properties-file") + 1] == os.devnull  # no spark.submit.deployMode
     assert task.program_environment()["SPARK_REMOTE"] == remote
     assert not any(k.startswith("spark.eventLog") for k in task.conf or {})  # the server's own
     task._remote = None  # a cold run, as when the server does not answer

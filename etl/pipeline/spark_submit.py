@@ -10,10 +10,10 @@ leaking the environment.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import socket
 import sys
+from pathlib import Path
 
 import luigi
 from luigi.contrib.external_program import ExternalProgramRunError
@@ -25,6 +25,9 @@ from etl.errors import DataError
 from etl.settings import load_settings
 
 logger = logging.getLogger("ufo")
+
+#: The properties file of a submission to a Spark Connect server (no master, no deploy mode).
+REMOTE_PROPERTIES = Path(__file__).with_name("spark-remote.conf")
 
 
 class SparkJobError(DataError):
@@ -97,7 +100,7 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
                 if flag in command:
                     at = command.index(flag)
                     del command[at : at + 2]
-            command[1:1] = ["--remote", remote, "--properties-file", os.devnull]
+            command[1:1] = ["--remote", remote, "--properties-file", str(REMOTE_PROPERTIES)]
         return command
 
     #: More ``--conf`` settings for this submission (lineage's parent run).

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
 import sys
+from pathlib import Path
 
 import luigi
 import pytest
@@ -166,7 +166,8 @@ def test_a_spark_connect_server_takes_the_place_of_master_and_deploy_mode(settin
     argv = task.program_args()
     assert argv[argv.index("--remote") + 1] == remote
     assert "--master" not in argv and "--deploy-mode" not in argv
-    assert argv[argv.index("--properties-file") + 1] == os.devnull  # no spark.submit.deployMode
+    properties = Path(argv[argv.index("--properties-file") + 1])  # not spark-defaults.conf
+    assert "spark." not in properties.read_text().replace("spark-submit", "")
     assert task.program_environment()["SPARK_REMOTE"] == remote
     assert not any(k.startswith("spark.eventLog") for k in task.conf or {})  # the server's own
     task._remote = None  # a cold run, as when the server does not answer

@@ -1,7 +1,8 @@
 """spark-submit as the pipeline runs it: Luigi's SparkSubmitTask with the project's plumbing.
 
 The master comes from SPARK_MASTER (or ``[ufo] spark_master``), other flags from luigi.cfg's
-``[spark]``. Added to Luigi's task: the driver's class archive (``etl/adapters/spark.py``),
+``[spark]``. With UFO_SPARK_REMOTE (``[ufo] spark_remote``) and its server answering, the job
+runs instead as a session of that Spark Connect server (``spark-submit --remote``): warm. Added to Luigi's task: the driver's class archive (``etl/adapters/spark.py``),
 spark-submit dying with the Luigi process that started it, its whole output kept under
 ``$UFO_LOG_DIR/spark/``, and a failure reported by the job's own ``error:`` line without
 leaking the environment.

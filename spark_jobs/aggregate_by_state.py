@@ -8,9 +8,9 @@ writes), and it runs the same with plain spark-submit::
         --snapshot 2019-03-30=lake/_attempts/A/raw/records.parquet \\
         --output lake/_attempts/B
 
-or as a session of a Spark Connect server (``SPARK_REMOTE=sc://host:15002 spark-submit --remote
-sc://host:15002 ...``): the DataFrame API only, and its own file work without the driver's JVM
-(``jobfiles.py``), so the same file runs in both modes.
+or as a session of a Spark Connect server (``SPARK_REMOTE=sc://host:15002 python
+spark_jobs/aggregate_by_state.py ...``): the DataFrame API only, and its own file work without
+the driver's JVM (``jobfiles.py``), so the same file runs in both modes.
 
 The input is the raw zone's Parquet (``ReadUFOs``): one string column per field of a known
 layout (``layouts.py``), named as the source's header spells it. Each run date D is a snapshot:

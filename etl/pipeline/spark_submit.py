@@ -2,7 +2,8 @@
 
 The master comes from SPARK_MASTER (or ``[ufo] spark_master``), other flags from luigi.cfg's
 ``[spark]``. With UFO_SPARK_REMOTE (``[ufo] spark_remote``) and its server answering, the job
-runs instead as a session of that Spark Connect server (``spark-submit --remote``): warm. Added to Luigi's task: the driver's class archive (``etl/adapters/spark.py``),
+runs instead as a session of that Spark Connect server: the job's Python with SPARK_REMOTE set,
+no driver JVM of its own (warm). Added to Luigi's task: the driver's class archive (``etl/adapters/spark.py``),
 spark-submit dying with the Luigi process that started it, its whole output kept under
 ``$UFO_LOG_DIR/spark/``, and a failure reported by the job's own ``error:`` line without
 leaking the environment.
@@ -14,7 +15,6 @@ import logging
 import shutil
 import socket
 import sys
-from pathlib import Path
 
 import luigi
 from luigi.contrib.external_program import ExternalProgramRunError
@@ -26,9 +26,6 @@ from etl.errors import DataError
 from etl.settings import load_settings
 
 logger = logging.getLogger("ufo")
-
-#: The properties file of a submission to a Spark Connect server (no master, no deploy mode).
-REMOTE_PROPERTIES = Path(__file__).with_name("spark-remote.conf")
 
 
 class SparkJobError(DataError):
@@ -88,22 +85,6 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
             return None
         return remote
 
-    def spark_command(self) -> list[str]:
-        """Luigi's command; against a Spark Connect server, ``--remote`` in place of ``--master``
-        (spark-submit starts no driver then: the application runs as the server's session)."""
-        command = super().spark_command()
-        remote = self.remote
-        if remote:
-            # spark-submit refuses a master or a deploy mode beside --remote, from the command
-            # line or from spark-defaults.conf (the images set spark.submit.deployMode): it
-            # reads no properties file then. The server's settings are the ones that apply.
-            for flag in ("--master", "--deploy-mode", "--properties-file"):
-                if flag in command:
-                    at = command.index(flag)
-                    del command[at : at + 2]
-            command[1:1] = ["--remote", remote, "--properties-file", str(REMOTE_PROPERTIES)]
-        return command
-
     #: More ``--conf`` settings for this submission (lineage's parent run).
     extra_conf: dict[str, str] = {}
 
@@ -145,11 +126,18 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
         return logs_output
 
     def program_args(self) -> list[str]:
-        args = super().program_args()
+        if self.remote:
+            # A Spark Connect application is a plain Python program with SPARK_REMOTE set
+            # (PySpark's own way to run one): spark-submit --remote would only start a JVM to
+            # launch this same Python (about 3 s more a run, measured).
+            args = [sys.executable, *self.app_command()]
+        else:
+            args = super().program_args()
         setpriv = shutil.which("setpriv")
         if setpriv and sys.platform == "linux":
-            # If this Luigi process dies (kill -9 included), spark-submit dies with it instead of
-            # writing on into an attempt nobody will publish.
+            # If this Luigi process dies (kill -9 included), the job (spark-submit, or the job's
+            # Python on a Spark Connect server) dies with it instead of writing on into an
+            # attempt nobody will publish.
             return [setpriv, "--pdeathsig", "KILL", "--", *args]
         return args
 
@@ -157,11 +145,7 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
         env = super().program_environment()
         remote = self.remote
         if remote:
-            # PySpark's session builder connects where SPARK_REMOTE says (spark-submit's
-            # --remote alone leaves the Python application asking for a master).
-            env["SPARK_REMOTE"] = remote
-            env.setdefault("PYSPARK_PYTHON", sys.executable)
-            env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            env["SPARK_REMOTE"] = remote  # PySpark's session builder connects there
             return env
         for name in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED"):  # a new application
             env.pop(name, None)

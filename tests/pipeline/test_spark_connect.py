@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 
 from etl.adapters import spark
 from etl.tools import connect, sample
+from spark_jobs import AGGREGATE_BY_STATE
 from tests import reference
 from tests.lakefiles import aggregate_counts, reject_rows
 from tests.support import free_port, pipeline_env, run_luigi
@@ -80,7 +82,7 @@ def test_a_batch_of_dates_runs_warm_and_equals_the_reference_and_the_cold_run(
     assert warm.returncode == 0, output[-3000:]
     assert f"(on the Spark Connect server {remote})" in output
     [command] = [line for line in output.splitlines() if "Running command: " in line]
-    assert f"--remote {remote}" in command and "--master" not in command
+    assert f"{sys.executable} {AGGREGATE_BY_STATE}" in command and "spark-submit" not in command
 
     cold_env = pipeline_env(str(tmp_path / "cold"), None, str(source))
     cold = run_luigi("AggregateUFOsByState", "--date", span, "--local-scheduler", env=cold_env)

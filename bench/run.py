@@ -30,7 +30,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -92,29 +91,11 @@ def _high_water_mark(pid: int) -> int:
 @contextlib.contextmanager
 def connect_server(tmp: Path):
     """A Spark Connect server on 127.0.0.1, as `make up` starts one: its address."""
-    from etl.adapters import spark
     from etl.tools import connect
     from tests.support import free_port
 
-    port = free_port()
-    argv, extra = connect.command(port, "127.0.0.1", None)
-    address = f"sc://127.0.0.1:{port}"
-    with open(tmp / "connect.log", "wb") as log:
-        server = subprocess.Popen(argv, env=dict(os.environ, **extra), stdout=log,
-                                  stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 180
-        while not spark.connect_answers(address, timeout=1):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the Spark Connect server did not start: see {tmp}/connect.log")
-            time.sleep(0.5)
+    with connect.running(free_port(), tmp / "connect.log") as address:
         yield address
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
 
 
 def noop_spark_submit(tmp: Path, env: dict, java_options: list[str] = ()) -> float:

@@ -9,6 +9,12 @@ history server lists it too. When it is stopped, runs go cold again (see ``spark
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.util import find_spec
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -51,3 +57,28 @@ def command(port: int, host: str, events: str | None) -> tuple[list[str], dict[s
         argv += ["--conf", f"{key}={value}"]
     env = {"SPARK_HOME": str(home), "SPARK_LOCAL_IP": host}
     return [*argv, "spark-internal"], env
+
+
+@contextmanager
+def running(port: int, log: Path, timeout: float = 180) -> Iterator[str]:
+    """A server on 127.0.0.1:``port`` for the body of the ``with`` (its output in ``log``), as
+    `make up` starts one: its address once it answers; stopped afterwards."""
+    argv, extra = command(port, "127.0.0.1", None)
+    address = f"sc://127.0.0.1:{port}"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(argv, env=dict(os.environ, **extra), stdout=out,
+                                  stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + timeout
+        while not spark.connect_answers(address, timeout=1):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise UfoError(f"the Spark Connect server did not start; its log: {log}")
+            time.sleep(0.5)
+        yield address
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()

@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from etl.adapters import spark
 from etl.tools import connect, sample
 from spark_jobs import AGGREGATE_BY_STATE
 from tests import reference
@@ -34,27 +29,9 @@ DAYS = [dt.date(2019, 3, 26), dt.date(2019, 3, 27), dt.date(2019, 3, 28)]
 @pytest.fixture(scope="module")
 def remote(tmp_path_factory):
     """A Spark Connect server on 127.0.0.1 (a free port), started as `make up` starts it."""
-    port = free_port()
-    argv, extra = connect.command(port, "127.0.0.1", None)
     log = tmp_path_factory.mktemp("connect") / "server.log"
-    with open(log, "wb") as out:
-        server = subprocess.Popen(argv, env=dict(os.environ, **extra), stdout=out,
-                                  stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    address = f"sc://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    try:
-        while not spark.connect_answers(address, timeout=1):
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the Spark Connect server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+    with connect.running(free_port(), log) as address:
         yield address
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
 
 
 def published(lake: Path, day: dt.date) -> tuple[dict, Counter, Counter]:

@@ -621,7 +621,6 @@ def first_of_equal_snapshots(
 
 
 def publishable(
-    spark: SparkSession,
     output: str,
     reports: dict[str, dict],
     layout_of: dict[str, str],
@@ -728,7 +727,7 @@ def main(argv: list[str] | None = None) -> int:
             reports.update(found)
             layout_of.update(dict.fromkeys(found, layout))
             firsts.update(shared)
-        job = publishable(spark, args.output, reports, layout_of, firsts)
+        job = publishable(args.output, reports, layout_of, firsts)
         job["application"] = spark.conf.get("spark.app.id", None)  # its history server page
         load_json(job, f"{args.output}/_job.json")
         for day in sorted(reports):

@@ -167,6 +167,24 @@ def transform_distinct_by_text(rows: DataFrame) -> DataFrame:
     return rows.groupBy(*rows.columns).agg(F.count(F.lit(1)).alias("n"))
 
 
+#: An input of at most this many bytes (the raw zone's Parquet) has its distinct rows grouped by
+#: their text: a few megabytes to shuffle, and one query less than the shared hashes need
+#: (finding them, counting them, broadcasting them: about a second of a cold run on the 2019
+#: index, whose 120,000 records are 8 MB). Past it, the shared hashes save far more than that.
+SMALL_INPUT_BYTES = 32 << 20
+
+
+def distinct_rows(rows: DataFrame, by_text: bool) -> tuple[DataFrame, DataFrame | None]:
+    """The distinct rows of ``rows`` with ``n`` (``transform_distinct``, or by their text), and
+    the shared hashes' checkpoint to release once they are used (None when there is none)."""
+    if by_text:
+        return transform_distinct_by_text(rows), None
+    shared = transform_shared_hashes(rows).localCheckpoint(eager=True)
+    if shared.count() > MAX_SHARED_HASHES:
+        return transform_distinct_by_text(rows), shared
+    return transform_distinct(rows, shared), shared
+
+
 def _date_parts(value: str, column: DateColumn, prefix: str) -> list[Column]:
     """The parts of the date in column ``value`` as integers ``{prefix}_year`` and so on (null
     when the value is not of the column's format); ``{prefix}_hour``, ``_minute`` and
@@ -523,6 +541,27 @@ def cores(spark: SparkSession) -> int:
 PARTITION_BYTES = 128 << 20
 
 
+def _configured(spark: SparkSession, defaults: dict[str, str]) -> set[str]:
+    """The settings among ``defaults`` (Spark's default values) that the user gave: luigi.cfg's
+    ``[spark]`` for a new application; on Spark Connect, those set away from their default."""
+    if is_connect(spark):  # the session's settings only
+        return {key for key, default in defaults.items() if spark.conf.get(key) != default}
+    conf = spark.sparkContext.getConf()
+    return {key for key in defaults if conf.contains(key)}
+
+
+#: Case mappings through ICU (Spark 4's default) or the JVM's own. ``upper`` and ``lower`` give the
+#: same strings either way (Unicode's mappings, as Python's ``str.upper`` does; the JVM's take a
+#: shortcut for ASCII), but ICU's cost half the classification's time on the 2019 index (1.1 s of
+#: 2.2 s a task, seen in thread dumps): the job uses the JVM's unless told otherwise.
+ICU_CASE_MAPPINGS = "spark.sql.icu.caseMappings.enabled"
+
+
+def use_jvm_case_mappings(spark: SparkSession) -> None:
+    if not _configured(spark, {ICU_CASE_MAPPINGS: "true"}):
+        spark.conf.set(ICU_CASE_MAPPINGS, "false")
+
+
 def size_shuffles(spark: SparkSession, nbytes: int) -> int:
     """Fit the shuffles to the input, unless luigi.cfg's ``[spark]`` settings say otherwise.
 
@@ -531,13 +570,9 @@ def size_shuffles(spark: SparkSession, nbytes: int) -> int:
     adaptive execution nothing to coalesce or split, and its re-planning at every stage costs a
     cold JVM about 1.5 s (measured on the 2019 index): it is switched off for such inputs.
     """
-    if is_connect(spark):  # the session's settings only: set by its user unless Spark's defaults
-        given = {"spark.sql.adaptive.enabled": "true", "spark.sql.shuffle.partitions": "200"}
-        configured = {k for k, default in given.items() if spark.conf.get(k) != default}
-    else:
-        conf = spark.sparkContext.getConf()
-        configured = {k for k in ("spark.sql.adaptive.enabled", "spark.sql.shuffle.partitions")
-                      if conf.contains(k)}  # fmt: skip
+    configured = _configured(
+        spark, {"spark.sql.adaptive.enabled": "true", "spark.sql.shuffle.partitions": "200"}
+    )
     count = cores(spark)
     if "spark.sql.adaptive.enabled" not in configured and nbytes <= count * PARTITION_BYTES:
         spark.conf.set("spark.sql.adaptive.enabled", "false")
@@ -554,15 +589,13 @@ def run_group(
     run_dates: list[dt.date],
     output: str,
     declared: tuple[Layout, ...] = (),
+    by_text: bool = False,
 ) -> tuple[str, dict[str, dict], dict[str, str]]:
     """Classify one input once and write every run date's outputs: its layout, quality reports,
-    and for each date the first date with the same snapshot (whose counts it shares)."""
+    and for each date the first date with the same snapshot (whose counts it shares).
+    ``by_text``: find the distinct rows by their text (a small input), not by shared hashes."""
     layout, names, rows = transform_select_columns(extract(spark, source), declared)
-    shared = transform_shared_hashes(rows).localCheckpoint(eager=True)
-    if shared.count() > MAX_SHARED_HASHES:
-        distinct = transform_distinct_by_text(rows)
-    else:
-        distinct = transform_distinct(rows, shared)
+    distinct, shared = distinct_rows(rows, by_text)
     # Classified once and folded into the small grouped frame, kept on the executors for the
     # three outputs below. A local checkpoint costs a fraction of a columnar cache (measured: 0.7 s
     # against 5.8 s on the 2019 index); if an executor is lost the job fails and Luigi retries.
@@ -594,7 +627,8 @@ def run_group(
         )
     finally:
         grouped.unpersist()  # the checkpoints' blocks
-        shared.unpersist()
+        if shared is not None:
+            shared.unpersist()
     return layout.name, reports, {d.isoformat(): f.isoformat() for d, f in firsts.items()}
 
 
@@ -710,15 +744,18 @@ def main(argv: list[str] | None = None) -> int:
                 builder = builder.config(key, value)
     spark = builder.getOrCreate()
     try:
-        size_shuffles(spark, jobfiles.total_bytes(list(groups)))
+        sizes = {source: jobfiles.total_bytes([source]) for source in groups}
+        size_shuffles(spark, sum(sizes.values()))
+        use_jvm_case_mappings(spark)
         reports: dict[str, dict] = {}
         layout_of: dict[str, str] = {}
         firsts: dict[str, str] = {}
         for source, run_dates in groups.items():
             try:
                 layout, found, shared = run_group(
-                    spark, source, sorted(set(run_dates)), args.output, args.layouts
-                )
+                    spark, source, sorted(set(run_dates)), args.output, args.layouts,
+                    by_text=sizes[source] <= SMALL_INPUT_BYTES,
+                )  # fmt: skip
             except LayoutError as err:
                 # PySpark's driver output goes to stdout: say it on both, the publisher reads either.
                 print(f"error: {source}: {err}", flush=True)

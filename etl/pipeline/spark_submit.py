@@ -3,7 +3,8 @@
 The master comes from SPARK_MASTER (or ``[ufo] spark_master``), other flags from luigi.cfg's
 ``[spark]``. With UFO_SPARK_REMOTE (``[ufo] spark_remote``) and its server answering, the job
 runs instead as a session of that Spark Connect server: the job's Python with SPARK_REMOTE set,
-no driver JVM of its own (warm). Added to Luigi's task: the driver's class archive (``etl/adapters/spark.py``),
+no driver JVM of its own (warm). Added to Luigi's task: the driver's class archive and, for a
+driver that works briefly, the quick JIT only (``etl/adapters/spark.py``),
 spark-submit dying with the Luigi process that started it, its whole output kept under
 ``$UFO_LOG_DIR/spark/``, and a failure reported by the job's own ``error:`` line without
 leaking the environment.
@@ -106,13 +107,22 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
         configured = luigi.configuration.get_config().get("spark", "spark-submit", None)
         return configured or spark.default_spark_submit()
 
+    def runs_briefly(self) -> bool:
+        """Whether this submission's driver works through few rows itself: its JIT then stops
+        at the quick compiler. Tasks that know their input's size say so; a driver of another
+        master (one with executors of its own) always works briefly."""
+        return False
+
     @property
     def driver_java_options(self) -> str | None:
-        """luigi.cfg's options, and the class archive when there is one (the driver runs here
-        unless the deploy mode is cluster)."""
-        options = [super().driver_java_options or ""]
-        if self.deploy_mode != "cluster":
-            options += spark.driver_java_options(self.spark_submit)
+        """The quick JIT for a driver that works briefly, luigi.cfg's options (after it, so they
+        win), and the class archive when there is one (the driver runs here unless the deploy
+        mode is cluster)."""
+        if self.deploy_mode == "cluster":
+            return super().driver_java_options
+        quick = self.runs_briefly() or not self.master.startswith("local")
+        options = [spark.QUICK_JIT if quick else "", super().driver_java_options or ""]
+        options += spark.driver_java_options(self.spark_submit)
         return " ".join(o for o in options if o) or None
 
     def build_tracking_url(self, logs_output: str) -> str:

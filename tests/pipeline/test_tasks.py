@@ -10,7 +10,7 @@ import luigi
 import pytest
 
 from etl.pipeline import AggregateUFOsByState, ReadUFOs, TopStatesToDatabase, TopTenStates
-from etl.pipeline.rundates import RunDateParameter
+from etl.pipeline.rundates import RunDateParameter, RunDates
 from spark_jobs import AGGREGATE_BY_STATE
 
 D = dt.date(2019, 3, 29)
@@ -117,14 +117,49 @@ def test_outputs_are_partitioned_by_date(settings):
     assert TopTenStates(date=D).output()[D].path == f"{lake}/top10/date=2019-03-29/top_states.csv"
 
 
-def _publish_raw(lake_root, day):
+def _publish_raw(lake_root, day, **details):
     from etl.adapters.lake import open_lake
     from etl.adapters.manifests import Manifests
 
     manifests = Manifests(open_lake(str(lake_root)))
     attempt = manifests.new_attempt("raw", [day])
-    manifests.publish("raw", day, attempt, {"records": [f"{attempt}/raw/records.parquet"]})
+    files = {"records": [f"{attempt}/raw/records.parquet"]}
+    manifests.publish("raw", day, attempt, files, **details)
     return attempt
+
+
+def _driver_options(task) -> list[str]:
+    argv = task.spark_command()
+    return argv[argv.index("--driver-java-options") + 1].split()
+
+
+def test_a_brief_run_starts_its_driver_with_the_quick_jit_only(settings, monkeypatch):
+    quick = "-XX:TieredStopAtLevel=1"
+    task = AggregateUFOsByState(date=D)
+    limit = task.BRIEF_RUN_ROWS - task.COUNTS_PER_DATE  # records, besides one date's counts
+    _publish_raw(settings, D, records=limit)
+    # A driver with executors of its own does no row work: always brief.
+    assert quick in _driver_options(task)
+    monkeypatch.setenv("SPARK_MASTER", "local[2]")  # the driver does the work: by its rows
+    assert quick in _driver_options(task)
+    _publish_raw(settings, D, records=limit + 1)
+    assert "--driver-java-options" not in task.spark_command()
+    # A year of dates is millions of counts to write, whatever the input.
+    days = [D - dt.timedelta(days=i) for i in range(365)]
+    year = AggregateUFOsByState(date=RunDates(days))
+    for day in year.dates:
+        _publish_raw(settings, day, records=1)
+    assert "--driver-java-options" not in year.spark_command()
+    _publish_raw(settings, D)  # a raw zone from before its records were counted: unknown
+    assert "--driver-java-options" not in task.spark_command()
+    # luigi.cfg's own options come after it, so that they win.
+    _publish_raw(settings, D, records=1)
+    config = luigi.configuration.get_config()
+    config.set("spark", "driver-java-options", "-XX:TieredStopAtLevel=4")
+    try:
+        assert _driver_options(task) == [quick, "-XX:TieredStopAtLevel=4"]
+    finally:
+        config.remove_option("spark", "driver-java-options")
 
 
 def test_spark_submit_argv(settings):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
@@ -374,18 +375,26 @@ def test_distinct_rows_are_exact_and_counted(spark):
         assert got == expected
 
 
-def test_an_input_of_many_duplicates_is_grouped_by_its_text(spark, tmp_path, monkeypatch):
-    # Past MAX_SHARED_HASHES the hashes are not broadcast; the figures must not change.
+def test_the_three_ways_to_the_distinct_rows_give_the_same_figures(spark, tmp_path, monkeypatch):
+    # Shared hashes broadcast; past MAX_SHARED_HASHES, grouped by text; a small input, by text
+    # from the start. The figures must not change, and are checked here by hand.
     rows = [row(), row(), row(state="ON"), HEADER, row(when="x"), row(when="x")]
     source = str(tmp_path / "raw")
     spark.createDataFrame(rows, schema=HEADER).write.parquet(source)
-    reports = []
-    for limit in (job.MAX_SHARED_HASHES, 0):
+    outputs = []
+    for name, limit, by_text in (("hashes", job.MAX_SHARED_HASHES, False), ("many", 0, False),
+                                 ("small", job.MAX_SHARED_HASHES, True)):  # fmt: skip
         monkeypatch.setattr(job, "MAX_SHARED_HASHES", limit)
-        reports.append(job.run_group(spark, source, [RUN], str(tmp_path / f"out{limit}"))[1])
-    assert reports[0] == reports[1]
-    assert reports[1]["2019-03-29"]["duplicate"] == 2
-    assert reports[1]["2019-03-29"]["header_repeat"] == 1
+        out = str(tmp_path / name)
+        reports = job.run_group(spark, source, [RUN], out, by_text=by_text)[1]
+        parts = sorted(Path(out).glob("aggregated/date=*/*.parquet"))
+        outputs.append((reports, aggregate_counts(p.read_bytes() for p in parts)))
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert outputs[0][1] == {("2011-06", "WA"): 1}
+    report = outputs[0][0]["2019-03-29"]
+    assert (report["input"], report["duplicate"], report["header_repeat"]) == (6, 2, 1)
+    assert report["rejected_by_reason"] == {"columns": 0, "posted": 0, "sighting_date": 1,
+                                            "state": 1}  # fmt: skip
 
 
 def test_a_batch_writes_one_aggregate_file_per_run_date(spark, tmp_path):

@@ -426,3 +426,22 @@ def test_run_dates_share_a_snapshot_until_a_report_is_posted_between_them():
     # Posted on 3/1 and 3/3: 3/1-3/2 see one snapshot, 3/3-3/7 the next.
     assert firsts == {d[0]: d[0], d[1]: d[0], **{day: d[2] for day in d[2:]}}
     assert job.first_of_equal_snapshots([], d[:2]) == {d[0]: d[0], d[1]: d[0]}
+
+
+def test_the_jvms_case_mappings_give_the_strings_that_icus_and_pythons_do(spark):
+    # The job upper-cases states and lower-cases header and country fields with the JVM's case
+    # mappings (ICU's cost half the classification's time): the strings must not change.
+    words = ["wa", " Ca ", "ıl", "straße", "ǅ", "İstanbul", "ﬁ", "ΟΔΟΣ", "ｗａ", "Ω", ""]
+    frame = spark.createDataFrame([(w,) for w in words], ["w"])
+    mapped = {}
+    try:
+        for icu in ("true", "false"):
+            spark.conf.set(job.ICU_CASE_MAPPINGS, icu)
+            rows = frame.select(F.upper("w"), F.lower("w")).collect()
+            mapped[icu] = [(r[0], r[1]) for r in rows]
+        spark.conf.unset(job.ICU_CASE_MAPPINGS)
+        job.use_jvm_case_mappings(spark)  # not configured by the user: the JVM's
+        assert spark.conf.get(job.ICU_CASE_MAPPINGS) == "false"
+    finally:
+        spark.conf.unset(job.ICU_CASE_MAPPINGS)
+    assert mapped["true"] == mapped["false"] == [(w.upper(), w.lower()) for w in words]

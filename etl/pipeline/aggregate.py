@@ -15,7 +15,7 @@ from etl.pipeline.base import UfoTask
 from etl.pipeline.read import ReadUFOs
 from etl.pipeline.reporting import span
 from etl.pipeline.spark_submit import ProjectSparkSubmitTask
-from etl.pipeline.targets import AGGREGATED, AggregateTarget
+from etl.pipeline.targets import AGGREGATED, AggregateTarget, raw_records
 from spark_jobs import AGGREGATE_BY_STATE, layouts
 
 logger = logging.getLogger("ufo")
@@ -71,7 +71,7 @@ class AggregateUFOsByState(UfoTask, ProjectSparkSubmitTask):
             found = self.raw_manifests()
         except StorageError:  # nothing to read yet: the size is unknown
             return False
-        counts = {m["files"]["records"][0]: m.get("records") for m in found.values()}
+        counts = {raw_records(m): m.get("records") for m in found.values()}
         if None in counts.values():  # a raw zone from before its records were counted
             return False
         rows = sum(counts.values()) + self.COUNTS_PER_DATE * len(self.dates)
@@ -80,8 +80,8 @@ class AggregateUFOsByState(UfoTask, ProjectSparkSubmitTask):
     def app_options(self) -> list[str]:
         args = []
         for day, manifest in self.raw_manifests().items():
-            records = manifest["files"]["records"][0]
-            args += ["--snapshot", f"{day.isoformat()}={self.lake.spark_uri(records)}"]
+            records = self.lake.spark_uri(raw_records(manifest))
+            args += ["--snapshot", f"{day.isoformat()}={records}"]
         if self.settings.layouts:
             args += ["--layouts", layouts.to_json(self.settings.layouts)]
         return args + ["--output", self.lake.spark_uri(self.attempt)]
@@ -95,7 +95,7 @@ class AggregateUFOsByState(UfoTask, ProjectSparkSubmitTask):
             self._raw = None
 
     def _run(self, started: float) -> None:
-        reads = [self.lake.uri(m["files"]["records"][0]) for m in self.raw_manifests().values()]
+        reads = [self.lake.uri(raw_records(m)) for m in self.raw_manifests().values()]
         try:
             with lineage.spark_application(self, reads, [self.lake.uri(self.attempt)]) as conf:
                 self.extra_conf = conf

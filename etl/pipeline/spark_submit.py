@@ -120,7 +120,7 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
         mode is cluster)."""
         if self.deploy_mode == "cluster":
             return super().driver_java_options
-        quick = self.runs_briefly() or not self.master.startswith("local")
+        quick = not self.master.startswith("local") or self.runs_briefly()
         options = [spark.QUICK_JIT if quick else "", super().driver_java_options or ""]
         options += spark.driver_java_options(self.spark_submit)
         return " ".join(o for o in options if o) or None

@@ -27,6 +27,11 @@ AGGREGATED = "aggregated"
 TOP10 = "top10"
 
 
+def raw_records(manifest: dict) -> str:
+    """The lake-relative path of the records' Parquet file that a raw manifest names."""
+    return manifest["files"]["records"][0]
+
+
 class RawTarget(ManifestTarget):
     """One run date's source in the raw zone: ``records`` (Parquet) and ``source`` (UTF-8 CSV)."""
 
@@ -35,7 +40,7 @@ class RawTarget(ManifestTarget):
 
     def records(self) -> str:
         """The lake-relative path of the records' Parquet file."""
-        return self.files("records")[0]
+        return raw_records(self.manifest())
 
 
 class AggregateTarget(ManifestTarget):

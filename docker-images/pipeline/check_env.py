@@ -15,14 +15,17 @@ import os
 import re
 import sys
 
+# The proxy's users are parsed by the proxy's own code (etl/proxy/users.py), which this image
+# carries under /app with the rest of etl.
+sys.path.append("/app")
+from etl.proxy import users as proxy_users  # noqa: E402
+
 #: The secrets of .env.example: compose passes each to this check.
 CHECKED = ("POSTGRES_PASSWORD", "UFO_READONLY_PASSWORD", "S3_SECRET_ACCESS_KEY")
 #: These go into database URLs as they are (.env.example says so); AWS secret keys may hold '/'.
 IN_URLS = ("POSTGRES_PASSWORD", "UFO_READONLY_PASSWORD")
 URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
 MIN_LENGTH = 8  # MinIO refuses shorter root passwords
-#: One user of the proxy: NAME:BCRYPT-HASH (python -m etl.tools.proxyuser NAME makes one).
-PROXY_USER = re.compile(r"^[A-Za-z0-9._@-]+:\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$")
 
 
 def problems(env: dict[str, str]) -> list[str]:
@@ -46,23 +49,16 @@ def problems(env: dict[str, str]) -> list[str]:
 
 def proxy_problems(env: dict[str, str]) -> list[str]:
     """PROXY_USERS: required with the `proxy` profile, and bcrypt hashes, never passwords."""
-    users = env.get("PROXY_USERS", "").split()
+    text = env.get("PROXY_USERS", "")
     profiles = [p.strip() for p in env.get("COMPOSE_PROFILES", "").split(",")]
-    found = []
-    if "proxy" in profiles and not users:
-        found.append(
+    if not text.split():
+        if "proxy" not in profiles:
+            return []
+        return [
             "PROXY_USERS is empty but COMPOSE_PROFILES has `proxy`: add a user as NAME:HASH "
             "(python -m etl.tools.proxyuser NAME)."
-        )
-    for user in users:
-        name = user.split(":", 1)[0]
-        if not PROXY_USER.match(user):  # never print the entry: it may be a plain password
-            found.append(
-                f"PROXY_USERS: the entry of {name!r} is not NAME:BCRYPT-HASH: make one with "
-                "`python -m etl.tools.proxyuser NAME`, and quote the whole value in .env with "
-                "single quotes."
-            )
-    return found
+        ]
+    return proxy_users.problems(text)
 
 
 def main() -> int:

@@ -2,26 +2,27 @@
 
 Asks for the password twice (never on the command line, so never in the shell's history) and
 prints the ``NAME:HASH`` entry to add to ``PROXY_USERS`` in ``.env``, with a bcrypt hash: the
-proxy keeps no password, and nginx checks a login against the hash.
+proxy keeps no password, and its login verifier (etl/proxy/verifier.py) checks a login against
+the hash.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
-import re
 import sys
 
 import bcrypt
 
-NAME = re.compile(r"^[A-Za-z0-9._@-]+$")
+from etl.proxy.users import NAME
+
 MIN_LENGTH = 12
 ROUNDS = 12  # about a quarter of a second per login check: slow for guessing, fine for people
 
 
 def entry(name: str, password: str) -> str:
     """``NAME:HASH`` for PROXY_USERS; ValueError saying what is wrong with either."""
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise ValueError("a user name may hold letters, digits and . _ @ - only")
     if len(password) < MIN_LENGTH:
         raise ValueError(f"the password must have at least {MIN_LENGTH} characters")

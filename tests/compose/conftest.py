@@ -53,6 +53,9 @@ def stack(tmp_path_factory):
         "COMPOSE_PROFILES": "minio,connect,proxy",
         # Single quotes: compose leaves the hashes' $ signs alone (as the README says).
         "PROXY_USERS": f"'{PROXY_ENTRY} {BOB}'",
+        # The tests log in wrongly on purpose, route after route, from 127.0.0.1; the limit on
+        # failures per address is tested outside Docker (tests/proxy).
+        "PROXY_LOGIN_FAILURES": "1000",
         "UFO_DATA_DIR": str(source.parent),
         "UFO_SOURCE": f"/data/{source.name}",
         "RUN_DATE": REAL_RUN_DATE.isoformat(),

@@ -98,7 +98,8 @@ def test_plain_http_is_sent_to_https_and_big_requests_are_refused(stack):
     conn.request("GET", "/luigi/")
     response = conn.getresponse()
     assert response.status == 301
-    assert response.getheader("Location") == f"https://127.0.0.1:{PROXY_PORT}/luigi/"
+    # The configured name (PROXY_HOSTNAME, default localhost), never the client's Host.
+    assert response.getheader("Location") == f"https://localhost:{PROXY_PORT}/luigi/"
     conn.close()
     pem = _certificate()
     context = ssl.create_default_context(cadata=pem)
@@ -167,6 +168,8 @@ def test_each_ui_renders_under_its_prefix_in_chromium(stack, browser, name, path
     page = context.new_page()
     failed: list[str] = []
     page.on("response", lambda r: _check_loaded(r, failed))
+    # The proxy's Content-Security-Policy must not break a page: a refusal is a failure.
+    page.on("console", lambda m: _check_policy(m.text, failed))
     try:
         ids = {"app": _application_id(), "running": _running_application_id()}
         url = f"https://127.0.0.1:{PROXY_PORT}{path.format(**ids)}"
@@ -191,6 +194,11 @@ def _check_loaded(response, failed: list[str]) -> None:
         response.headers.get("content-type", "")
     ):
         failed.append(f"a page instead of a {kind}: {response.url}")
+
+
+def _check_policy(text: str, failed: list[str]) -> None:
+    if "Content Security Policy" in text or "Content-Security-Policy" in text:
+        failed.append(f"refused by the CSP: {text}")
 
 
 def test_the_self_signed_certificate_is_made_once_and_kept(stack):

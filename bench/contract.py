@@ -1,7 +1,7 @@
 """The data contract in DuckDB SQL, the benchmark's second, independent implementation.
 
-The index layout's rules 3-10 (README, "Data contract") over the raw zone's Parquet, or over the
-source CSV read by DuckDB itself (the end-to-end baseline). The benchmark stops when DuckDB's
+The index layout's rules 3-10 (docs/reference/data-contract.md) over the raw zone's Parquet,
+or over the source CSV read by DuckDB itself (the end-to-end baseline). The benchmark stops when DuckDB's
 figures differ from the pipeline's.
 """
 

@@ -1,8 +1,8 @@
 """An independent, plain-Python reading of the data contract, for checking the pipeline.
 
-Written from the README's data rules, not from the pipeline's code: the csv module instead of
-Spark, ``datetime.date`` instead of Spark's date functions, and the layouts written out here
-instead of read from ``spark_jobs/layouts.toml``.
+Written from the documented data rules (docs/reference/data-contract.md), not from the
+pipeline's code: the csv module instead of Spark, ``datetime.date`` instead of Spark's date
+functions, and the layouts written out here instead of read from ``spark_jobs/layouts.toml``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ REASONS = ("columns", "posted", "sighting_date", "state")
 
 @dataclass(frozen=True)
 class Spec:
-    """A layout as the README states it: column names (lower case), date columns and formats."""
+    """A layout as the data contract states it: column names (lower case), date columns and formats."""
 
     columns: tuple[str, ...]
     posted: str

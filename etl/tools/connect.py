@@ -1,10 +1,11 @@
 """A Spark Connect server for the local product (``make up``): the warm Spark step.
 
-``make demo`` writes ``UFO_SPARK_REMOTE`` (``sc://127.0.0.1:15002``) into ``.run/demo.env``;
-``make up`` starts a Spark Connect server there, on 127.0.0.1 only, in local mode with every
-core, and the worker service it starts runs its AggregateUFOsByState steps against it: no new
-driver JVM, a warm SQL engine. It writes its event log where the demo's applications do, so the
-history server lists it too. When it is stopped, runs go cold again (see ``spark_submit.py``).
+``make up`` starts a Spark Connect server on 127.0.0.1:SPARK_CONNECT_PORT (15002 unless set),
+in local mode with every core, and writes its address into ``.run/demo.env`` as
+``UFO_SPARK_REMOTE``; the worker service it starts runs its AggregateUFOsByState steps against
+it: no new driver JVM, a warm SQL engine. It writes its event log where the demo's applications
+do, so the history server lists it too. When it is stopped, runs go cold again (see
+``spark_submit.py``).
 """
 
 from __future__ import annotations
@@ -22,24 +23,20 @@ from urllib.parse import urlsplit
 from etl.adapters import spark
 from etl.errors import UfoError
 
-DEFAULT_PORT = 15002
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 
 
-def default_remote() -> str:
-    return f"sc://127.0.0.1:{DEFAULT_PORT}"
-
-
-def port_of(env: dict[str, str]) -> int:
-    """The port of the demo's UFO_SPARK_REMOTE, which must name this machine."""
-    remote = env.get("UFO_SPARK_REMOTE") or default_remote()
-    address = urlsplit(remote.replace("sc://", "http://", 1))
-    if address.hostname not in ("127.0.0.1", "localhost"):
+def check_local(remote: str | None) -> None:
+    """Refuse a UFO_SPARK_REMOTE on another machine: `make up` would not start it there."""
+    if remote and urlsplit(remote.replace("sc://", "http://", 1)).hostname not in (
+        "127.0.0.1",
+        "localhost",
+    ):
         raise UfoError(
             f"UFO_SPARK_REMOTE={remote} is not on this machine: `make up` starts the Spark "
-            "Connect server on 127.0.0.1 only; unset it, or run that server yourself."
+            "Connect server on 127.0.0.1 only; remove it from demo.env, or run that server "
+            "yourself."
         )
-    return address.port or DEFAULT_PORT
 
 
 def command(port: int, host: str, events: str | None) -> tuple[list[str], dict[str, str]]:

@@ -38,8 +38,9 @@ def _say(message: str = "") -> None:
 def prepare(args: argparse.Namespace) -> tuple[str, str]:
     """Set UFO_* for this process (sample data and private database as needed); (source, kind)."""
     from etl.redact import redact_source
-    from etl.tools import connect, history, sample
+    from etl.tools import ports, sample
     from etl.tools.localpg import LocalPostgres
+    from etl.tools.services import http_ok
 
     run = run_dir()
     run.mkdir(parents=True, exist_ok=True)
@@ -63,17 +64,22 @@ def prepare(args: argparse.Namespace) -> tuple[str, str]:
         "UFO_SPARK_EVENTS": os.environ.setdefault(
             "UFO_SPARK_EVENTS", str((run / "spark-events").resolve())
         ),
-        "UFO_SPARK_HISTORY_URL": os.environ.setdefault(
-            "UFO_SPARK_HISTORY_URL", f"http://127.0.0.1:{history.DEFAULT_PORT}"
-        ),
         "UFO_DATABASE_URL": settings.database_url
         or LocalPostgres(run.resolve() / "postgres").start().url,
     }
     os.environ.update(chosen)
-    # The warm Spark step's server, which `make up` starts there. Not for this run: the demo
-    # runs before any server does, as a one-off run would.
-    remote = settings.spark_remote or connect.default_remote()
-    write_env(run / "demo.env", {**chosen, "UFO_SPARK_REMOTE": remote}, args.date)
+    # The servers `make up` starts, at the ports in force (SPARK_HISTORY_PORT,
+    # SPARK_CONNECT_PORT); `make up` rewrites both when it starts them elsewhere. Neither is for
+    # this run: the history server's link only once one answers (no dead link in the output),
+    # and the demo runs cold, as a one-off run would.
+    history_url = settings.spark_history or (f"http://127.0.0.1:{ports.port('history')}")
+    if http_ok(f"{history_url}/api/v1/version"):
+        os.environ["UFO_SPARK_HISTORY_URL"] = history_url
+    else:
+        os.environ.pop("UFO_SPARK_HISTORY_URL", None)
+    remote = settings.spark_remote or f"sc://127.0.0.1:{ports.port('connect')}"
+    servers = {"UFO_SPARK_HISTORY_URL": history_url, "UFO_SPARK_REMOTE": remote}
+    write_env(run / "demo.env", {**chosen, **servers}, args.date)
     return source, kind
 
 
@@ -83,6 +89,8 @@ def write_env(path: Path, chosen: dict[str, str], date: dt.date) -> None:
         **chosen,
         "PRODUCTO_DATABASE_URL": chosen["UFO_DATABASE_URL"],
         "RUN_DATE": date.isoformat(),
+        # So that a command run with demo.env knows the demo's database when it is stopped.
+        "UFO_RUN_DIR": str(path.parent.resolve()),
     }
     lines = ["# Written by `make demo`; load with: set -a; . .run/demo.env; set +a"]
     lines += [f"{name}={shlex.quote(value)}" for name, value in values.items()]
@@ -98,6 +106,7 @@ def report(date: dt.date) -> None:
     from etl.adapters import database as db
     from etl.adapters.lake import open_lake
     from etl.adapters.manifests import Manifests, manifest_rel, partition
+    from etl.tools import ports
 
     settings = load_settings()
     lake = open_lake(settings.storage)
@@ -132,8 +141,13 @@ def report(date: dt.date) -> None:
     _say(
         f"\nSettings for later commands: set -a; . {run_dir() / 'demo.env'}; set +a  (RUN_DATE={date})"
     )
-    _say("See it in the browser: `make producto`, then open http://127.0.0.1:8000")
-    _say("Or the whole local product (luigid, the worker service, producto): `make up`")
+    # The hints repeat the ports in force, so that their commands open what they name.
+    given = ports.make_args()
+    producto = f"http://127.0.0.1:{ports.port('producto')}"
+    _say(f"See it in the browser: `make producto{given}`, then open {producto}")
+    _say(f"Or the whole local product (luigid, the worker service, producto): `make up{given}`")
+    if not settings.spark_history:
+        _say("Spark's history server, which `make up` starts, will show this run's Spark step.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,12 +164,16 @@ def main(argv: list[str] | None = None) -> int:
 
     logs.configure()
 
+    real = bool(setting("source"))
     try:
         _, kind = prepare(args)
+        before = earlier_load(args.date)
     except UfoError as err:
         print(f"demo: error: {err}", file=sys.stderr)
         return 1
-    _say(f"Running the UFO pipeline for {args.date} on {kind}.")
+    _say(f"Running the UFO pipeline for run date {args.date} on {kind}.")
+    if before:
+        _say(f"Run date {args.date} is loaded already ({before}): this run replaces that load.")
     # A demo always recomputes its date, so a changed source or sample shows at once.
     task = TopStatesToDatabase(date=args.date, force=True, force_upstream=True)
     result = luigi.build([task], local_scheduler=True, detailed_summary=True)
@@ -169,7 +187,36 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     report(args.date)
+    if real:
+        # A real file's reports run until it was exported: the demo loads it all as one run
+        # date, which a user otherwise only finds in the top ten's heading.
+        replaced = f"; it replaced that date's earlier load ({before})" if before else ""
+        _say(
+            f"\nUFO_SOURCE was loaded as run date {args.date}{replaced}. Another date: "
+            ".venv/bin/python -m etl.tools.demo --date YYYY-MM-DD."
+        )
     return 0
+
+
+def earlier_load(date: dt.date) -> str | None:
+    """The database's load of ``date`` before this run (its source and when), if any."""
+    import sqlalchemy as sa
+
+    from etl.adapters import database as db
+
+    eng = db.engine(load_settings().require_database_url())
+    try:
+        with eng.connect() as conn:
+            row = conn.execute(
+                sa.select(db.ufo_runs.c.source, db.ufo_runs.c.finished_at).where(
+                    db.ufo_runs.c.run_date == date
+                )
+            ).first()
+    except sa.exc.SQLAlchemyError:
+        return None  # a new database: no table yet (an unreachable one fails the run itself)
+    finally:
+        eng.dispose()
+    return None if row is None else f"{row.source}, loaded {row.finished_at:%Y-%m-%d %H:%M %Z}"
 
 
 if __name__ == "__main__":

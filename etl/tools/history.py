@@ -2,9 +2,10 @@
 browsable.
 
 The demo's Spark applications write their event logs to ``UFO_SPARK_EVENTS`` (``make demo``
-sets ``.run/spark-events``); the history server started here reads them and serves
-``UFO_SPARK_HISTORY_URL`` (``http://127.0.0.1:18080``) on 127.0.0.1 only. Its cleaner keeps
-event logs for ``MAX_AGE`` and at most ``MAX_APPLICATIONS`` applications.
+sets ``.run/spark-events``); the history server started here reads them and serves them on
+127.0.0.1:SPARK_HISTORY_PORT only (18080 unless set; ``make up`` writes that address into
+``demo.env`` as ``UFO_SPARK_HISTORY_URL``). Its cleaner keeps event logs for ``MAX_AGE`` and at
+most ``MAX_APPLICATIONS`` applications.
 """
 
 from __future__ import annotations
@@ -16,21 +17,17 @@ from urllib.parse import urlsplit
 from etl.adapters import spark
 from etl.errors import UfoError
 
-DEFAULT_PORT = 18080
 MAX_AGE = "30d"
 MAX_APPLICATIONS = 1000
 
 
-def events_and_port(env: dict[str, str], run_dir: Path) -> tuple[str, int]:
-    """Where the demo's event logs are and the port its history URL names."""
-    events = env.get("UFO_SPARK_EVENTS") or str(run_dir / "spark-events")
-    url = urlsplit(env.get("UFO_SPARK_HISTORY_URL") or f"http://127.0.0.1:{DEFAULT_PORT}")
-    if url.hostname not in ("127.0.0.1", "localhost"):
+def check_local(url: str | None) -> None:
+    """Refuse a UFO_SPARK_HISTORY_URL on another machine: `make up` would not start it there."""
+    if url and urlsplit(url).hostname not in ("127.0.0.1", "localhost"):
         raise UfoError(
-            f"UFO_SPARK_HISTORY_URL={url.geturl()} is not on this machine: `make up` starts the "
-            "history server on 127.0.0.1 only; unset it, or run that server yourself."
+            f"UFO_SPARK_HISTORY_URL={url} is not on this machine: `make up` starts the history "
+            "server on 127.0.0.1 only; remove it from demo.env, or run that server yourself."
         )
-    return events, url.port or DEFAULT_PORT
 
 
 def command(events: str, port: int, host: str) -> tuple[list[str], dict[str, str]]:

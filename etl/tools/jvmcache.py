@@ -1,8 +1,10 @@
 """Make the Spark driver's class archive: about 5 s off every spark-submit.
 
 ``python -m etl.tools.jvmcache`` makes the archive once per Spark and Java installation by
-running the Spark job on a small generated sample (about 40 s; ``make demo`` does it the first
-time). ``etl/adapters/spark.py`` says what the archive is and when the driver uses it.
+running the Spark job on a small generated sample (``make demo`` does it the first time). That
+took 35 s on an idle 2-core machine and 99 s on a busy one: the estimate it prints is the last
+build's time on this machine when there was one, and it ticks while it runs.
+``etl/adapters/spark.py`` says what the archive is and when the driver uses it.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ from pathlib import Path
 from etl.adapters import source
 from etl.adapters.spark import archive_path, default_spark_submit
 from etl.tools import sample
+from etl.tools.ticker import ticking
 from spark_jobs import AGGREGATE_BY_STATE
 
 #: Rows of the generated sample the archive is trained on (the job loads the classes it needs).
 TRAINING_ROWS = 5000
 #: Archives kept in the cache, the newest first (each about 160 MB).
 KEEP_ARCHIVES = 3
+#: The last build's seconds, beside the archives: the next build's estimate.
+LAST_BUILD = "last-build-seconds"
 
 
 def build(spark_submit: str, timeout: float = 600) -> Path:
@@ -90,18 +95,34 @@ def main(argv: list[str] | None = None) -> int:
     path = archive_path(spark_submit)
     if args.if_missing and path is not None and path.is_file():
         return 0
-    if path is not None:
-        print("Making the Spark driver's class archive (once per Spark and Java install, ~40 s)")
+    message = (
+        "Making the Spark driver's class archive: once per Spark and Java install, "
+        f"{estimate(path)}; every later spark-submit starts about 5 s sooner"
+    )
     started = time.monotonic()
     try:
-        built = build(spark_submit)
+        with ticking(message):
+            built = build(spark_submit)
     except (RuntimeError, subprocess.TimeoutExpired) as err:
         level = "warning" if args.if_missing else "error"
         print(f"ufo: {level}: no class archive made: {err}", file=sys.stderr)
         return 0 if args.if_missing else 1
+    seconds = time.monotonic() - started
+    (built.parent / LAST_BUILD).write_text(f"{seconds:.0f}\n")
     size = built.stat().st_size >> 20
-    print(f"Spark driver class archive: {built} ({size} MB, {time.monotonic() - started:.0f} s)")
+    print(f"Spark driver class archive: {built} ({size} MB, {seconds:.0f} s)")
     return 0
+
+
+def estimate(path: Path | None) -> str:
+    """How long a build takes here: the last one's time on this machine, else the range seen."""
+    try:
+        last = int((path.parent / LAST_BUILD).read_text().strip()) if path else None
+    except (OSError, ValueError):
+        last = None
+    if last:
+        return f"about {last} s (the last build on this machine), longer while it is busy"
+    return "35 s on an idle 2-core machine, up to 100 s on a busy one"
 
 
 if __name__ == "__main__":

@@ -1,11 +1,17 @@
 """The local product without Docker: luigid, the worker service, producto, Spark's history server
 and a Spark Connect server (the worker's warm Spark steps) as background processes.
 
-    python -m etl.tools.localstack up [--port 8000] [--luigid-port 8082]
-    python -m etl.tools.localstack luigid [--luigid-port 8082]
+    python -m etl.tools.localstack up
+    python -m etl.tools.localstack luigid
+    python -m etl.tools.localstack check-ports [SERVICE...]  # exit 1 (saying which) if a port is taken
     python -m etl.tools.localstack postgres        # start the demo's PostgreSQL again if it is stopped
     python -m etl.tools.localstack stop            # stop everything above and the demo's PostgreSQL
     python -m etl.tools.localstack check-stopped   # exit 1 (saying what runs) while anything runs
+
+Ports come from PORT, LUIGID_PORT, SPARK_HISTORY_PORT, SPARK_CONNECT_PORT and, when PROXY_USERS
+is set (the proxy in front of it all, ``localproxy.py``), PROXY_PORT (``ports.py``);
+``up`` checks them all before it starts anything and writes the history server's and the Spark
+Connect server's addresses into ``demo.env`` (UFO_SPARK_HISTORY_URL, UFO_SPARK_REMOTE).
 
 Everything lives in the run directory of ``make demo`` (UFO_RUN_DIR, else ``.run``) and uses its
 ``demo.env``: pid files in ``pids/`` (JSON: pid, address, log), logs in ``logs/``, luigid's
@@ -20,22 +26,19 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import socket
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 from etl.adapters import spark
 from etl.errors import UfoError
-from etl.tools import connect, history
+from etl.settings import setting
+from etl.tools import connect, history, localproxy, ports
 from etl.tools.localpg import LocalPostgres
 from etl.tools.orphans import MARKER, leftover_runs, stop_leftover_runs
-from etl.tools.services import REPO, LocalStackError, Service, run_dir, say
-
-HOST = "127.0.0.1"
+from etl.tools.ports import HOST
+from etl.tools.services import REPO, LocalStackError, Service, http_ok, run_dir, say
 
 
 def read_env(path: Path) -> dict[str, str]:
@@ -50,18 +53,30 @@ def read_env(path: Path) -> dict[str, str]:
     return values
 
 
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=3) as response:
-            return response.status == 200
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
-
-
-def _port_taken(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex((HOST, port)) == 0
+def follow_ports(env: dict[str, str], wanted: dict[str, int]) -> dict[str, str]:
+    """``demo.env``'s history server and Spark Connect addresses at the ports in force (a
+    running server's own), written back when they changed, so later commands find them."""
+    path = run_dir() / "demo.env"
+    history.check_local(env.get("UFO_SPARK_HISTORY_URL"))
+    connect.check_local(env.get("UFO_SPARK_REMOTE"))
+    addresses = {
+        "UFO_SPARK_HISTORY_URL": HISTORY.recorded_address() if HISTORY.running_pid() else "",
+        "UFO_SPARK_REMOTE": CONNECT.recorded_address() if CONNECT.running_pid() else "",
+    }
+    addresses["UFO_SPARK_HISTORY_URL"] = (
+        addresses["UFO_SPARK_HISTORY_URL"] or f"http://{HOST}:{wanted['history']}"
+    )
+    addresses["UFO_SPARK_REMOTE"] = (
+        addresses["UFO_SPARK_REMOTE"] or f"sc://{HOST}:{wanted['connect']}"
+    )
+    changed = {k: v for k, v in addresses.items() if env.get(k) != v}
+    if changed:
+        lines = path.read_text().splitlines()
+        kept = [line for line in lines if line.split("=", 1)[0].strip() not in changed]
+        kept += [f"{name}={shlex.quote(value)}" for name, value in changed.items()]
+        path.write_text("\n".join(kept) + "\n")
+        say(f"{path}: " + ", ".join(f"{k}={v}" for k, v in changed.items()))
+    return {**env, **addresses}
 
 
 LUIGID = Service("luigid", marker="luigid")
@@ -69,7 +84,8 @@ WORKER = Service("worker", marker="etl.worker")
 PRODUCTO = Service("producto", marker="producto")
 HISTORY = Service("history", marker="HistoryServer")
 CONNECT = Service("connect", marker="SparkConnectServer")
-SERVICES = (PRODUCTO, WORKER, CONNECT, HISTORY, LUIGID)  # in the order they are stopped
+PROXY = localproxy.PROXY
+SERVICES = (PROXY, PRODUCTO, WORKER, CONNECT, HISTORY, LUIGID)  # in the order they are stopped
 
 
 def demo_postgres(env: dict[str, str]) -> LocalPostgres | None:
@@ -82,7 +98,7 @@ def demo_postgres(env: dict[str, str]) -> LocalPostgres | None:
     if not server.running():
         # Same port as before, so the URLs in demo.env stay right.
         port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
-        if _port_taken(port):
+        if ports.taken(port):
             raise LocalStackError(
                 f"port {port} of the demo's PostgreSQL is taken by another program: stop it, "
                 "or run `make stop clean demo` for a new one."
@@ -125,11 +141,7 @@ def start_luigid(env: dict[str, str], port: int) -> str:
     if pid is not None:
         say(f"luigid: already running (pid {pid}) {LUIGID.recorded_address()}")
         return LUIGID.recorded_address() or address
-    if _port_taken(port):
-        raise LocalStackError(
-            f"port {port} is taken by another program (another luigid?): stop it or choose "
-            "another with LUIGID_PORT=N."
-        )
+    ports.check({"luigid": port}, command="make luigid")
     luigid_cfg, _ = _luigi_configs(env, port)
     logdir = run_dir() / "logs" / "luigid"
     logdir.mkdir(parents=True, exist_ok=True)
@@ -140,37 +152,34 @@ def start_luigid(env: dict[str, str], port: int) -> str:
     LUIGID.start(
         argv,
         dict(os.environ, **env, LUIGI_CONFIG_PATH=str(luigid_cfg)),
-        lambda: _http_ok(f"{address}/api/task_list"),
+        lambda: http_ok(f"{address}/api/task_list"),
     )
     return address
 
 
-def start_history(env: dict[str, str]) -> str:
-    """Spark's history server on 127.0.0.1, over the demo's event logs; its address."""
-    events, port = history.events_and_port(env, run_dir())
+def start_history(env: dict[str, str], port: int) -> str:
+    """Spark's history server on 127.0.0.1:``port``, over the demo's event logs; its address."""
+    events = env.get("UFO_SPARK_EVENTS") or str(run_dir() / "spark-events")
     address = f"http://{HOST}:{port}"
     argv, extra = history.command(events, port, HOST)
-    _start_server(HISTORY, address, port, "UFO_SPARK_HISTORY_URL", argv, dict(env, **extra),
-                  lambda: _http_ok(f"{address}/api/v1/applications"))  # fmt: skip
-    return address
+    _start_server(HISTORY, address, argv, dict(env, **extra),
+                  lambda: http_ok(f"{address}/api/v1/applications"))  # fmt: skip
+    return HISTORY.recorded_address() or address
 
 
-def start_connect(env: dict[str, str]) -> str:
-    """A Spark Connect server on 127.0.0.1 for the worker's warm runs; its address."""
-    port = connect.port_of(env)
+def start_connect(env: dict[str, str], port: int) -> str:
+    """A Spark Connect server on 127.0.0.1:``port`` for the worker's warm runs; its address."""
     address = f"sc://{HOST}:{port}"
     argv, extra = connect.command(port, HOST, env.get("UFO_SPARK_EVENTS"))
-    _start_server(CONNECT, address, port, "UFO_SPARK_REMOTE", argv, dict(env, **extra),
+    _start_server(CONNECT, address, argv, dict(env, **extra),
                   lambda: spark.connect_answers(address, timeout=1))  # fmt: skip
-    return address
+    return CONNECT.recorded_address() or address
 
 
-def _start_server(service: Service, address: str, port: int, setting: str, argv: list[str],
-                  env: dict[str, str], ready: Callable[[], bool]) -> None:  # fmt: skip
-    if service.running_pid() is None and _port_taken(port):
-        raise LocalStackError(f"port {port} is taken by another program: set another port in "
-                              f"{setting} in {run_dir() / 'demo.env'}.")  # fmt: skip
-    service.address = address
+def _start_server(service: Service, address: str, argv: list[str], env: dict[str, str],
+                  ready: Callable[[], bool]) -> None:  # fmt: skip
+    if service.running_pid() is None:
+        service.address = address
     service.start(argv, dict(os.environ, **env), ready)
 
 
@@ -179,19 +188,17 @@ def luigid_port() -> int:
     return int(LUIGID.recorded_address().rsplit(":", 1)[1])
 
 
-def up(port: int, luigid_port_wanted: int) -> None:
-    """luigid, the worker service, the history server and producto, each started unless it
-    runs already; on an error, what this `up` started is stopped."""
-    if port == luigid_port_wanted:
-        raise LocalStackError(
-            f"PORT and LUIGID_PORT are both {port}: give producto and luigid different ports."
-        )
-    env = read_env(run_dir() / "demo.env")
+def up(wanted: dict[str, int]) -> None:
+    """luigid, the worker service, the history and Spark Connect servers and producto, each
+    started unless it runs already, at the ports ``wanted`` (checked before anything starts);
+    on an error, what this `up` started is stopped."""
+    before = {s.name for s in SERVICES if s.running_pid() is not None}
+    ports.check(wanted, running=before)
+    env = follow_ports(read_env(run_dir() / "demo.env"), wanted)
     _check_settings(dict(os.environ, **env))
     demo_postgres(env)
-    before = {s.name for s in SERVICES if s.running_pid() is not None}
     try:
-        _start_all(env, port, luigid_port_wanted)
+        _start_all(env, wanted)
     except UfoError:
         for service in SERVICES:  # what this `up` started, not what ran
             if service.name not in before:
@@ -208,10 +215,10 @@ def _check_settings(env: dict[str, str]) -> None:
         raise LocalStackError(f"nothing started: {lines[-1].split(': ', 1)[-1]}")
 
 
-def _start_all(env: dict[str, str], port: int, luigid_port_wanted: int) -> None:
-    luigid_address = start_luigid(env, luigid_port_wanted)
-    history_address = start_history(env)
-    connect_address = start_connect(env)
+def _start_all(env: dict[str, str], wanted: dict[str, int]) -> None:
+    luigid_address = start_luigid(env, wanted["luigid"])
+    history_address = start_history(env, wanted["history"])
+    connect_address = start_connect(env, wanted["connect"])
     client_cfg = run_dir() / "luigid" / "client.cfg"
     if not client_cfg.exists():
         _luigi_configs(env, luigid_port())
@@ -231,23 +238,54 @@ def _start_all(env: dict[str, str], port: int, luigid_port_wanted: int) -> None:
         worker_env,
         lambda: b"watching" in WORKER.log.read_bytes()[seen:],
     )
-    producto_address = f"http://{HOST}:{port}"
-    if PRODUCTO.running_pid() is None and _port_taken(port):
-        raise LocalStackError(f"port {port} is taken by another program: use PORT=N make up.")
-    PRODUCTO.address = producto_address
+    producto_address = f"http://{HOST}:{wanted['producto']}"
+    if PRODUCTO.running_pid() is None:
+        PRODUCTO.address = producto_address
     PRODUCTO.start(
-        [sys.executable, "-m", "producto", "--host", HOST, "--port", str(port)],
+        [sys.executable, "-m", "producto", "--host", HOST, "--port", str(wanted["producto"])],
         dict(os.environ, **env),
-        lambda: _http_ok(f"{producto_address}/health"),
+        lambda: http_ok(f"{producto_address}/health"),
     )
+    proxy_address = ""
+    if "proxy" in wanted:
+        proxy_address = localproxy.start(
+            wanted["proxy"], PRODUCTO.recorded_address(), luigid_address, history_address
+        )
     say("")
+    if proxy_address:
+        say(f"proxy (HTTPS, a login)  {proxy_address}/ (producto, /luigi/, /history/)")
     say(f"producto (the web app)  {PRODUCTO.recorded_address()}/")
     say(f"luigid (Luigi's UI)     {luigid_address}/")
     say(f"Spark history server    {history_address}/")
     say(f"Spark Connect server    {connect_address} (UFO_SPARK_REMOTE: warm Spark steps)")
     say(f"run requests            {requests} (YAML, see the README)")
     say(f"logs                    {run_dir() / 'logs'}/")
-    say("stop with: make stop")
+    say(f"stop with: {stop_command()}")
+
+
+def stop_command() -> str:
+    """`make stop` for this run directory (it needs no ports)."""
+    given = setting("run_dir")
+    return "make stop" + ports.make_args(
+        {"UFO_RUN_DIR": "" if given == Path(".run") else str(given)}
+    )
+
+
+def check_ports(wanted: dict[str, int], services: list[str]) -> None:
+    """All ports as `make up` will (a running server of this run directory keeps its own), or
+    those of ``services`` for a target that starts them itself (`make producto`)."""
+    ours = {s.name: s.recorded_address() for s in SERVICES if s.running_pid() is not None}
+    if not services:
+        ports.check(wanted, running=ours)
+        return
+    for name in services:
+        address = ours.get(name, "")
+        if address.endswith(f":{wanted[name]}"):
+            raise LocalStackError(
+                f"`make up`'s {name} already serves {address}/ from {run_dir()}: use it, or run "
+                "`make stop` first."
+            )
+    ports.check({n: wanted[n] for n in services}, command=f"make {services[0]}")
 
 
 def stop() -> None:
@@ -284,18 +322,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m etl.tools.localstack", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("command", choices=["up", "luigid", "postgres", "stop", "check-stopped"])
-    parser.add_argument("--port", type=int, default=8000, help="producto's port (default 8000)")
     parser.add_argument(
-        "--luigid-port", type=int, default=8082, help="luigid's port (default 8082)"
+        "command",
+        choices=["up", "luigid", "check-ports", "postgres", "stop", "check-stopped"],
+    )
+    parser.add_argument(
+        "services", nargs="*", help="check-ports: the servers whose ports to check (default: all)"
     )
     args = parser.parse_args(argv)
+    unknown = set(args.services) - set(ports.BY_SERVICE)
+    if unknown:
+        parser.error(
+            f"no such server: {', '.join(sorted(unknown))} (one of {', '.join(ports.BY_SERVICE)})"
+        )
     try:
+        wanted = ports.wanted()
+        if not localproxy.wanted():  # the proxy runs only with users
+            wanted.pop("proxy")
         if args.command == "up":
-            up(args.port, args.luigid_port)
+            up(wanted)
         elif args.command == "luigid":
-            address = start_luigid(read_env(run_dir() / "demo.env"), args.luigid_port)
-            say(f"luigid: {address}/ (stop with: make stop)")
+            address = start_luigid(read_env(run_dir() / "demo.env"), wanted["luigid"])
+            say(f"luigid: {address}/ (stop with: {stop_command()})")
+        elif args.command == "check-ports":
+            check_ports(wanted, args.services)
         elif args.command == "postgres":
             demo_postgres(read_env(run_dir() / "demo.env"))
         elif args.command == "stop":
@@ -306,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"running from {run_dir()}: {', '.join(names)}; run `make stop` first.")
                 return 1
     except UfoError as err:
-        print(f"{args.command}: error: {err}", file=sys.stderr)
+        label = args.command if args.command != "check-ports" else (args.services or ["up"])[0]
+        print(f"{label}: error: {err}", file=sys.stderr)
         return 1
     return 0
 

@@ -13,6 +13,8 @@ import os
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,15 @@ def run_dir() -> Path:
 
 def say(message: str) -> None:
     print(message, flush=True)
+
+
+def http_ok(url: str) -> bool:
+    """Whether ``url`` answers 200: a server of the local product is up."""
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
 
 
 @dataclass

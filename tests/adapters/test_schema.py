@@ -1,7 +1,7 @@
 """Schema migrations on a real PostgreSQL: a new database, one of the first release, a foreign one.
 
-The expected columns are written out here, from the README's description of the tables, not
-read from the schema module.
+The expected columns are written out here, from the documented tables
+(docs/reference/database-and-api.md), not read from the schema module.
 """
 
 from __future__ import annotations

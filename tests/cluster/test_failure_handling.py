@@ -190,7 +190,7 @@ def test_a_backfill_of_two_dates_runs_one_spark_application(
     dates = [dt.date(2019, 3, 19), dt.date(2019, 3, 20)]
     env = cluster_env(tmp_path / "lake", database_url, small_source, spark_cluster)
     started = time.time() * 1000
-    # The backfill command of the README: RangeDaily over the two dates, two worker processes.
+    # The backfill command of docs/how-to/backfill.md: RangeDaily over the two dates, two worker processes.
     result = run_on(
         luigid, "RangeDaily", "--of", "TopStatesToDatabase",
         "--start", dates[0].isoformat(), "--stop", (dates[-1] + dt.timedelta(days=1)).isoformat(),

@@ -1,5 +1,8 @@
-"""The README's local product, for real: `make demo`, demo.env, `make luigid`, `make up`,
-`make producto`, `make stop`, `make clean`, and the README's producto examples.
+"""The documented local product, for real: `make demo`, demo.env, `make luigid`, `make up`,
+`make producto`, `make stop`, `make clean`, and producto's documented examples.
+
+The commands are read from docs/how-to/local-product.md and docs/reference/database-and-api.md
+(between their `<!-- local:... -->` and `<!-- producto:... -->` markers).
 
 One `make demo` (a generated sample, local Spark, the demo's private PostgreSQL) in a run
 directory of its own (UFO_RUN_DIR), never the repository's `.run`; ports come from free_port.
@@ -13,6 +16,7 @@ import json
 import os
 import pty
 import re
+import secrets
 import select
 import shlex
 import signal
@@ -24,20 +28,23 @@ from pathlib import Path
 
 import pytest
 
+from etl.tools import proxyuser
+from tests.proxy.support import Target, request
 from tests.support import REPO, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
-README = (REPO / "README.md").read_text()
-LOCAL = README.split("<!-- local:begin -->")[1].split("<!-- local:end -->")[0]
-PRODUCTO = README.split("<!-- producto:begin -->")[1].split("<!-- producto:end -->")[0]
+LOCAL_PAGE = (REPO / "docs/how-to/local-product.md").read_text()
+LOCAL = LOCAL_PAGE.split("<!-- local:begin -->")[1].split("<!-- local:end -->")[0]
+API_PAGE = (REPO / "docs/reference/database-and-api.md").read_text()
+PRODUCTO = API_PAGE.split("<!-- producto:begin -->")[1].split("<!-- producto:end -->")[0]
 
 
 def make_env(run_dir: Path, **extra: str) -> dict[str, str]:
     """This process's environment without the pipeline's settings, plus a run directory."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UFO_", "PRODUCTO_"))}
-    env.pop("PORT", None)
-    env.pop("LUIGID_PORT", None)
+    for name in ("PORT", "LUIGID_PORT", "SPARK_HISTORY_PORT", "SPARK_CONNECT_PORT"):
+        env.pop(name, None)
     env.update(UFO_RUN_DIR=str(run_dir), SPARK_LOCAL_IP="127.0.0.1", **extra)
     return env
 
@@ -90,10 +97,10 @@ def stop_all(env: dict[str, str], run_dir: Path) -> None:
 def demo(tmp_path_factory):
     """`make demo` once, in a run directory of its own; everything stopped at the end."""
     run_dir = tmp_path_factory.mktemp("local-product") / ".run"
-    # The history and Spark Connect servers' addresses, written into demo.env: free ports, not
-    # the defaults.
-    env = make_env(run_dir, UFO_SPARK_HISTORY_URL=f"http://127.0.0.1:{free_port()}",
-                   UFO_SPARK_REMOTE=f"sc://127.0.0.1:{free_port()}")  # fmt: skip
+    # The history and Spark Connect servers' ports (demo.env's addresses follow them): free
+    # ports, not the defaults.
+    env = make_env(run_dir, SPARK_HISTORY_PORT=str(free_port()),
+                   SPARK_CONNECT_PORT=str(free_port()))  # fmt: skip
     try:
         result = make("demo", env, timeout=900)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -142,7 +149,7 @@ def test_readme_luigi_command_runs_with_demo_env_against_make_luigid(demo):
         assert re.search(
             r"db_connection = postgresql\+psycopg2://postgres@127\.0\.0\.1:\d+/luigid", config
         )
-        # The README's commands, verbatim but for luigid's port.
+        # The page's commands, verbatim but for luigid's port.
         block = re.search(r"```sh\n(set -a; \. \.run/demo\.env; set \+a\n.*?)```", LOCAL, re.S)
         script = block.group(1).replace("--scheduler-port 8082", f"--scheduler-port {port}")
         script = script.replace(".venv/bin/python", str(REPO / ".venv/bin/python"))
@@ -171,8 +178,11 @@ def get_refused(url: str) -> bool:
 
 def test_make_up_runs_the_product_and_make_stop_stops_everything(demo):
     run_dir, env, demo_output = demo
-    port, luigid_port = free_port(), free_port()
-    env = dict(env, PORT=str(port), LUIGID_PORT=str(luigid_port))
+    port, luigid_port, proxy_port = free_port(), free_port(), free_port()
+    password = secrets.token_urlsafe(16)
+    # With users, the proxy comes up in front of it all (docs/how-to/run-for-a-team.md).
+    env = dict(env, PORT=str(port), LUIGID_PORT=str(luigid_port), PROXY_PORT=str(proxy_port),
+               PROXY_USERS=proxyuser.entry("alice", password))  # fmt: skip
     values = demo_env(run_dir)
     pids: dict[str, int] = {}
     try:
@@ -198,13 +208,15 @@ def test_make_up_runs_the_product_and_make_stop_stops_everything(demo):
         [application] = [a for a in listed if a["name"].startswith("AggregateUFOsByState")]
         assert application["attempts"][0]["completed"] is True
         page = f"{history}/history/{application['id']}/jobs/"
-        assert f"Spark application: {page}" in demo_output
         assert get(page)[0] == 200
+        # No history server ran during the demo: it printed no link, but said which will.
+        assert "Spark application: http" not in demo_output
+        assert "Spark's history server, which `make up` starts, will show" in demo_output
         assert list((run_dir / "spark-events").iterdir())
         # A run request is picked up by the worker and scheduled by this luigid (the date is
         # loaded already, so Luigi finds it complete: no Spark here).
         requests = run_dir / "lake" / "requests"
-        assert requests.is_dir()  # `make up` printed it: it exists, for the README's `cat >`
+        assert requests.is_dir()  # `make up` printed it: it exists, for the documented `cat >`
         (requests / "again.yaml").write_text(
             f"task: TopStatesToDatabase\nparams: {{date: {values['RUN_DATE']}}}\n"
         )
@@ -237,13 +249,24 @@ def test_make_up_runs_the_product_and_make_stop_stops_everything(demo):
             ]
             time.sleep(1)
         assert f"(on the Spark Connect server {remote})" in (requests / "warm.log").read_text()
+        # The proxy: a login before producto, luigid and the history server.
+        assert f"proxy (HTTPS, a login)  https://localhost:{proxy_port}/" in up.stdout
+        proxied = Target(port=proxy_port, user="alice", password=password)
+        assert request(proxied, "/api/v1/runs", login=False).status == 401
+        runs = request(proxied, "/api/v1/runs")
+        assert [r["run_date"] for r in json.loads(runs.body)["runs"]] == [values["RUN_DATE"]]
+        assert request(proxied, "/luigi/api/task_list").status == 200
+        assert request(proxied, "/luigi/api/disable_worker?data=%7B%7D").status == 403
+        assert request(proxied, f"/history/history/{application['id']}/jobs/").status == 200
+        assert request(proxied, "/spark/").status == 404  # no master: Spark runs in one process
+        assert (run_dir / "proxy" / "tls" / "tls.crt").is_file()
         again = make("up", env)
-        assert again.stdout.count("already running") == 5
+        assert again.stdout.count("already running") == 6
         pids = {p.stem: json.loads(p.read_text())["pid"] for p in (run_dir / "pids").glob("*.json")}
-        assert set(pids) == {"luigid", "worker", "producto", "history", "connect"}
+        assert set(pids) == {"luigid", "worker", "producto", "history", "connect", "proxy"}
     finally:
         stopped = make("stop", env)
-    for name in ("producto", "worker", "connect", "history", "luigid", "postgres"):
+    for name in ("proxy", "producto", "worker", "connect", "history", "luigid", "postgres"):
         assert f"stopped {name}" in stopped.stdout, stopped.stdout
     for pid in pids.values():
         assert not Path(f"/proc/{pid}").exists()
@@ -269,7 +292,7 @@ def test_make_clean_refuses_while_the_demos_database_runs(demo, tmp_path):
 
 
 def test_make_producto_serves_the_readme_examples_and_stops_quietly_on_ctrl_c(demo):
-    """`make producto PORT=N` in a terminal; the README's curl lines; then Ctrl-C."""
+    """`make producto PORT=N` in a terminal; the documented curl lines; then Ctrl-C."""
     run_dir, env, _ = demo
     port = free_port()
     values = demo_env(run_dir)

@@ -1,4 +1,6 @@
-"""The README's producto examples answer as the README says, against the real run's database.
+"""producto's documented examples answer as documented, against the real run's database.
+
+The examples are read from docs/reference/database-and-api.md (its `<!-- producto:... -->` part).
 
 The same lines run after `make demo` in ``test_local_product.py``; here RUN_DATE is the real
 run's date, as ``set -a; . .run/demo.env; set +a`` gives it after a demo on that file.
@@ -18,8 +20,8 @@ pytestmark = pytest.mark.integration
 
 
 def readme_examples() -> list[tuple[str, int]]:
-    """(curl command, expected status) of every example in the README's producto section."""
-    text = (REPO / "README.md").read_text()
+    """(curl command, expected status) of every example in the documented producto section."""
+    text = (REPO / "docs/reference/database-and-api.md").read_text()
     section = text.split("<!-- producto:begin -->")[1].split("<!-- producto:end -->")[0]
     out = []
     for line in section.splitlines():

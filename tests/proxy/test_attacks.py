@@ -112,9 +112,12 @@ def test_redirects_never_name_a_host_the_client_sent(proxy):
         assert moved.status == 301 and moved.header("Location") == "/luigi/"
     # An upstream that builds an absolute redirect from its Host: it gets the proxy's name,
     # and its redirect reaches the client relative.
-    for path in ("/redirect-me", "/history/redirect-me"):
+    # ...under the prefix the proxy cut from the path it passed on.
+    for path, landed in [("/redirect-me", "/landed"), ("/history/x/redirect-me", "/history/landed"),
+                         ("/luigi/redirect-me", "/luigi/landed"), ("/spark/redirect-me", "/spark/landed"),
+                         ("/proxy/app-1/redirect-me", "/landed")]:  # fmt: skip
         moved = request(target, path, headers={"Host": "evil.example"})
-        assert moved.status == 302 and moved.header("Location") == "/landed", path
+        assert moved.status == 302 and moved.header("Location") == landed, path
     # Plain HTTP on the HTTPS port: sent to the configured name, whatever Host said.
     sent = plain_http(target, "/luigi/?x=1", host_header="evil.example")
     assert sent.status == 301

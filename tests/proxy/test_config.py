@@ -42,8 +42,9 @@ def test_no_location_sets_upstream_headers_of_its_own_but_the_verifiers():
     assert "proxy_set_header Authorization" not in http.split("server {")[0]
 
 
-def test_no_location_adds_response_headers_of_its_own():
-    assert [head for head, body in blocks(_rendered(), "location") if "add_header" in body] == []
+def test_no_location_adds_response_headers_or_redirect_rules_of_its_own():
+    for directive in ("add_header", "proxy_redirect", "proxy_hide_header"):
+        assert [head for head, body in blocks(_rendered(), "location") if directive in body] == []
 
 
 def test_every_proxied_location_is_read_only_but_productos_and_the_verifiers():

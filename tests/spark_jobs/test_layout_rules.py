@@ -1,5 +1,6 @@
 """The data contract's rules for the Kaggle layout, a declared ISO-dated layout and ragged rows,
-in the Spark job's transforms. Expected outcomes are the README's rules, written out by hand."""
+in the Spark job's transforms. Expected outcomes are the data contract's rules
+(docs/reference/data-contract.md), written out by hand."""
 
 from __future__ import annotations
 

@@ -10,14 +10,9 @@ from etl.errors import UfoError
 from etl.tools import history
 
 
-def test_it_reads_the_demos_event_logs_on_the_port_of_its_url(tmp_path):
-    env = {
-        "UFO_SPARK_EVENTS": str(tmp_path / "ev"),
-        "UFO_SPARK_HISTORY_URL": "http://127.0.0.1:18555",
-    }
-    events, port = history.events_and_port(env, tmp_path)
-    assert (events, port) == (str(tmp_path / "ev"), 18555)
-    argv, extra = history.command(events, port, "127.0.0.1")
+def test_it_reads_the_demos_event_logs_on_the_port_given(tmp_path):
+    events = str(tmp_path / "ev")
+    argv, extra = history.command(events, 18555, "127.0.0.1")
     assert argv[0].endswith("/bin/spark-class") and argv[1].endswith("HistoryServer")
     options = dict(o[2:].split("=", 1) for o in extra["SPARK_HISTORY_OPTS"].split())
     assert options["spark.history.fs.logDirectory"] == (tmp_path / "ev").as_uri()
@@ -27,10 +22,11 @@ def test_it_reads_the_demos_event_logs_on_the_port_of_its_url(tmp_path):
     assert (tmp_path / "ev").is_dir()  # Spark refuses a missing directory
 
 
-def test_defaults_and_a_url_elsewhere(tmp_path):
-    assert history.events_and_port({}, tmp_path) == (str(tmp_path / "spark-events"), 18080)
+def test_a_url_elsewhere_is_refused():
+    history.check_local(None)
+    history.check_local("http://127.0.0.1:18555")
     with pytest.raises(UfoError, match="not on this machine"):
-        history.events_and_port({"UFO_SPARK_HISTORY_URL": "https://spark.example.org"}, tmp_path)
+        history.check_local("https://spark.example.org")
 
 
 def test_event_log_settings_for_a_path_a_file_uri_and_s3a(tmp_path):

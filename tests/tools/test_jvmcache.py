@@ -111,3 +111,11 @@ def test_older_archives_are_pruned_to_the_newest_few(tmp_path):
     kept = sorted(p.name for p in tmp_path.iterdir())
     expected = [archives[0], *archives[-(jvmcache.KEEP_ARCHIVES - 1) :]]
     assert kept == sorted(["notes.txt", *(p.name for p in expected)])
+
+
+def test_the_estimate_is_the_last_build_on_this_machine_else_the_range_seen(tmp_path):
+    archive = tmp_path / "spark-driver-0000000000000001.jsa"
+    assert jvmcache.estimate(archive) == "35 s on an idle 2-core machine, up to 100 s on a busy one"
+    (tmp_path / jvmcache.LAST_BUILD).write_text("57\n")
+    assert jvmcache.estimate(archive).startswith("about 57 s (the last build on this machine)")
+    assert jvmcache.estimate(None).startswith("35 s")  # no Java or no Spark jars: no archive

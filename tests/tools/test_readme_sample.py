@@ -1,6 +1,6 @@
-"""The README's sample-generator commands, run verbatim, and the next step they print.
+"""The documented sample-generator commands, run verbatim, and the next step they print.
 
-The commands are read from README.md's "Sample data" block, so the test follows the README.
+The commands are read from the block of docs/how-to/sample-data.md, so the test follows the page.
 They run in a fresh directory (``.venv``, ``Makefile`` and what ``make demo`` needs linked to the
 repository's), as a user runs them from a checkout.
 """
@@ -24,8 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
 
 def readme_sample_commands() -> list[str]:
-    text = (REPO / "README.md").read_text()
-    section = text.split("## Sample data", 1)[1]
+    section = (REPO / "docs/how-to/sample-data.md").read_text()
     block = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
     return [line.strip() for line in block.splitlines() if line.strip()]
 
@@ -69,7 +68,7 @@ def test_the_readme_sample_commands_write_what_they_say(tmp_path):
     with pytest.raises(UnicodeDecodeError):
         gzip.decompress((tmp_path / ".run/sample/index.csv.gz").read_bytes()).decode("utf-8")
 
-    # The next step each one prints; the README's is the export file's, and it works as written.
+    # The next step each one prints; the page's is the export file's, and it works as written.
     nexts = [re.search(r"^next: (.*)$", p, re.M).group(1) for p in printed]
     assert nexts[1] == commands[-1]
     assert nexts[0] == "UFO_SOURCE=.run/sample/nuforc_sample_index_2019-03-29.csv make demo"

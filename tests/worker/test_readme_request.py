@@ -1,4 +1,4 @@
-"""The README's run request, written the way the README shows, then run by the worker."""
+"""The documented run request (docs/how-to/run-requests.md), written as shown, then run by the worker."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
 
 def readme_request_commands() -> str:
-    section = (REPO / "README.md").read_text().split("### Run requests and the daily schedule")[1]
-    part = section.split("Write a request whole", 1)[1]
+    page = (REPO / "docs/how-to/run-requests.md").read_text()
+    part = page.split("Write a request whole", 1)[1]
     return re.search(r"```sh\n(.*?)```", part, re.S).group(1)
 
 

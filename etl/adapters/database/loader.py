@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import io
 import os
+import shlex
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -94,10 +95,24 @@ def engine(url: str) -> sa.Engine:
 
 def _connect_error(url: str, err: Exception) -> DatabaseError:
     detail = str(getattr(err, "orig", err)).strip().splitlines()[0]
-    return DatabaseError(
-        f"Cannot use the database {safe_url(url)} ({detail}): start PostgreSQL or fix "
-        "UFO_DATABASE_URL."
-    )
+    return DatabaseError(f"Cannot use the database {safe_url(url)} ({detail}): {_remedy(url)}")
+
+
+def _remedy(url: str) -> str:
+    """What brings the database back: the demo's own (``demo.env`` in UFO_RUN_DIR names it,
+    and ``make stop`` stops it) is started by ``make``; any other by whoever runs it."""
+    demo_env = setting("run_dir") / "demo.env"
+    try:
+        lines = demo_env.read_text().splitlines()
+    except OSError:
+        lines = []
+    if f"UFO_DATABASE_URL={shlex.quote(url)}" in lines:
+        return (
+            f"it is the demo's PostgreSQL ({demo_env.parent / 'postgres'}), stopped by `make "
+            "stop`: `make up` starts it again on the same port with the rest of the local "
+            "product; `make demo` starts it with a new demo run (then load demo.env again)."
+        )
+    return "start PostgreSQL or fix UFO_DATABASE_URL."
 
 
 @dataclass(frozen=True)

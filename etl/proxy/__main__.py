@@ -20,6 +20,7 @@ Nothing secret is printed: user names, yes; hashes, never.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -90,8 +91,13 @@ def prepare(settings: config.Settings, verifier: str) -> Path:
 
 def serve(settings: config.Settings, conf: Path, server: VerifierServer) -> int:
     """Run nginx beside the verifier until a signal or nginx's end; nginx's exit status."""
+    # nginx first, then the verifier's thread (its socket already listens): a child is best
+    # started before threads exist.
+    nginx = subprocess.Popen(
+        [settings.nginx, "-e", "stderr", "-c", str(conf), "-g", "daemon off;"],
+        preexec_fn=_end_with_parent,
+    )
     server.serve_in_background()
-    nginx = subprocess.Popen([settings.nginx, "-e", "stderr", "-c", str(conf), "-g", "daemon off;"])
     stopping = threading.Event()
 
     def stop(signum, _frame) -> None:
@@ -121,6 +127,16 @@ def serve(settings: config.Settings, conf: Path, server: VerifierServer) -> int:
         return 0
     say(f"nginx ended by itself (exit {code})")
     return code or 1
+
+
+def _end_with_parent() -> None:
+    """In nginx's process before it starts: SIGTERM it when this program ends, even by SIGKILL
+    (Linux's PR_SET_PDEATHSIG), so that no nginx outlives the verifier it asks."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: `make stop` and `docker stop` still end both
 
 
 def main() -> int:

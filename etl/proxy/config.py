@@ -92,8 +92,9 @@ def load(env: dict[str, str] | None = None) -> Settings:
         raise SettingsError(
             "PROXY_PRODUCTO is off: producto is the proxy's home page; give HOST:PORT"
         )
+    # A checkout's own template first: the image has none beside the package, only its own.
     template = Path(env.get("PROXY_TEMPLATE", "") or (
-        _IMAGE_TEMPLATE if _IMAGE_TEMPLATE.exists() else _CHECKOUT_TEMPLATE
+        _CHECKOUT_TEMPLATE if _CHECKOUT_TEMPLATE.exists() else _IMAGE_TEMPLATE
     ))  # fmt: skip
     return Settings(
         users=env.get("PROXY_USERS", ""),

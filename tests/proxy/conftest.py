@@ -165,5 +165,4 @@ def another_proxy(tmp_path):
     yield make
     for running in started:
         if running.process and running.process.poll() is None:
-            running.process.kill()
-            running.process.wait()
+            running.stop()

@@ -66,6 +66,18 @@ def test_it_stops_on_sigterm_with_nginx_and_keeps_its_certificate(another_proxy)
     proxy.stop()
 
 
+def test_nginx_ends_when_the_program_is_killed(another_proxy):
+    proxy = another_proxy()
+    proxy.start()
+    pid = int((proxy.tmp / "run" / "nginx.pid").read_text())
+    proxy.process.kill()  # SIGKILL: no handler runs
+    proxy.process.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.1)
+    assert not _alive(pid), "nginx outlived the program that runs its login verifier"
+
+
 def test_a_certificate_of_ones_own_is_used(another_proxy, tmp_path):
     proxy = another_proxy()
     tls = proxy.tmp / "tls"

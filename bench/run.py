@@ -18,7 +18,8 @@ only ratios within one run mean anything):
   Parquet, must equal the pipeline's (a second independent check), or the benchmark fails;
 * backfill: ``RangeDaily`` over 30, 365 and 3,652 (ten years of) run dates against one run
   date, with the database's and the lake's size after each, and producto's response time for
-  the oldest and the newest date once ten years are loaded.
+  the oldest and the newest date once ten years are loaded; and ``python -m etl.tools.rebuild``
+  of the same dates from the lake into an empty database, against their backfill.
 
 Prints a table and writes every timing and ratio as JSON.
 """
@@ -305,6 +306,15 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 if days > 365:
                     results["backfill"][days]["producto"] = producto_timings(url, start_day)
+                if days > 1:  # the same dates rebuilt from the lake into an empty database
+                    rebuilt_url = pg.create_database(f"rebuild{days}")
+                    start = time.perf_counter()
+                    subprocess.run([sys.executable, "-m", "etl.tools.rebuild"], check=True,
+                                   env=dict(env, UFO_DATABASE_URL=rebuilt_url), cwd=REPO)  # fmt: skip
+                    results["backfill"][days]["rebuild_s"] = time.perf_counter() - start
+                    results["backfill"][days]["ratio_rebuild_to_backfill"] = (
+                        results["backfill"][days]["rebuild_s"] / took
+                    )
                 print(f"backfill of {days} run date(s): {results['backfill'][days]}", flush=True)
             one = results["backfill"][1]["seconds"]
             for entry in results["backfill"].values():
@@ -356,6 +366,9 @@ def print_table(results: dict) -> None:
         if int(days) > 1:
             print(f"| RangeDaily over {days} run dates / one run date | {e['seconds']:.1f} s "
                   f"| {one:.1f} s | {e['ratio_to_one_date']:.2f} |")  # fmt: skip
+            if "rebuild_s" in e:
+                print(f"| `etl.tools.rebuild` of those {days} dates / their backfill | "
+                      f"{e['rebuild_s']:.1f} s | {e['seconds']:.1f} s | {e['ratio_rebuild_to_backfill']:.2f} |")  # fmt: skip
     print("\n| run dates loaded | database | lake |\n|---|---|---|")
     for days, e in results["backfill"].items():
         if "database_bytes" in e:

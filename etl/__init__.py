@@ -26,6 +26,7 @@ from luigi.parameter import UnconsumedParameterWarning
 
 from etl import logs
 from etl.pipeline import AggregateUFOsByState, ReadUFOs, TopStatesToDatabase, TopTenStates, lineage
+from etl.pipeline.checks import arm_held_exit
 from etl.pipeline.reporting import (
     arm_alerts,
     report_done,
@@ -39,6 +40,7 @@ __all__ = ["ReadUFOs", "AggregateUFOsByState", "TopTenStates", "TopStatesToDatab
 
 if sys.argv and sys.argv[0].endswith(("luigi", "luigi/__main__.py")):
     logs.configure()
+    arm_held_exit()  # before the alert and the last line: atexit runs it after them
     arm_alerts()
 # luigi.cfg's [core] rpc_retry_attempts and rpc_retry_wait are read by Luigi's scheduler client,
 # not by its [core] config class, which warns about them on every run.

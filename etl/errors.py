@@ -23,3 +23,16 @@ class DatabaseError(UfoError):
 
 class DataError(UfoError):
     """An intermediate output is empty or has the wrong shape."""
+
+
+#: Characters of a value that an error message shows: a value can be megabytes long (a request,
+#: a declaration, a setting), and an error line holding it whole is unreadable.
+SHOWN_CHARS = 80
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """``repr(value)`` as an error message shows it: cut after ``limit`` characters, saying so."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value) - limit} more characters)"
+    text = repr(value)
+    return text if len(text) <= 2 * limit else f"{text[:limit]}... ({len(text) - limit} more)"

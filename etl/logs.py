@@ -36,15 +36,27 @@ class _QuietLuigiSetup(logging.Filter):
 
 
 _at_exit: list[str] = []
+_printer_registered = False
+
+
+def _print_at_exit() -> None:
+    if _at_exit:
+        print(*dict.fromkeys(_at_exit), sep="\n", file=sys.stderr, flush=True)
+
+
+def last_lines_after_this() -> None:
+    """Make the lines of ``say_at_exit`` come after whatever exit functions are registered
+    from now on (atexit runs them last registered, first): for the run's alert, which logs."""
+    global _printer_registered
+    if not _printer_registered:
+        atexit.register(_print_at_exit)
+        _printer_registered = True
 
 
 def say_at_exit(line: str) -> None:
     """Print ``line`` on stderr when the process exits, after whatever Luigi prints last (each
     line once, in the order said)."""
-    if not _at_exit:
-        atexit.register(
-            lambda: print(*dict.fromkeys(_at_exit), sep="\n", file=sys.stderr, flush=True)
-        )
+    last_lines_after_this()
     _at_exit.append(line)
 
 

@@ -35,9 +35,16 @@ _SCHEME = r"[A-Za-z][A-Za-z0-9+.\-]*://"
 _AUTHORITY = re.compile(rf"^(?P<scheme>{_SCHEME})(?P<authority>[^/?#]*)")
 # scheme://userinfo@ up to the last @ before the query, for passwords with an unescaped "/"
 _LOOSE_USERINFO = re.compile(rf"^(?P<scheme>{_SCHEME})(?P<userinfo>[^?#]*)@")
+# Every pattern here is matched at one known position, never searched for: a search tries each
+# start in turn, and a scheme or a parameter name can be as long as the text, so a search would
+# take time in the square of the text's length (a long word in an error message did).
 # A URL inside text ends at white space, quotes, and characters RFC 3986 never allows in one.
-_URL_IN_TEXT = re.compile(rf"{_SCHEME}[^\s\"'<>`{{}}|\\^]+")
-_PARAM = re.compile(r"(?P<name>[^&;=#?]*)=(?P<value>[^&;#]*)")
+_URL_BODY = re.compile(r"[^\s\"'<>`{}|\\^]+")
+# A scheme read backwards from its "://": letters, digits, + . - (its first one a letter).
+_SCHEME_BACKWARDS = re.compile(r"[A-Za-z0-9+.\-]*")
+_LETTER = re.compile(r"[A-Za-z]")
+# A query or fragment parameter ends at & ; or #.
+_PARAM_FIELD = re.compile(r"[^&;#]*")
 
 
 def redact_source(uri: str) -> str:
@@ -64,7 +71,7 @@ def redact_text(text: str, secrets: Iterable[str]) -> str:
         for secret in sorted(wanted, key=len, reverse=True):  # a whole URL before its parts
             shown = redact_source(secret)
             out = out.replace(secret, shown if shown != secret else REDACTED)
-        return _URL_IN_TEXT.sub(lambda match: redact_source(match[0]), out)
+        return _redact_urls(out)
     except Exception:  # see redact_source
         return REDACTED
 
@@ -77,9 +84,9 @@ def source_secrets(uri: str) -> list[str]:
         _scheme, userinfo, _rest = _split_userinfo(text)
         if userinfo is not None and ":" in userinfo:
             parts.append(userinfo.split(":", 1)[1])
-        for match in _PARAM.finditer(_params_part(text)):
-            if _sensitive(match["name"]):
-                parts.append(match["value"])
+        for _start, _end, name, value in _params(_params_part(text)):
+            if _sensitive(name):
+                parts.append(value)
         found = [s for p in parts for s in (p, unquote(p)) if len(s) >= _MIN_SECRET]
         if redact_source(text) != text:
             found.append(text)
@@ -108,20 +115,58 @@ def _split_userinfo(uri: str) -> tuple[str, str | None, str]:
 
 
 def _params_part(uri: str) -> str:
-    """The query and fragment of ``uri`` (everything from the first ``?`` or ``#``)."""
-    cut = min((i for i in (uri.find("?"), uri.find("#")) if i >= 0), default=len(uri))
+    """The query and fragment of ``uri`` (everything from the first ``?`` or ``#``); of a Spark
+    Connect address (``sc://host:port/;token=...``), its parameters from the first ``;``."""
+    marks = ("?", "#", ";") if uri[:5].lower() == "sc://" else ("?", "#")
+    cut = min((i for i in map(uri.find, marks) if i >= 0), default=len(uri))
     return uri[cut:]
+
+
+def _redact_urls(text: str) -> str:
+    """``text`` with every URL in it (``scheme://`` and what follows up to a character no URL
+    has) passed through redact_source, in one pass."""
+    backwards = text[::-1]
+    out: list[str] = []
+    done = 0  # text[:done] is in out
+    at = text.find("://")
+    while at >= 0:
+        run = _SCHEME_BACKWARDS.match(backwards, len(text) - at).end() - (len(text) - at)
+        letter = _LETTER.search(text, at - run, at)
+        body = _URL_BODY.match(text, at + 3)
+        if letter is None or body is None:  # no scheme before it, or nothing after it
+            at = text.find("://", at + 1)
+            continue
+        start, end = max(letter.start(), done), body.end()
+        out += [text[done:start], redact_source(text[start:end])]
+        done = end
+        at = text.find("://", end)
+    out.append(text[done:])
+    return "".join(out)
+
+
+def _params(part: str) -> list[tuple[int, int, str, str]]:
+    """``(start, end, name, value)`` of each ``name=value`` in a query and fragment: a name
+    never holds ``?`` or ``=``, a value runs to the next ``&``, ``;`` or ``#``."""
+    found = []
+    for field in _PARAM_FIELD.finditer(part):
+        equals = field[0].find("=")
+        if equals < 0:
+            continue
+        name_start = field[0].rfind("?", 0, equals) + 1
+        name, value = field[0][name_start:equals], field[0][equals + 1 :]
+        found.append((field.start() + name_start, field.end(), name, value))
+    return found
 
 
 def _redact_params(uri: str) -> str:
     cut = len(uri) - len(_params_part(uri))
-
-    def hide(match: re.Match[str]) -> str:
-        if match["value"] and _sensitive(match["name"]):
-            return f"{match['name']}={REDACTED}"
-        return match[0]
-
-    return uri[:cut] + _PARAM.sub(hide, uri[cut:])
+    part, out, done = uri[cut:], [uri[:cut]], 0
+    for start, end, name, value in _params(part):
+        if value and _sensitive(name):
+            out += [part[done:start], f"{name}={REDACTED}"]
+            done = end
+    out.append(part[done:])
+    return "".join(out)
 
 
 def _sensitive(name: str) -> bool:

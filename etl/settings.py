@@ -3,8 +3,9 @@
 Each setting is declared once in ``SETTINGS``: its variable, its luigi.cfg option (if it has
 one), its default, how its text is parsed and what it means. ``load_settings()`` reads them all
 at once (never at import) and raises ConfigError naming the variable for a value it cannot
-parse, so a bad setting stops a run at its start instead of halfway. The README's
-configuration table lists exactly these settings; a test keeps the two the same.
+parse, so a bad setting stops a run at its start instead of halfway. The settings reference,
+docs/reference/settings.md, is generated from ``SETTINGS`` (``python -m etl.tools.docs``); a
+test keeps the two the same.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import datetime as dt
 import functools
 import os
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -21,8 +23,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import luigi.configuration
 
-from etl.errors import ConfigError
-from spark_jobs.layouts import BUILT_IN_NAMES, DeclarationError, Layout, read_declarations
+from etl.errors import ConfigError, shown
+from etl.redact import redact_text
+from spark_jobs.layouts import (
+    BUILT_IN_NAMES,
+    DeclarationError,
+    Layout,
+    read_declarations,
+    read_file,
+)
 
 SECTION = "ufo"
 
@@ -48,10 +57,35 @@ def _number(value: str, kind: type, ok: Callable[[float], bool], expected: str):
     return number
 
 
+#: sc://HOST[:PORT][/;name=value;...]: a host name, an IPv4 or a bracketed IPv6 address.
+_REMOTE = re.compile(
+    r"sc://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9._-]*)(?::(?P<port>[0-9]{1,5}))?"
+    r"(?:/(?P<params>(?:;[A-Za-z0-9_.-]+=[^;\s]*)*);?)?"
+)
+DEFAULT_CONNECT_PORT = 15002
+
+
+def remote_parts(value: str) -> tuple[str, int, dict[str, str]]:
+    """Host, port and parameters (``token``, ``use_ssl``, ...) of a Spark Connect address;
+    ValueError for anything else, port 0 or above 65535 included."""
+    match = _REMOTE.fullmatch(value)
+    port = int(match["port"] or DEFAULT_CONNECT_PORT) if match else 0
+    if match is None or not 1 <= port <= 65535:
+        raise ValueError(
+            "expected a Spark Connect address, sc://HOST:PORT with a port from 1 to 65535 "
+            "(optionally followed by /;token=...)"
+        )
+    pairs = (p.split("=", 1) for p in (match["params"] or "").split(";") if p)
+    return match["host"].strip("[]"), port, dict(pairs)
+
+
 def _remote(value: str) -> str:
-    if not re.fullmatch(r"sc://[^/\s]+(/;\S*)?", value):
-        raise ValueError("expected a Spark Connect address, sc://HOST:PORT")
+    remote_parts(value)
     return value
+
+
+def _port(value: str) -> int:
+    return _number(value, int, lambda n: 0 <= n <= 65535, "a TCP port from 0 to 65535")
 
 
 def _seconds(value: str) -> float:
@@ -95,16 +129,17 @@ def _time_of_day(value: str) -> dt.time:
 @functools.lru_cache(maxsize=8)
 def _declared(path: Path, stamp: tuple[int, int]) -> tuple[Layout, ...]:
     del stamp  # part of the cache key only: an edited file is read again
-    text = path.read_text(encoding="utf-8")
-    return read_declarations(text, str(path), taken=BUILT_IN_NAMES)
+    return read_declarations(read_file(path), str(path), taken=BUILT_IN_NAMES)
 
 
 def _layouts(value: str) -> tuple[Layout, ...]:
     """The layouts declared in the TOML file at ``value``, checked (read again when it changes)."""
     path = Path(value).expanduser()
     try:
-        stat = path.stat()
-        return _declared(path, (stat.st_mtime_ns, stat.st_size))
+        found = path.stat()
+        if not stat.S_ISREG(found.st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        return _declared(path, (found.st_mtime_ns, found.st_size))
     except FileNotFoundError:
         raise ValueError(f"there is no file {path}") from None
     except (OSError, UnicodeDecodeError) as err:
@@ -172,8 +207,13 @@ SETTINGS: dict[str, Setting] = {
     "spark_remote": Setting(
         "UFO_SPARK_REMOTE", "spark_remote", None, _remote,
         "run AggregateUFOsByState against this long-running Spark Connect server "
-        "(`sc://host:15002`) instead of a new Spark application per run (see \"The Spark step: "
-        "cold or warm\")",
+        "(`sc://host:15002`) instead of a new Spark application per run (see \"Cold and warm "
+        "Spark\")",
+    ),
+    "spark_ui_port": Setting(
+        "UFO_SPARK_UI_PORT", "spark_ui_port", "4040", _port,
+        "the port of a cold Spark step's web UI while it runs (Spark takes the next free one "
+        "when it is taken; `0`: any free port)",
     ),
     "spark_events": Setting(
         "UFO_SPARK_EVENTS", "spark_events", None, _text,
@@ -195,6 +235,8 @@ SETTINGS: dict[str, Setting] = {
         "rejected rows of each reason stored in the database per run date "
         "(`reject_samples`); `0` stores none; the lake keeps all of them",
     ),
+    "checks": Setting("UFO_CHECKS", "checks", None, _text, "the snapshot checks' thresholds, "
+                      "`NAME=VALUE,...`: see [snapshot checks](../concepts/snapshot-checks.md)"),
     "db_connect_timeout": Setting(
         "UFO_DB_CONNECT_TIMEOUT", "db_connect_timeout", "10", _whole_seconds,
         "seconds to wait for a connection to PostgreSQL",
@@ -265,10 +307,12 @@ class Settings:
     layouts: tuple[Layout, ...] | None
     spark_master: str
     spark_remote: str | None
+    spark_ui_port: int
     spark_events: str | None
     spark_history: str | None
     stale_attempts: dt.timedelta
     reject_rows: int
+    checks: str | None
     db_connect_timeout: int
     db_statement_timeout: float
     log_dir: Path | None
@@ -330,8 +374,15 @@ def _parse(setting: Setting, section: dict[str, str]) -> Any:
         return setting.parse(text)
     except ValueError as err:
         raise ConfigError(
-            f"{setting.variable}={text!r} (from {where}) is not valid: {err}."
+            f"{setting.variable}={_shown(setting, text)} (from {where}) is not valid: {err}."
         ) from None
+
+
+def _shown(setting: Setting, text: str) -> str:
+    """A refused value as an error message may show it: no secret, not a megabyte of it."""
+    if setting.variable in ("UFO_ALERT_WEBHOOK", "UFO_SMTP_PASSWORD"):
+        return "(a secret, not shown)"
+    return shown(redact_text(text, ()), limit=200)
 
 
 def load_settings() -> Settings:

@@ -108,6 +108,19 @@ def _inert(value: str) -> str:
     return f"'{value}" if value.startswith(_FORMULA_START) else value
 
 
+def rejects_csv(rows: list[queries.Reject]) -> str:
+    """Rejected rows as CSV: the source's columns, then ``reason`` and ``row_number``; every
+    cell from the source (column names too: a layout declares them) inert in a spreadsheet."""
+    columns = reject_columns(rows)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([*map(_inert, columns), "reason", "row_number"])
+    for row in rows:
+        values = [_inert(v) for v in field_values(row.fields, columns)]
+        writer.writerow([*values, row.reason, row.row_number])
+    return out.getvalue()
+
+
 @health_router.get(
     "/health",
     response_model=HealthOut,
@@ -223,16 +236,9 @@ def get_rejects_csv(run_date: RunDate, db: Db, reason: Reason = None) -> Respons
     with db.connect() as conn:
         known_run(conn, run_date)
         rows = queries.rejects(conn, run_date, reason) if queries.has_rejects(conn) else []
-    columns = reject_columns(rows)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([*columns, "reason", "row_number"])
-    for row in rows:
-        values = [_inert(v) for v in field_values(row.fields, columns)]
-        writer.writerow([*values, row.reason, row.row_number])
     name = f"rejects-{run_date.isoformat()}{'-' + reason if reason else ''}.csv"
     return Response(
-        out.getvalue(),
+        rejects_csv(rows),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

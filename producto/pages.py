@@ -20,7 +20,7 @@ from producto.api import (
     reject_columns,
     rejects_summary,
 )
-from producto.schemas import IsoDate, Period, lake_manifest
+from producto.schemas import US_STATE_CODES, IsoDate, Period, lake_manifest
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -37,7 +37,7 @@ RUNS_LISTED = 60
 # Rejected rows shown per reason on the page; the CSV has them all.
 SAMPLE_ROWS = 5
 # The page's form sends an empty state for "no single state".
-PageState = Annotated[str, Query(pattern=r"^([A-Z]{2})?$")]
+PageState = Annotated[str, Query(pattern=rf"^({'|'.join(US_STATE_CODES)})?$")]
 
 
 def default_run(

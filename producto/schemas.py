@@ -12,7 +12,17 @@ from pydantic import BaseModel, BeforeValidator, Field
 from producto import queries, sources
 
 PERIOD_PATTERN = r"^(all|[0-9]{4}-(0[1-9]|1[0-2]))$"
-STATE_PATTERN = r"^[A-Z]{2}$"
+#: The 50 US states and DC: the pipeline's (spark_jobs/layouts.py US_STATES, which a test keeps
+#: the same; the app's image does not carry the pipeline).
+US_STATE_CODES = (
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH "
+    "NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY"
+).split()
+STATE_PATTERN = rf"^({'|'.join(US_STATE_CODES)})$"
+#: Run dates to skip at most: far more than there will ever be, far less than PostgreSQL's
+#: bigint (an offset beyond it failed as a database error).
+MAX_OFFSET = 1_000_000_000
+MAX_LIMIT = 1000
 REASONS = ("columns", "posted", "sighting_date", "state")
 REASON_PATTERN = rf"^({'|'.join(REASONS)})$"
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -23,9 +33,9 @@ BAD_VALUE = {
     "run_date": "run_date must be a date as YYYY-MM-DD (for example 2019-03-29)",
     "state": "state must be a two-letter US state code such as CA",
     "reason": f"reason must be one of {', '.join(REASONS)}",
-    "limit": "limit must be a whole number from 1 to 1000",
+    "limit": f"limit must be a whole number from 1 to {MAX_LIMIT}",
     "per_capita": "per_capita must be 1 or 0",
-    "offset": "offset must be a whole number, 0 or more",
+    "offset": f"offset must be a whole number from 0 to {MAX_OFFSET}",
 }
 
 
@@ -49,9 +59,9 @@ StateCode = Annotated[
 Reason = Annotated[
     str | None, Query(pattern=REASON_PATTERN, description="one reject reason; absent: every reason")
 ]
-Limit = Annotated[int, Query(ge=1, le=1000, description="rows per reason")]
-RunsLimit = Annotated[int, Query(ge=1, le=1000, description="run dates per page")]
-Offset = Annotated[int, Query(ge=0, description="run dates to skip, newest first")]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="rows per reason")]
+RunsLimit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="run dates per page")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="run dates to skip, newest first")]
 
 
 class RunOut(BaseModel):

@@ -743,6 +743,9 @@ def main(argv: list[str] | None = None) -> int:
             if not configured.contains(key):
                 builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    if connect:
+        bound_retries(spark, CONNECT_RETRIES)
+    finished = False
     try:
         sizes = {source: jobfiles.total_bytes([source]) for source in groups}
         size_shuffles(spark, sum(sizes.values()))
@@ -769,9 +772,26 @@ def main(argv: list[str] | None = None) -> int:
         load_json(job, f"{args.output}/_job.json")
         for day in sorted(reports):
             print(json.dumps(reports[day], sort_keys=True))
+        finished = True
         return 0
     finally:
+        if connect and not finished:
+            bound_retries(spark, None)  # the server may be gone: stop without retrying
         spark.stop()
+
+
+#: PySpark's client retries a lost Spark Connect server for ten minutes by default, silently: a
+#: run whose server went away would hang that long. These retries (50 ms growing fourfold to
+#: 10 s, 6 of them) give up after about 25 s, and ride out a server that only blinked.
+CONNECT_RETRIES = {"max_retries": 6, "max_backoff": 10_000}
+
+
+def bound_retries(spark: SparkSession, retries: dict | None) -> None:
+    """Retry a Spark Connect session's calls as ``retries`` says (DefaultPolicy's arguments);
+    None: never."""
+    from pyspark.sql.connect.client.retries import DefaultPolicy
+
+    spark.client.set_retry_policies([DefaultPolicy(**retries)] if retries is not None else [])
 
 
 if __name__ == "__main__":

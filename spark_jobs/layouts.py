@@ -15,7 +15,9 @@ package imports it as ``spark_jobs.layouts``.
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -120,6 +122,29 @@ def _date_declaration(column: DateColumn, default_time: bool) -> dict:
     return found
 
 
+#: Characters of a value from a declaration or a header that a message shows: a value can be
+#: megabytes long, and one error line holding it whole is unreadable.
+SHOWN_CHARS = 80
+
+
+def shown(value, limit: int = SHOWN_CHARS) -> str:
+    """``repr(value)`` as a message shows it: cut after ``limit`` characters, saying so."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value) - limit} more characters)"
+    text = repr(value)
+    return text if len(text) <= 2 * limit else f"{text[:limit]}... ({len(text) - limit} more)"
+
+
+def _plain(value: str, limit: int = SHOWN_CHARS) -> str:
+    """``value`` as a message shows it without quotes, cut like ``shown``."""
+    value = str(value)
+    return (
+        value
+        if len(value) <= limit
+        else f"{value[:limit]}... ({len(value) - limit} more characters)"
+    )
+
+
 class LayoutError(ValueError):
     """A header that is none of the known layouts; the message names what is missing."""
 
@@ -139,12 +164,12 @@ def read_declarations(text: str, where: str, taken: Iterable[str] = ()) -> tuple
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise DeclarationError(f"{where}: not valid TOML ({err})") from None
+        raise DeclarationError(f"{where}: not valid TOML ({_plain(err, 300)})") from None
     unknown = sorted(set(document) - {"layouts"})
     if unknown:
         raise DeclarationError(
-            f"{where}: unknown top-level key(s) {', '.join(unknown)}: declare each layout as a "
-            "[layouts.NAME] table"
+            f"{where}: unknown top-level key(s) {', '.join(map(_plain, unknown[:10]))}: declare "
+            "each layout as a [layouts.NAME] table"
         )
     tables = document.get("layouts")
     if not isinstance(tables, dict) or not tables:
@@ -164,12 +189,20 @@ def from_tables(tables: Mapping, where: str, taken: Iterable[str] = ()) -> tuple
             problem("the name is taken by a built-in layout: choose another")
         taken.add(name)
         found.append(_layout(name, table, problem))
+    by_columns: dict[frozenset[str], str] = {}
+    for layout in found:
+        twin = by_columns.setdefault(frozenset(layout.keys), layout.name)
+        if twin != layout.name:
+            raise DeclarationError(
+                f"{where}: layouts {shown(twin)} and {shown(layout.name)} have the same columns, "
+                "so every header that fits one fits the other: keep one of them"
+            )
     return tuple(found)
 
 
 class _Problem:
     def __init__(self, where: str, name: str):
-        self.prefix = f"{where}: layout {name!r}"
+        self.prefix = f"{where}: layout {shown(name)}"
 
     def __call__(self, text: str):
         raise DeclarationError(f"{self.prefix}: {text}")
@@ -181,7 +214,8 @@ def _keys(table, allowed: set[str], required: set[str], what: str, problem: _Pro
     unknown = sorted(set(table) - allowed)
     if unknown:
         problem(
-            f"{what} has unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(allowed))})"
+            f"{what} has unknown key(s) {', '.join(map(_plain, unknown[:10]))} "
+            f"(known: {', '.join(sorted(allowed))})"
         )
     missing = sorted(required - set(table))
     if missing:
@@ -201,14 +235,16 @@ def _layout(name: str, table, problem: _Problem) -> Layout:
     keys = [normalise(c) for c in columns]
     repeated = sorted({k for k in keys if keys.count(k) > 1})
     if repeated:
-        problem(f"columns name {', '.join(map(repr, repeated))} twice (case and spaces ignored)")
+        problem(
+            f"columns name {', '.join(map(shown, repeated[:10]))} twice (case and spaces ignored)"
+        )
     reserved = sorted(RESERVED.intersection(keys))
     if reserved:
-        problem(f"column name(s) {', '.join(map(repr, reserved))} are reserved by the pipeline")
+        problem(f"column name(s) {', '.join(map(shown, reserved))} are reserved by the pipeline")
 
     def column(value, what: str) -> str:
         if not isinstance(value, str) or normalise(value) not in keys:
-            problem(f"{what} {value!r} is not one of its columns")
+            problem(f"{what} {shown(value)} is not one of its columns")
         return columns[keys.index(normalise(value))]
 
     def date(what: str, default_time: bool) -> DateColumn:
@@ -216,7 +252,9 @@ def _layout(name: str, table, problem: _Problem) -> Layout:
         _keys(spec, {"column", "format", "time"}, {"column", "format"}, what, problem)
         fmt = FORMATS.get(spec["format"])
         if fmt is None:
-            problem(f"{what}.format {spec['format']!r} is none of {', '.join(map(repr, FORMATS))}")
+            problem(
+                f"{what}.format {shown(spec['format'])} is none of {', '.join(map(repr, FORMATS))}"
+            )
         time = spec.get("time", default_time)
         if not isinstance(time, bool):
             problem(f"{what}.time must be true or false")
@@ -249,6 +287,23 @@ def _layout(name: str, table, problem: _Problem) -> Layout:
         country=country,
         countries=tuple(sorted({normalise(c) for c in countries or ()})),
     )
+
+
+#: A layouts file holds a few tables; more than this is a mistake (or /dev/zero).
+MAX_FILE_BYTES = 1024 * 1024
+
+
+def read_file(path: str | os.PathLike) -> str:
+    """The text of a layouts file: a regular file of at most MAX_FILE_BYTES; ValueError saying
+    why not (a device or a pipe would be read forever, or wait for a writer); OSError."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO opens at once
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        data = file.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ValueError(f"{path} is larger than a layouts file may be (at most 1 MiB)")
+    return data.decode("utf-8")
 
 
 def to_json(declared: Iterable[Layout]) -> str:
@@ -294,16 +349,26 @@ def match(header: list[str] | tuple[str, ...], declared: Iterable[Layout] = ()) 
 
     Extra columns are ignored. When a name appears twice (``state`` beside ``State``), the first
     one wins. When several layouts fit, the one with the most columns is taken (the declared
-    ones before the built-ins among equals). A header that is no layout raises LayoutError
-    naming the missing columns of the closest layout.
+    ones before the built-ins among equals); two declared ones that fit equally raise
+    LayoutError naming both. A header that is no layout raises LayoutError naming the missing
+    columns of the closest layout.
     """
     first: dict[str, int] = {}
     for position, name in enumerate(header):
         first.setdefault(normalise(name), position)
+    declared = tuple(declared)
     candidates = (*declared, *LAYOUTS)
     fitting = [la for la in candidates if all(k in first for k in la.keys)]
     if fitting:
         layout = max(fitting, key=lambda la: len(la.columns))  # the first of the largest
+        tied = [la for la in fitting if la in declared and len(la.columns) == len(layout.columns)]
+        if len(tied) > 1:
+            raise LayoutError(
+                f"the header fits the declared layouts {shown(tied[0].name)} and "
+                f"{shown(tied[1].name)} equally (each has all of its {len(layout.columns)} "
+                "columns): change the declarations in UFO_LAYOUTS so that one header fits one "
+                "layout, for example by a column only one of them has"
+            )
         positions = tuple(first[k] for k in layout.keys)
         return Match(layout, positions, tuple(header[p] for p in positions))
 
@@ -312,13 +377,17 @@ def match(header: list[str] | tuple[str, ...], declared: Iterable[Layout] = ()) 
 
     closest = max(candidates, key=share)
     missing = [c for c in closest.columns if normalise(c) not in first]
-    others = "".join(
-        f" (or, for the {other.title}: {','.join(other.columns)!r})"
-        for other in candidates
-        if other is not closest
+    others = [other for other in candidates if other is not closest]
+    more = f" (and {len(others) - 5} more layouts)" if len(others) > 5 else ""
+    alternatives = "".join(
+        f" (or, for the {_plain(other.title)}: {shown(','.join(other.columns), 300)})"
+        for other in others[:5]
+    )
+    shown_missing = ", ".join(shown(m) for m in missing[:10]) + (
+        ", ..." if len(missing) > 10 else ""
     )
     raise LayoutError(
-        f"missing column(s) {', '.join(repr(m) for m in missing)} of the {closest.title} "
-        f"layout; its header is {','.join(closest.columns)!r}{others}; for a layout of your "
+        f"missing column(s) {shown_missing} of the {_plain(closest.title)} layout; its header is "
+        f"{shown(','.join(closest.columns), 300)}{alternatives}{more}; for a layout of your "
         "own, declare it in a TOML file named by UFO_LAYOUTS (README, 'Data contract')"
     )

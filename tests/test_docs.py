@@ -155,6 +155,11 @@ RUNS: dict[str, tuple[str, str]] = {
     ".venv/bin/python -m etl.tools.proxyuser alice": ("tests/tools/test_proxyuser.py::test_the_command_asks_twice_and_prints_only_the_entry", "its main(), the password typed twice"),
     "curl --cacert tls.crt -u alice https://ufo.example.org:8443/api/v1/runs": ("tests/compose/test_compose_access.py::test_every_route_wants_a_login_and_the_right_one_opens_it", "the same request from Python, with the proxy's certificate and a user"),
     ".venv/bin/pytest -k s3a": (".ci/run", "CI's make test runs the s3a tests with the others"),
+    ".venv/bin/python -m luigi --module etl TopStatesToDatabase --date 2019-03-29 --accept-checks \"alice: the source shrank because NUFORC removed duplicates\" --local-scheduler": ("tests/pipeline/test_snapshot_checks.py::test_a_shrunken_snapshot_is_held_with_one_alert_then_accepted_and_recorded", "the same task and acceptance on another date, over aggregates written by hand"),
+    ".venv/bin/python -m etl.tools.rebuild": ("tests/tools/test_rebuild.py::test_the_database_rebuilt_from_the_lake_equals_what_the_pipeline_loaded", "verbatim, against a dropped and re-created database"),
+    ".venv/bin/python -m etl.tools.rebuild --reload": ("tests/tools/test_rebuild.py::test_the_database_rebuilt_from_the_lake_equals_what_the_pipeline_loaded", "verbatim, after the rebuild"),
+    ".venv/bin/python -m etl.tools.lake check": ("tests/tools/test_lake_upkeep.py::test_check_reports_the_first_missing_file_and_a_file_of_another_size", "the same module, on a lake with a file cut short and then removed"),
+    ".venv/bin/python -m etl.tools.lake sweep": ("tests/tools/test_lake_upkeep.py::test_the_sweep_removes_superseded_and_killed_attempts_never_a_named_file", "the same module, with the default retention and with --retention-hours 0"),
     ".venv/bin/pyspark": ("tests/test_docs.py::test_the_tutorials_pyspark_session_reads_a_dates_counts", "verbatim in a terminal with no virtualenv on PATH, then the page's snippet"),
 }  # fmt: skip
 

@@ -127,3 +127,38 @@ def test_source_secrets_are_the_sensitive_parts_raw_and_decoded():
     assert "2" not in secrets and "page" not in secrets
     assert source_secrets("/data/ufo/index.csv") == []
     assert source_secrets("") == []
+
+
+# Redaction sits on every error path: its time must grow with its input, not its square.
+# 2,000,000 characters take well under a second when linear (40,000 took 6.9 s quadratic).
+LONG = 2_000_000
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * LONG,  # one long word: a URL's scheme is tried at every position
+        "x" + "b" * LONG + "://",  # a scheme as long as the text
+        "https://host/?" + "a" * LONG,  # parameters without "="
+        "https://host/?" + "a=" * (LONG // 2),  # many parameters
+        "s3://" + "k:" * (LONG // 2) + "@b",  # userinfo that keeps looking like a port
+        ("word " * (LONG // 5)),
+        "http://" * (LONG // 7),
+    ],
+    ids=["word", "scheme", "no-equals", "params", "userinfo", "words", "schemes"],
+)
+def test_redacting_two_million_characters_takes_well_under_a_second(text):
+    import time
+
+    start = time.perf_counter()
+    redact_text(text, ["hunter2!"])
+    redact_source(text)
+    source_secrets(text)
+    assert time.perf_counter() - start < 1.5
+
+
+def test_a_url_inside_a_long_word_is_still_redacted():
+    text = "x" * 50_000 + " see https://alice:hunter2@example.org/x?token=abc123 " + "y" * 50_000
+    shown = redact_text(text, [])
+    assert "hunter2" not in shown and "abc123" not in shown
+    assert "https://alice@example.org/x?token=REDACTED" in shown

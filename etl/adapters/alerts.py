@@ -24,9 +24,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
+from etl.adapters import web
 from etl.redact import redact_text
 from etl.settings import load_settings
 
@@ -59,6 +61,8 @@ class Alert:
     @property
     def subject(self) -> str:
         first = self.failures[0]
+        if len(self.failures) == 1 and not first.dates:  # a request that could not be read
+            return f"ufo: {first.what} failed"
         if len(self.failures) == 1:
             return f"ufo: {first.what} failed for {_dates_text(first.dates)}"
         return f"ufo: {len(self.failures)} failures in {self.origin}"
@@ -67,7 +71,8 @@ class Alert:
     def text(self) -> str:
         lines = [f"{self.subject} (on {self.host}, {self.origin})", ""]
         for failure in self.failures:
-            lines.append(f"- {failure.what}, run date {_dates_text(failure.dates)}:")
+            dates = f", run date {_dates_text(failure.dates)}" if failure.dates else ""
+            lines.append(f"- {failure.what}{dates}:")
             lines.append(f"  {failure.reason}")
         if self.log:
             lines += ["", f"Full log: {self.log}"]
@@ -112,12 +117,15 @@ def send_email(alert: Alert, recipients: tuple[str, ...], password: str | None) 
     if password:
         # In this process's copy of the configuration only; luigi.cfg never holds it.
         luigi.configuration.get_config().set("smtp", "password", password)
-    luigi.notifications.send_email(
-        subject=alert.subject,
-        message=alert.text,
-        sender=luigi.notifications.email().sender,
-        recipients=[", ".join(recipients)],
-    )
+    with warnings.catch_warnings():
+        # Luigi's own [smtp] local_hostname default (None) warns on every e-mail; not the user's.
+        warnings.filterwarnings("ignore", message='Parameter "local_hostname"')
+        luigi.notifications.send_email(
+            subject=alert.subject,
+            message=alert.text,
+            sender=luigi.notifications.email().sender,
+            recipients=[", ".join(recipients)],
+        )
 
 
 def send_webhook(alert: Alert, url: str, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -125,7 +133,7 @@ def send_webhook(alert: Alert, url: str, sleep: Callable[[float], None] = time.s
     body = json.dumps(alert.payload()).encode("utf-8")
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     for attempt in range(1, WEBHOOK_ATTEMPTS + 1):
-        request = urllib.request.Request(
+        request = web.request(
             url, data=body, method="POST", headers={"Content-Type": "application/json"}
         )
         try:
@@ -134,17 +142,18 @@ def send_webhook(alert: Alert, url: str, sleep: Callable[[float], None] = time.s
             return
         except urllib.error.HTTPError as err:
             if err.code != 429 and err.code < 500:
-                raise _Refused(f"the webhook answered HTTP {err.code}") from None
+                raise NotDelivered(f"the webhook answered HTTP {err.code}") from None
             problem = f"HTTP {err.code}"
         except (urllib.error.URLError, OSError) as err:
             problem = str(getattr(err, "reason", err))
         if attempt == WEBHOOK_ATTEMPTS:
-            raise _Refused(f"the webhook did not answer after {attempt} tries ({problem})")
+            raise NotDelivered(f"the webhook did not answer after {attempt} tries ({problem})")
         sleep(WEBHOOK_BACKOFF * 2 ** (attempt - 1))
 
 
-class _Refused(Exception):
-    """A channel that did not take the alert; the message never holds the channel's URL."""
+class NotDelivered(Exception):
+    """A channel that did not take the alert; the message (what happened, in words) never
+    holds the channel's URL."""
 
 
 # -- delivery -------------------------------------------------------------------------------
@@ -174,7 +183,8 @@ def deliver(alert: Alert, secrets: Iterable[str] = ()) -> list[str]:
             send()
             sent.append(name)
         except Exception as err:
-            text = redact_text(f"{type(err).__name__}: {err}", secrets)
+            said = str(err) if isinstance(err, NotDelivered) else f"{type(err).__name__}: {err}"
+            text = redact_text(said, secrets)
             logger.warning("alerts: the %s alert was not sent: %s", name, text)
 
     threads = [

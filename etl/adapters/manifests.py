@@ -46,6 +46,11 @@ def _attempt_started(attempt: str) -> dt.datetime | None:
         return None
 
 
+#: Sizes of attempt files already looked up (a backfill's dates share their files): an attempt's
+#: files are immutable, so a size once seen stays true.
+_SIZES: dict[tuple[str, str], int | None] = {}
+
+
 class Manifests:
     """The commit protocol over one lake."""
 
@@ -78,6 +83,7 @@ class Manifests:
         Returns the attempt the previous manifest named, if another one: it may now be unused.
         """
         previous = self.read(dataset, date)
+        named = [path for paths in files.values() for path in paths]
         document = {
             "format": MANIFEST_FORMAT,
             "dataset": dataset,
@@ -85,12 +91,22 @@ class Manifests:
             "attempt": attempt_rel.rsplit("/", 1)[-1],
             "committed_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
             "files": {kind: list(paths) for kind, paths in files.items()},
+            # Each file's size, for ``check``: attempt files never change once written.
+            "sizes": {path: self._size(path) for path in named},
             **extra,
         }
         self.lake.write_text(manifest_rel(dataset, date), json.dumps(document, indent=2))
         if previous and previous.get("attempt") != document["attempt"]:
             return previous.get("attempt")
         return None
+
+    def _size(self, rel: str) -> int | None:
+        key = (self.lake.root, rel)
+        if key not in _SIZES:
+            if len(_SIZES) >= 10_000:
+                _SIZES.clear()
+            _SIZES[key] = self.lake.size(rel)
+        return _SIZES[key]
 
     def retire(self, attempts: Iterable[str | None]) -> list[str]:
         """Remove the given attempts that no published manifest names any more; those removed."""
@@ -110,6 +126,32 @@ class Manifests:
             if started is not None and started < cutoff:
                 stale.append(attempt)
         return self.retire(stale)
+
+    def all_published(self, dataset: str) -> list[tuple[dt.date, dict]]:
+        """Every published manifest of ``dataset``, by run date."""
+        found = []
+        for name in self.lake.subdirs(dataset):
+            try:
+                day = dt.date.fromisoformat(name.removeprefix("date="))
+            except ValueError:
+                continue
+            manifest = self.read(dataset, day)
+            if manifest is not None:
+                found.append((day, manifest))
+        return sorted(found, key=lambda pair: pair[0])
+
+    def first_missing(self, manifest: dict) -> tuple[str, str] | None:
+        """The first file ``manifest`` names that is missing or not of its recorded size: its
+        path and what is wrong; None when all are there."""
+        sizes = manifest.get("sizes", {})  # none in manifests published before sizes were kept
+        for paths in manifest["files"].values():
+            for path in paths:
+                size = self.lake.size(path)
+                if size is None:
+                    return path, "missing"
+                if sizes.get(path) is not None and size != sizes[path]:
+                    return path, f"{size} bytes, the manifest recorded {sizes[path]}"
+        return None
 
     def _referenced(self, attempt: str) -> bool:
         text = self.lake.read_optional(f"{ATTEMPTS}/{attempt}/{ATTEMPT_INFO}")

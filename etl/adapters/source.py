@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from typing import IO
 from urllib.parse import urlparse
 
-from etl.adapters import records
+from etl.adapters import records, web
 from etl.errors import SourceError
+from etl.redact import redact_source
 from spark_jobs import layouts
 
 _CHUNK = 1 << 20
@@ -57,7 +58,7 @@ def fetched(uri: str, shown: str | None = None) -> Iterator[str]:
 
     Messages name the source as ``shown`` (the URI without credentials).
     """
-    source = shown or uri
+    source = shown or redact_source(uri)
     with tempfile.TemporaryDirectory(prefix="ufo-source-") as tmp:
         raw = os.path.join(tmp, "download")
         _download(uri, raw, source)
@@ -79,7 +80,10 @@ def _download(uri: str, dest: str, source: str) -> None:
     scheme = parsed.scheme.lower()
     if scheme in ("http", "https"):
         try:
-            with urllib.request.urlopen(uri, timeout=60) as response, open(dest, "wb") as out:
+            with (
+                urllib.request.urlopen(web.request(uri), timeout=60) as response,
+                open(dest, "wb") as out,
+            ):
                 shutil.copyfileobj(response, out, _CHUNK)
         except urllib.error.HTTPError as err:
             raise SourceError(

@@ -16,6 +16,7 @@ it and win.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -23,7 +24,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from etl.settings import setting
+from etl.settings import remote_parts, setting
 
 
 def default_spark_submit() -> str:
@@ -133,17 +134,89 @@ def history_page(history_url: str, application_id: str) -> str:
     return f"{history_url.rstrip('/')}/history/{application_id}/jobs/"
 
 
-#: Seconds to wait for a Spark Connect server to accept a connection before running cold.
+#: Seconds to wait for a Spark Connect server to answer before running cold.
 CONNECT_PROBE_TIMEOUT = 3.0
+# Parameters of an sc:// address that PySpark's client reads itself; any other is sent to the
+# server as a header (PySpark's ChannelBuilder does the same).
+_CLIENT_PARAMS = frozenset(
+    {"token", "use_ssl", "user_id", "user_agent", "session_id", "grpc_max_message_size"}
+)
+
+
+def connect_problem(remote: str, timeout: float = CONNECT_PROBE_TIMEOUT) -> str | None:
+    """Why the Spark Connect server at ``remote`` cannot take a job, in one line; None when it
+    answers the Spark Connect protocol (tells its Spark version) within ``timeout`` seconds.
+
+    A TCP connect would not do: any listening port (a web server, a proxy) accepts one, and
+    PySpark's client then retries against it for minutes. A ``token`` or ``use_ssl=true`` means
+    TLS, as PySpark's client has it; a server without TLS then fails the handshake here.
+    """
+    import uuid
+
+    import grpc
+    from pyspark.sql.connect.proto import base_pb2, base_pb2_grpc
+
+    try:
+        host, port, params = remote_parts(remote)
+    except ValueError as err:
+        return str(err)
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if "token" in params or params.get("use_ssl", "").lower() == "true":
+        credentials = grpc.ssl_channel_credentials()
+        if "token" in params:
+            token = grpc.access_token_call_credentials(params["token"])
+            credentials = grpc.composite_channel_credentials(credentials, token)
+        channel = grpc.secure_channel(target, credentials)
+    else:
+        channel = grpc.insecure_channel(target)
+    metadata = [(k, v) for k, v in params.items() if k not in _CLIENT_PARAMS]
+    # A session of its own, released at once: the probe leaves nothing behind on the server.
+    session = str(uuid.uuid4())
+    user = base_pb2.UserContext(user_id=params.get("user_id", "ufo"))
+    try:
+        with channel:
+            stub = base_pb2_grpc.SparkConnectServiceStub(channel)
+            try:
+                answer = stub.AnalyzePlan(
+                    base_pb2.AnalyzePlanRequest(
+                        session_id=session,
+                        user_context=user,
+                        spark_version=base_pb2.AnalyzePlanRequest.SparkVersion(),
+                    ),
+                    timeout=timeout,
+                    metadata=metadata,
+                )
+            except grpc.RpcError as err:
+                return _rpc_problem(err, timeout)
+            with contextlib.suppress(grpc.RpcError):
+                stub.ReleaseSession(
+                    base_pb2.ReleaseSessionRequest(session_id=session, user_context=user),
+                    timeout=timeout,
+                    metadata=metadata,
+                )
+    except Exception as err:  # noqa: BLE001 - whatever it is, the server did not answer
+        return _one_line(f"{type(err).__name__}: {err}")
+    if not answer.spark_version.version:
+        return "it answered, but without a Spark version"
+    return None
+
+
+def _rpc_problem(err, timeout: float) -> str:
+    import grpc
+
+    code = err.code() if callable(getattr(err, "code", None)) else None
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"no Spark Connect answer within {timeout:g} s"
+    details = err.details() if callable(getattr(err, "details", None)) else str(err)
+    name = code.name if code is not None else "error"
+    return _one_line(f"{name}: {details}")
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[:limit] + "..."
 
 
 def connect_answers(remote: str, timeout: float = CONNECT_PROBE_TIMEOUT) -> bool:
-    """Whether the Spark Connect server at ``remote`` (``sc://host:port``) accepts connections."""
-    import socket
-
-    address = urlsplit(remote.split(";", 1)[0].replace("sc://", "http://", 1))
-    try:
-        with socket.create_connection((address.hostname, address.port or 15002), timeout):
-            return True
-    except OSError:  # refused, unknown host (a compose profile that is off), timed out
-        return False
+    """Whether the Spark Connect server at ``remote`` (``sc://host:port``) answers."""
+    return connect_problem(remote, timeout) is None

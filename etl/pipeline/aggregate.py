@@ -16,6 +16,7 @@ from etl.pipeline.read import ReadUFOs
 from etl.pipeline.reporting import span
 from etl.pipeline.spark_submit import ProjectSparkSubmitTask
 from etl.pipeline.targets import AGGREGATED, AggregateTarget, raw_records
+from etl.redact import redact_source
 from spark_jobs import AGGREGATE_BY_STATE, layouts
 
 logger = logging.getLogger("ufo")
@@ -111,7 +112,9 @@ class AggregateUFOsByState(UfoTask, ProjectSparkSubmitTask):
             logger.info(
                 "AggregateUFOsByState %s: %s", day, job["dates"][day.isoformat()]["quality"]
             )
-        where = f"on the Spark Connect server {self.remote}" if self.remote else "cold"
+        where = (
+            f"on the Spark Connect server {redact_source(self.remote)}" if self.remote else "cold"
+        )
         logger.info(
             "AggregateUFOsByState %s: %d date(s) in one Spark run of %.1f s (%s), published in %s",
             span(self.dates), len(self.dates), spark_seconds, where, self.lake.uri(self.attempt),

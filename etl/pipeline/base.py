@@ -57,6 +57,14 @@ class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
         description="Like --force, for this task and every task upstream of it.",
     )
 
+    # An operational record, not part of the task's identity: TopTenStates checks the snapshot.
+    accept_checks = luigi.Parameter(
+        default="",
+        significant=False,
+        visibility=luigi.parameter.ParameterVisibility.HIDDEN,
+        description='Publish a snapshot its checks would hold: "WHO: WHY", recorded with it.',
+    )
+
     #: Dates per batch in a backfill (a Spark run covers them all; a failure fails them all).
     max_batch_size = MAX_BATCH_DATES
 
@@ -69,10 +77,11 @@ class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
 
     def to_str_params(self, only_significant: bool = False, only_public: bool = False) -> dict:
         # What the worker sends luigid. Luigi creates a batch task in luigid without the
-        # parameters' visibilities, so luigid would show its hidden ones: leave ``force`` and
-        # ``force_upstream`` out while they are off (their default, what a task is rebuilt with).
+        # parameters' visibilities, so luigid would show its hidden ones: leave ``force``,
+        # ``force_upstream`` and ``accept_checks`` out while they are off (their default, what a
+        # task is rebuilt with).
         params = super().to_str_params(only_significant, only_public)
-        for name in ("force", "force_upstream"):
+        for name in ("force", "force_upstream", "accept_checks"):
             if not getattr(self, name):
                 params.pop(name, None)
         return params
@@ -104,7 +113,10 @@ class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
 
     def upstream(self, cls: type[UfoTask]) -> UfoTask:
         """The task ``cls`` for the same run date(s), forced when this one is forced upstream."""
-        return cls(date=self.date, force=self.force_upstream, force_upstream=self.force_upstream)
+        return cls(
+            date=self.date, force=self.force_upstream, force_upstream=self.force_upstream,
+            accept_checks=self.accept_checks,
+        )  # fmt: skip
 
     # Read at use, not cached on the task: Luigi reuses task instances within a process, and a
     # long-running worker must see the environment of each run.

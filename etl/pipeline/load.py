@@ -147,4 +147,5 @@ class TopStatesToDatabase(UfoTask):
             top=top_ten.top,
             counts=top_ten.counts,
             rejects=sample,
+            checks=top.checks(),
         )

@@ -1,7 +1,7 @@
 """What the pipeline tells the person running it: one line per finished task, one per failure.
 
 ``report_failure`` prints ``ufo: error: TASK: what to fix`` (the line the worker service and the
-README point at); ``report_done`` logs ``done: TASK in N s -> OUTPUT``. ``etl/__init__.py``
+docs point at); ``report_done`` logs ``done: TASK in N s -> OUTPUT``. ``etl/__init__.py``
 attaches both to Luigi's events.
 
 Under Luigi's command line, ``arm_alerts`` also keeps a ledger of how each task ended (a file
@@ -28,7 +28,7 @@ import luigi
 
 from etl.adapters.alerts import Alert, Failure, deliver
 from etl.errors import UfoError
-from etl.logs import log_dir, say_at_exit
+from etl.logs import last_lines_after_this, log_dir, say_at_exit
 
 logger = logging.getLogger("ufo")
 
@@ -105,6 +105,7 @@ def arm_alerts() -> None:
     if _ledger is not None or os.environ.get(ALERTS_BY_WORKER):
         return
     _ledger = Path(tempfile.gettempdir()) / f"ufo-run-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
+    last_lines_after_this()  # the alert's own log lines, then the ``ufo: error:`` line
     atexit.register(_alert_at_exit)
 
 

@@ -24,6 +24,7 @@ from luigi.contrib.spark import SparkSubmitTask
 from etl import logs
 from etl.adapters import spark
 from etl.errors import DataError
+from etl.redact import redact_source
 from etl.settings import load_settings
 
 logger = logging.getLogger("ufo")
@@ -77,11 +78,12 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
         """UFO_SPARK_REMOTE when its server answers. One that does not (stopped, or a compose
         profile that is off) costs a warning and a cold start, never the run."""
         remote = load_settings().spark_remote
-        if remote and not spark.connect_answers(remote):
+        problem = spark.connect_problem(remote) if remote else None
+        if problem:
             logger.warning(
-                "%s: the Spark Connect server %s does not answer; running as a new Spark "
+                "%s: the Spark Connect server %s does not answer (%s); running as a new Spark "
                 "application instead (slower; start the server, or unset UFO_SPARK_REMOTE)",
-                self.name, remote,
+                self.name, redact_source(remote), problem,
             )  # fmt: skip
             return None
         return remote
@@ -91,11 +93,14 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
 
     @property
     def conf(self) -> dict | None:
-        """luigi.cfg's ``[spark] conf``, the event log's (UFO_SPARK_EVENTS) and ``extra_conf``."""
+        """The UI's port (UFO_SPARK_UI_PORT), luigi.cfg's ``[spark] conf``, the event log's
+        (UFO_SPARK_EVENTS) and ``extra_conf``."""
         if self.remote:  # the server's own settings and event log apply
             return super().conf
-        events = load_settings().spark_events
+        settings = load_settings()
+        events = settings.spark_events
         merged = {
+            "spark.ui.port": str(settings.spark_ui_port),  # luigi.cfg's [spark] conf may say
             **(super().conf or {}),
             **(spark.event_log_conf(events) if events else {}),
             **self.extra_conf,
@@ -179,6 +184,15 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
         try:
             SparkSubmitTask.run(self)
         except ExternalProgramRunError as err:
+            gone = spark.connect_problem(self._remote) if self._remote else None
+            if gone:
+                # The job's own error is then PySpark's last retry, which does not say so.
+                raise SparkJobError(
+                    f"the Spark Connect server {redact_source(self._remote)} "
+                    f"(UFO_SPARK_REMOTE) went away during the run and no longer answers "
+                    f"({gone}); nothing was published. Start it again, or unset "
+                    "UFO_SPARK_REMOTE to run cold, and run again."
+                ) from None
             raise SparkJobError.from_run_error(err) from None
         finally:
             self._keep_output()

@@ -7,11 +7,13 @@ never builds another task's paths. Paths users read directly keep their names:
     aggregated/date=D/_MANIFEST.json   AggregateUFOsByState: counts, rejects, quality report
     top10/date=D/top_states.csv        TopTenStates: the top ten per period
     top10/date=D/counts_by_period.parquet   beside it: every state's count per period
+    top10/date=D/checks.json           beside it: the snapshot's checks (etl/pipeline/checks.py)
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
 import luigi
@@ -79,6 +81,7 @@ class TopTenTarget(luigi.Target):
         self.date = date
         self.rel = f"{partition(TOP10, date)}/top_states.csv"
         self.counts_rel = f"{partition(TOP10, date)}/counts_by_period.parquet"
+        self.checks_rel = f"{partition(TOP10, date)}/checks.json"
 
     @property
     def path(self) -> str:
@@ -93,6 +96,16 @@ class TopTenTarget(luigi.Target):
     def dump(self, top_ten: TopTen) -> None:
         self.lake.write_bytes(self.counts_rel, ranking.write_parquet(top_ten.counts))
         self.lake.write_bytes(self.rel, ranking.write_csv(top_ten.top))
+
+    def write_checks(self, report: dict) -> None:
+        """The date's checks report (``etl/pipeline/checks.py``): written before the top ten,
+        and for a held date instead of it."""
+        self.lake.write_text(self.checks_rel, json.dumps(report, indent=2))
+
+    def checks(self) -> dict | None:
+        """The date's checks report; None for a date published before the checks existed."""
+        text = self.lake.read_optional(self.checks_rel)
+        return None if text is None else json.loads(text)
 
     def copy_of(self, other: TopTenTarget) -> None:
         """``other``'s files, for a date with the same snapshot (in the same order as dump)."""

@@ -7,7 +7,7 @@ import logging
 import time
 
 from etl.errors import DataError
-from etl.pipeline import ranking
+from etl.pipeline import checks, ranking
 from etl.pipeline.aggregate import AggregateUFOsByState
 from etl.pipeline.base import UfoTask
 from etl.pipeline.targets import AGGREGATED, AggregateTarget, TopTen, TopTenTarget
@@ -43,7 +43,9 @@ def why_no_sightings(quality: dict, day: dt.date, err: Exception) -> str:
 
 class TopTenStates(UfoTask):
     """The top ten states for all time and for each month: ``top10/date=.../top_states.csv``,
-    with the per-period counts they are ranked from beside it."""
+    with the per-period counts they are ranked from and the snapshot's checks report beside it.
+
+    Publishes nothing of a batch when a date's snapshot fails its checks (``checks``)."""
 
     def requires(self) -> AggregateUFOsByState:
         return self.upstream(AggregateUFOsByState)
@@ -52,8 +54,16 @@ class TopTenStates(UfoTask):
         return {day: TopTenTarget(self.lake, day) for day in self.dates}
 
     def run(self) -> None:
+        # The snapshot checks first: a held date gets its checks report and nothing else, so
+        # what users see (its previous top ten, the database) stays as it was.
         started = time.monotonic()
         outputs = self.output()
+        reports = self.check()
+        for day, report in reports.items():
+            outputs[day].write_checks(report)
+        if any(r["held"] for r in reports.values()):
+            checks.note_held()
+            raise checks.SnapshotHeld(checks.why_held(reports))
         # Dates with the same snapshot share their counts' files (the Spark job writes them
         # once): ranked once, and the later dates' files copies of the first one's.
         first: tuple[tuple[str, ...], TopTenTarget] | None = None
@@ -65,6 +75,37 @@ class TopTenStates(UfoTask):
                 outputs[day].dump(self.rank(day, aggregate))
                 first = (files, outputs[day])
             self.progress(done, started, "TopTenStates")
+
+    def check(self) -> dict[dt.date, dict]:
+        """Each date's checks report, against the published dates before it (and the batch's
+        earlier dates: published with it, or not at all)."""
+        settings = self.settings
+        rules = checks.rules(settings.checks)
+        accepted = checks.acceptance(self.accept_checks)
+        declared = {layout.name for layout in settings.layouts or ()}
+        published = {
+            p.day: p
+            for p in checks.published_before(
+                self.lake, self.dates[-1], checks.JUMP_DATES + len(self.dates)
+            )
+        }
+        reports = {}
+        for day, aggregate in self.input().items():
+            history = [published[d] for d in sorted(published) if d < day][-checks.JUMP_DATES :]
+            manifest = aggregate.manifest()
+            results = checks.evaluate(
+                manifest["quality"], manifest.get("layout"), history, rules, declared
+            )
+            reports[day] = checks.report(day, results, accepted)
+            for result in results:
+                if result["status"] in ("failed", "warned"):
+                    logger.warning("TopTenStates %s: check %s %s: %s",
+                                   day, result["name"], result["status"], result["detail"])  # fmt: skip
+            if reports[day]["accepted"]:
+                logger.warning("TopTenStates %s: failed checks accepted by %s: %s",
+                               day, accepted["by"], accepted["why"])  # fmt: skip
+            published[day] = checks.Published(day, manifest["quality"], manifest.get("layout"))
+        return reports
 
     @staticmethod
     def rank(day: dt.date, aggregate: AggregateTarget) -> TopTen:

@@ -1,2 +1,3 @@
 """Local tooling: ``make demo`` and ``make up`` (the local stack, a private PostgreSQL), the
-sample generator, and the Spark driver's class archive."""
+sample generator, the Spark driver's class archive, the database rebuilt from the lake and the
+lake's check and sweep."""

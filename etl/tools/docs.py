@@ -15,6 +15,7 @@ import configparser
 import sys
 from pathlib import Path
 
+from etl.pipeline.checks import HELD_EXIT
 from etl.settings import SETTINGS, Setting
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,7 +75,7 @@ EXIT_AFTER = """\
 A task that failed because of something you can fix (a bad source or `--date`, an unreachable
 or foreign database, a missing bucket, a Spark job's own reason) exits 30; a completeness check
 that could not run (an unreachable database or S3 endpoint while Luigi plans the run) exits 35;
-the same command already running exits 10. See
+the same command already running exits 10; a run that held a run date's snapshot exits 31. See
 [When a run fails](../how-to/failures-and-logs.md).
 
 ## The worker service and the tools
@@ -88,6 +89,9 @@ the same command already running exits 10. See
 | `python -m etl.tools.localstack` (`make up`, `make stop`, ...) | 0 done; 1 an error (`COMMAND: error:`), or for `check-stopped` anything of the demo still running |
 | `python -m etl.tools.jvmcache` | 0 the archive made (or present, with `--if-missing`, which also exits 0 when it cannot be made); 1 it could not be made |
 | `python -m etl.tools.proxyuser NAME` | 0 the entry printed; 1 the passwords differ or the name or password is refused |
+| `python -m etl.tools.rebuild` | 0 every published date the database lacked loaded (or none lacked); 1 an error (`rebuild: error:`) |
+| `python -m etl.tools.lake check` | 0 every file the manifests name is there at its recorded size; 1 the first that is not, named (`lake: error:`) |
+| `python -m etl.tools.lake sweep` | 0 done; 1 an error (`lake: error:`) |
 | `spark_jobs/aggregate_by_state.py` (spark-submit) | 0 done; 2 a source of no known layout (its `error:` line names the file); Spark's own code otherwise |
 """
 
@@ -127,7 +131,15 @@ def exit_codes_page() -> str:
     """docs/reference/exit-codes.md as it should be."""
     lines = ["| code | `[retcode]` option | when (Luigi's description) |", "|---|---|---|"]
     lines.append("| 0 | | every task asked for is complete (done now or before) |")
-    lines += [f"| {code} | `{option}` | {text} |" for code, option, text in retcodes()]
+    held = (
+        HELD_EXIT, "", "a run date's snapshot failed its checks and was held: nothing of it "
+        "published (the project's own code, instead of 30 or any other failure's: see "
+        "[snapshot checks](../concepts/snapshot-checks.md))",
+    )  # fmt: skip
+    rows = sorted([*retcodes(), held])
+    lines += [
+        f"| {code} | {f'`{option}`' if option else ''} | {text} |" for code, option, text in rows
+    ]
     header = GENERATED.format(source="luigi.cfg's [retcode] and Luigi's descriptions")
     return f"{header}\n{EXIT_INTRO}\n" + "\n".join(lines) + f"\n\n{EXIT_AFTER}"
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import yaml
 
 from etl.adapters.lake import Lake, NotAFile, TooLarge
+from etl.errors import shown
 from etl.redact import source_secrets
 from etl.settings import load_settings
 
@@ -89,20 +90,21 @@ def parse_request(text: str) -> Request:
 
     try:
         doc = yaml.load(text, Loader=_RequestLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as err:
-        raise BadRequest(f"not valid YAML: {err}".replace("\n", " ")) from err
+    except (yaml.YAMLError, ValueError) as err:  # ValueError: an integer of 5,000 digits
+        raise BadRequest("not valid YAML: " + " ".join(str(err).split())[:300]) from err
     if doc is None:
         raise Incomplete(_INCOMPLETE.format(missing="nothing in it yet"))
     if not isinstance(doc, dict):
         raise BadRequest("a request must be a mapping with 'task' and 'params'")
     unknown = set(doc) - {"task", "params", "env"}
     if unknown:
-        raise BadRequest(f"unknown key(s) {sorted(unknown)}: use task, params, env")
+        names = ", ".join(shown(k) for k in sorted(map(str, unknown))[:5])
+        raise BadRequest(f"unknown key(s) [{names}]: use task, params, env")
     if "task" not in doc:
         raise Incomplete(_INCOMPLETE.format(missing="no task"))
     task = doc.get("task")
     if task not in ALLOWED_TASKS:
-        raise BadRequest(f"task {task!r} is not one of {', '.join(ALLOWED_TASKS)}")
+        raise BadRequest(f"task {shown(task)} is not one of {', '.join(ALLOWED_TASKS)}")
     env = _env(doc.get("env") or {})
     if "params" not in doc:
         raise Incomplete(_INCOMPLETE.format(missing="no params"))
@@ -115,18 +117,21 @@ def parse_request(text: str) -> Request:
     for name, value in params_in.items():
         if name not in known:
             raise BadRequest(
-                f"{task} has no parameter {name!r} (it has {', '.join(sorted(known))})"
+                f"{task} has no parameter {shown(name)} (it has {', '.join(sorted(known))})"
             )
         if isinstance(value, (dict, list)) or value is None:
-            raise BadRequest(f"parameter {name!r} must be a single value")
+            raise BadRequest(f"parameter {shown(name)} must be a single value")
         param = known[name]
         text_value = str(value)
         if "\0" in text_value:
-            raise BadRequest(f"parameter {name!r} must not contain a NUL byte")
+            raise BadRequest(f"parameter {shown(name)} must not contain a NUL byte")
         try:
             parsed = param.parse(text_value)
         except (ValueError, TypeError) as err:
-            raise BadRequest(f"parameter {name!r}: {text_value!r} is not valid ({err})") from err
+            raise BadRequest(
+                f"parameter {shown(name)}: {shown(text_value)} is not valid "
+                f"({' '.join(str(err).split())[:200]})"
+            ) from err
         if isinstance(parsed, bool):
             params[name] = "__flag__" if parsed else "__off__"
         else:
@@ -147,7 +152,7 @@ def _env(env_in) -> dict[str, str]:
     for name, value in env.items():
         # The operating system cannot pass it on: subprocess would raise "embedded null byte".
         if "\0" in value:
-            raise BadRequest(f"env {name} must not contain a NUL byte")
+            raise BadRequest(f"env {shown(name)} must not contain a NUL byte")
     return env
 
 

@@ -21,7 +21,7 @@ COLUMNS = {
     "state_sightings": {"run_date", "period", "state", "sightings"},
     "ufo_runs": {
         "run_date", "finished_at", "source", "input", "header_repeat", "duplicate",
-        "after_run_date", "valid", "rejected", "rejected_by_reason", "layout",
+        "after_run_date", "valid", "rejected", "rejected_by_reason", "layout", "checks",
     },
     "reject_samples": {"run_date", "reason", "row_number", "fields"},
     "ufo_schema": {"version", "applied_at"},

@@ -67,6 +67,9 @@ def test_a_failed_run_sends_one_alert_by_mail_and_one_to_the_webhook(tmp_path):
         assert result.returncode == TASK_FAILED, result.stderr[-3000:]
         [line] = _error_lines(result.stderr)
         posts = sink.wait_for(1)
+    # The docs: the error line is the run's last, after the alerts' own lines.
+    assert result.stderr.rstrip("\n").splitlines()[-1] == line, result.stderr[-2000:]
+    assert "alerts: sent" in result.stdout + result.stderr
     assert len(mailbox.messages) == 1 and mailbox.logins == [SMTP_USER]
     [mail] = mailbox.messages
     assert mail["To"] == "oncall@example.org"
@@ -113,6 +116,8 @@ def test_channels_that_are_down_do_not_change_how_the_run_ends(tmp_path):
     out = result.stdout + result.stderr
     assert "alerts: the webhook alert was not sent" in out
     assert "alerts: the e-mail alert was not sent" in out or "Not able to connect" in out
+    assert "_Refused" not in out  # what failed, in words, not an internal class name
+    assert result.stderr.rstrip("\n").splitlines()[-1].startswith("ufo: error: ")
     assert took < 60, "refused connections must fail fast"
     _no_secret(out)
 
@@ -137,7 +142,7 @@ def test_the_webhook_is_tried_again_after_a_server_error_and_not_after_a_refusal
     with HttpSink(statuses=[503, 502]) as sink:
         alerts.send_webhook(alert, f"{sink.url}/hook", sleep=lambda _: None)
         assert [body for _, body in sink.posts] == [alert.payload()]
-    with HttpSink(statuses=[404]) as sink, pytest.raises(alerts._Refused, match="HTTP 404"):
+    with HttpSink(statuses=[404]) as sink, pytest.raises(alerts.NotDelivered, match="HTTP 404"):
         alerts.send_webhook(alert, f"{sink.url}/hook", sleep=lambda _: None)
     assert sink.posts == []
 
@@ -160,3 +165,14 @@ def test_the_ledger_keeps_the_last_outcome_of_each_task(tmp_path):
     assert [(f.what, f.dates) for f in found] == [
         ("B", ("2019-03-01",)), ("C", ("2019-03-01", "2019-03-02")),
     ]  # fmt: skip
+
+
+def test_an_alert_without_a_run_date_does_not_speak_of_one():
+    failure = alerts.Failure("run request bad.yaml", (), "not valid YAML: mapping values ...")
+    alert = alerts.Alert("the worker's run requests", (failure,), "requests/bad.error.yaml")
+    assert alert.subject == "ufo: run request bad.yaml failed"
+    assert "run date" not in alert.text
+    assert "- run request bad.yaml:\n  not valid YAML" in alert.text
+    dated = alerts.Alert("a pipeline run", (alerts.Failure("ReadUFOs", ("2019-03-29",), "why"),))
+    assert dated.subject == "ufo: ReadUFOs failed for 2019-03-29"
+    assert "- ReadUFOs, run date 2019-03-29:\n  why" in dated.text

@@ -91,3 +91,100 @@ def test_a_server_that_does_not_answer_means_a_cold_run_and_a_warning(tmp_path):
     expected = reference.classify(source.read_bytes(), DAYS[0])
     assert counts == expected.by_month_state
     assert {k: quality[k] for k in expected.quality()} == expected.quality()
+
+
+def _small_source(tmp_path: Path, rows: int = 500) -> Path:
+    source = tmp_path / "index.csv"
+    with open(source, "w", encoding="utf-8", newline="") as out:
+        sample.write(out, sample.generate(rows, until=DAYS[0], seed=3))
+    return source
+
+
+@pytest.fixture
+def impostor():
+    """A plain web server where the Spark Connect server should be (producto was, in the
+    reproduction): it accepts every connection and answers HTTP/1."""
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"sc://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("kind", ["web server", "token on a plain server"])
+def test_a_server_that_does_not_speak_spark_connect_means_a_cold_run_and_its_reason(
+    tmp_path, impostor, remote, kind
+):
+    import time
+
+    target = impostor if kind == "web server" else f"{remote}/;token=s3cr3t-token"
+    source = _small_source(tmp_path)
+    env = pipeline_env(str(tmp_path / "lake"), None, str(source), UFO_SPARK_REMOTE=target)
+    start = time.monotonic()
+    result = run_luigi("AggregateUFOsByState", "--date", str(DAYS[0]), "--local-scheduler",
+                       env=env, timeout=300)  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    [warning] = [line for line in output.splitlines() if "does not answer (" in line]
+    assert "UNAVAILABLE" in warning and "running as a new Spark application" in warning
+    assert "s3cr3t-token" not in output
+    assert "(cold)" in output
+    print(f"{kind}: the run took {time.monotonic() - start:.1f} s")
+    assert published(tmp_path / "lake", DAYS[0])[1]
+
+
+def test_a_server_that_dies_mid_run_ends_the_run_within_a_minute_saying_so(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    source = tmp_path / "index.csv"
+    with open(source, "w", encoding="utf-8", newline="") as out:  # a job of several seconds
+        sample.write(out, sample.generate(200_000, until=DAYS[0], seed=5))
+    port = free_port()
+    argv, extra = connect.command(port, "127.0.0.1", None)
+    with open(tmp_path / "server.log", "wb") as log:
+        server = subprocess.Popen(argv, env=dict(os.environ, **extra), stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    address = f"sc://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while not connect.spark.connect_answers(address, timeout=1):
+            assert server.poll() is None and time.monotonic() < deadline, "no server"
+            time.sleep(0.5)
+        lake = tmp_path / "lake"
+        env = pipeline_env(str(lake), None, str(source), UFO_SPARK_REMOTE=address)
+        with open(tmp_path / "run.log", "wb") as run_log:
+            run = subprocess.Popen(
+                [sys.executable, "-m", "luigi", "--module", "etl", "AggregateUFOsByState",
+                 "--date", str(DAYS[0]), "--local-scheduler", "--no-lock"],
+                env=env, stdout=run_log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        try:
+            while b"Running command: " not in (tmp_path / "run.log").read_bytes():
+                assert run.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+                time.sleep(0.2)
+            time.sleep(2)  # the job is connected and working
+            os.killpg(server.pid, signal.SIGKILL)
+            killed = time.monotonic()
+            run.wait(timeout=180)
+            ended = time.monotonic() - killed
+        finally:
+            if run.poll() is None:
+                run.kill()
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+    output = (tmp_path / "run.log").read_text()
+    print(f"the run ended {ended:.1f} s after the server died")
+    assert run.returncode != 0
+    assert ended < 75, output[-3000:]
+    assert f"the Spark Connect server {address} (UFO_SPARK_REMOTE) went away" in output
+    assert "nothing was published" in output
+    assert not (lake / f"aggregated/date={DAYS[0]}").exists()
+    assert not list(lake.rglob("_job.json")), sorted(map(str, lake.rglob("*")))[:40]

@@ -97,6 +97,7 @@ def test_force_is_neither_identity_nor_shown_to_luigid():
         "date": ParameterVisibility.PUBLIC.serialize(),
         "force": ParameterVisibility.HIDDEN.serialize(),
         "force_upstream": ParameterVisibility.HIDDEN.serialize(),
+        "accept_checks": ParameterVisibility.HIDDEN.serialize(),
     }
     # What a worker sends luigid: the flags only while they are on, so a task rebuilt from it
     # (a batch, a task handed to another worker) is the same.
@@ -185,12 +186,14 @@ def test_spark_submit_argv(settings):
 def test_a_spark_connect_server_takes_the_place_of_master_and_deploy_mode(settings, monkeypatch):
     import socket
 
+    from etl.adapters import spark as spark_adapter
     from etl.errors import ConfigError
     from etl.settings import load_settings
 
     _publish_raw(settings, D)
-    # A listening socket stands in for the server here: the choice only checks that the
-    # address accepts connections (tests/pipeline/test_spark_connect.py runs a real one).
+    # The server's answer is stood in for here (tests/pipeline/test_spark_connect.py runs a
+    # real one, tests/adapters/test_connect_probe.py impostors).
+    monkeypatch.setattr(spark_adapter, "connect_problem", lambda remote: None)
     with socket.create_server(("127.0.0.1", 0)) as server:
         remote = f"sc://127.0.0.1:{server.getsockname()[1]}"
         monkeypatch.setenv("UFO_SPARK_REMOTE", remote)
@@ -315,3 +318,24 @@ def test_a_range_of_several_batches_runs_and_sums_up(monkeypatch):
     assert result.status == luigi.LuigiStatusCode.SUCCESS, result.summary_text
     assert sorted(_Dated.ran) == [dt.date(2019, 3, d) for d in range(1, 9)]
     assert "8 _Dated(date=2019-03-01...2019-03-08)" in result.summary_text  # as a range
+
+
+def test_the_cold_spark_uis_port_is_a_setting(settings, monkeypatch):
+    from etl.errors import ConfigError
+    from etl.settings import load_settings
+
+    _publish_raw(settings, D)
+
+    def ui_port() -> str | None:
+        argv = AggregateUFOsByState(date=D).program_args()
+        confs = [argv[i + 1] for i, a in enumerate(argv) if a == "--conf"]
+        found = [c.split("=", 1)[1] for c in confs if c.startswith("spark.ui.port=")]
+        return found[0] if found else None
+
+    assert load_settings().spark_ui_port == 4040 and ui_port() == "4040"  # Spark's own default
+    monkeypatch.setenv("UFO_SPARK_UI_PORT", "4999")
+    assert ui_port() == "4999"
+    for bad in ("notaport", "70000", "-1"):
+        monkeypatch.setenv("UFO_SPARK_UI_PORT", bad)
+        with pytest.raises(ConfigError, match="UFO_SPARK_UI_PORT"):
+            load_settings()

@@ -73,3 +73,40 @@ def test_the_page_lists_the_newest_run_dates_and_says_where_the_rest_are(mixed, 
     html = mixed.get("/", params={"run_date": MIXED_SAMPLE.isoformat()}).text
     assert f'value="{MIXED_REAL}"' not in html
     assert 'id="more-runs"' in html and f"{API}/runs?offset=1" in html
+
+
+@pytest.mark.parametrize(
+    "params", [{"offset": "99999999999999999999"}, {"offset": "-1"}, {"limit": "1001"},
+               {"limit": "99999999999999999999"}, {"offset": str(2**63)}],
+)  # fmt: skip
+def test_numbers_out_of_range_are_422_not_a_database_error(mixed, params):
+    response = mixed.get(f"{API}/runs", params=params)
+    assert response.status_code == 422, response.text
+    name = next(iter(params))
+    assert f"{name} must be a whole number from" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("path", [f"{API}/runs/{MIXED_REAL}/monthly", "/"])
+@pytest.mark.parametrize("state", ["ZZ", "XX", "ca"])
+def test_a_state_that_is_no_us_state_is_422_as_documented(mixed, path, state):
+    response = mixed.get(path, params={"state": state})
+    assert response.status_code == 422
+    assert "state must be a two-letter US state code such as CA" in response.text
+    assert mixed.get(path, params={"state": "CA"}).status_code == 200
+
+
+def test_the_apis_states_are_the_pipelines():
+    from producto.schemas import US_STATE_CODES
+    from spark_jobs.layouts import US_STATES
+
+    assert frozenset(US_STATE_CODES) == US_STATES
+
+
+def test_a_header_cell_a_spreadsheet_would_run_gets_a_leading_quote_too():
+    from producto.queries import Reject
+
+    rows = [Reject("columns", 1, {"=HYPERLINK(1)": "=2", "@x": "y", "plain": "+3"})]
+    text = api.rejects_csv(rows)
+    header, row = text.splitlines()
+    assert header == "'=HYPERLINK(1),'@x,plain,reason,row_number"
+    assert row == "'=2,y,'+3,columns,1"

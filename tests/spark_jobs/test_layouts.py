@@ -119,3 +119,75 @@ def test_the_setting_reads_the_file_and_a_bad_one_stops_the_run_at_its_start(tmp
     monkeypatch.setenv("UFO_LAYOUTS", str(tmp_path / "missing.toml"))
     with pytest.raises(ConfigError, match="there is no file"):
         load_settings()
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "directory", "too large"])
+def test_the_setting_reads_only_a_regular_file_of_bounded_size(tmp_path, monkeypatch, kind):
+    import os
+    import time
+
+    if kind == "device":
+        path = "/dev/zero"  # endless: reading it whole never ends
+    elif kind == "fifo":
+        path = str(tmp_path / "layouts.fifo")
+        os.mkfifo(path)  # opening it waits for a writer that never comes
+    elif kind == "directory":
+        path = str(tmp_path)
+    else:
+        path = str(tmp_path / "huge.toml")
+        with open(path, "w") as out:
+            out.write("# " + "x" * (2 * 1024 * 1024) + "\n" + ISO)
+    monkeypatch.setenv("UFO_LAYOUTS", path)
+    start = time.monotonic()
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert time.monotonic() - start < 2
+    message = str(err.value)
+    assert message.startswith("UFO_LAYOUTS=") and len(message) < 600
+    expected = "at most 1 MiB" if kind == "too large" else "is not a regular file"
+    assert expected in message
+
+
+def test_two_declared_layouts_of_the_same_columns_are_refused_naming_both():
+    twin = ISO.replace("[layouts.reports-db]", "[layouts.reports-copy]")
+    with pytest.raises(layouts.DeclarationError) as err:
+        layouts.read_declarations(ISO + twin, "my.toml", taken=layouts.BUILT_IN_NAMES)
+    assert "'reports-db'" in str(err.value) and "'reports-copy'" in str(err.value)
+
+
+def test_two_declared_layouts_that_fit_one_header_equally_are_refused_naming_both():
+    one = layouts.from_tables({"one": {**layouts.INDEX.declaration(),
+                                       "columns": [*layouts.INDEX.columns, "Link"]}}, "t")  # fmt: skip
+    two = layouts.from_tables({"two": {**layouts.INDEX.declaration(),
+                                       "columns": [*layouts.INDEX.columns, "Notes"]}}, "t")  # fmt: skip
+    header = [*layouts.INDEX.columns, "Link", "Notes"]
+    with pytest.raises(layouts.LayoutError) as err:
+        layouts.match(header, one + two)
+    assert "'one'" in str(err.value) and "'two'" in str(err.value)
+    assert layouts.match(header[:-1], one + two).layout.name == "one"  # one fits: no doubt
+
+
+@pytest.mark.parametrize("where", ["format", "name", "column", "state"])
+def test_a_huge_value_in_a_declaration_is_cut_in_the_message(where):
+    huge = "Q" * 1_200_000
+    text = _declare(GOOD_DATES + 'state = { column = "c" }\n')
+    if where == "format":
+        text = text.replace('format = "M/D/YYYY"', f'format = "{huge}"', 1)
+    elif where == "name":
+        text = text.replace("[layouts.mine]", f'[layouts."{huge}"]')
+    elif where == "column":
+        text = text.replace('column = "a"', f'column = "{huge}"', 1)
+    else:
+        text = text.replace('column = "c"', f'column = "c", colour{huge} = 1')
+    with pytest.raises(layouts.DeclarationError) as err:
+        layouts.read_declarations(text, "my.toml", taken=layouts.BUILT_IN_NAMES)
+    assert len(str(err.value)) < 1000, len(str(err.value))
+    assert "more characters" in str(err.value)
+
+
+def test_a_header_of_no_layout_with_huge_names_is_cut_in_the_message():
+    huge = layouts.from_tables({"huge": {**layouts.INDEX.declaration(),
+                                         "columns": [*layouts.INDEX.columns, "L" * 2_000_000]}}, "t")  # fmt: skip
+    with pytest.raises(layouts.LayoutError) as err:
+        layouts.match(["when", "where", "L" * 2_000_000], huge)
+    assert len(str(err.value)) < 3000 and "UFO_LAYOUTS" in str(err.value)

@@ -67,3 +67,24 @@ def test_a_request_without_task_or_params_is_incomplete_not_run_with_defaults(te
     assert "rename it into requests/ once it is whole" in str(err.value)
     # An explicit empty params runs the task's defaults.
     assert parse_request("task: TopStatesToDatabase\nparams: {}\n").params == {}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "task: " + "T" * 60_000 + "\nparams: {}",
+        "task: ReadUFOs\nparams: {date: " + "9" * 60_000 + "}",
+        "task: ReadUFOs\nparams: {" + "w" * 60_000 + ": 1}",
+        "task: ReadUFOs\nparams: {}\n" + "k" * 60_000 + ": 1",
+        "task: [" + "x " * 30_000,
+    ],
+    ids=["task", "value", "name", "key", "yaml"],
+)
+def test_a_long_request_is_refused_at_once_with_a_readable_reason(text):
+    import time
+
+    start = time.monotonic()
+    with pytest.raises(BadRequest) as refused:
+        parse_request(text)
+    assert time.monotonic() - start < 2
+    assert len(str(refused.value)) < 600, len(str(refused.value))

@@ -45,11 +45,10 @@ def test_each_failed_request_sends_one_alert_and_its_run_none(tmp_path):
     failures = {post["alert"]["failures"][0]["what"]: post for _, post in sink.posts}
     assert sorted(failures) == ["run request a-missing.yaml", "run request b-broken.yaml"]
     assert len(sink.posts) == 2 and len(mailbox.messages) == 2
-    assert sorted(m["Subject"] for m in mailbox.messages) == sorted(
-        f"ufo: {what} failed for {date}"
-        for what, date in (("run request a-missing.yaml", "2019-03-28"),
-                           ("run request b-broken.yaml", "no run date"))
-    )  # fmt: skip
+    assert sorted(m["Subject"] for m in mailbox.messages) == [
+        "ufo: run request a-missing.yaml failed for 2019-03-28",
+        "ufo: run request b-broken.yaml failed",  # bad YAML: no run date to speak of
+    ]
     for name in ("a-missing", "b-broken"):
         recorded = yaml.safe_load((requests / f"{name}.error.yaml").read_text())["error"]
         alert = failures[f"run request {name}.yaml"]["alert"]

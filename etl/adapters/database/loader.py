@@ -126,6 +126,7 @@ class RunResults:
     top: pa.Table  # period, rank, state, sightings (topten.TOP_SCHEMA)
     counts: pa.Table  # period, state, sightings: every state (topten.COUNT_SCHEMA)
     rejects: Sequence[tuple[str, int, str]] = ()  # (reason, row_number, fields: a JSON object)
+    checks: dict | None = None  # the snapshot's checks report (etl/pipeline/checks.py)
 
 
 class Loader:
@@ -209,6 +210,7 @@ def _replace(conn, results: RunResults, encoded: list[tuple[Spanned, bytes, str]
             finished_at=sa.func.now(),
             source=results.source,
             layout=results.layout,
+            checks=results.checks,
             rejected_by_reason=q["rejected_by_reason"],
             **{
                 k: q[k]

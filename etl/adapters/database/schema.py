@@ -10,8 +10,8 @@ consecutive dates share almost all of them:
 * ``state_sightings(run_date, period, state, sightings)``: every state's count per period,
   for the map in ``producto/``.
 * ``ufo_runs(run_date, finished_at, ...)``: one row per loaded run date with its quality
-  figures, its source (without credentials) and the source's layout; its presence marks the
-  run date as loaded.
+  figures, its source (without credentials), the source's layout and its snapshot's checks;
+  its presence marks the run date as loaded.
 * ``reject_samples(run_date, reason, row_number, fields)``: up to ``UFO_REJECT_ROWS`` rejected
   rows per reason, each with its position among the run date's rejects and its fields as they
   came (a JSON object under the source's own column names, in the source's order).
@@ -81,6 +81,9 @@ ufo_runs = sa.Table(
     sa.Column("rejected", sa.Integer, nullable=False),
     sa.Column("rejected_by_reason", JSONB, nullable=False),
     sa.Column("layout", sa.Text, nullable=True),
+    # The snapshot's checks report (etl/pipeline/checks.py): each check's figures, and who
+    # accepted failed ones; null for a date loaded before the checks existed.
+    sa.Column("checks", JSONB, nullable=True),
 )
 
 #: A digest of each loaded date's rows per spanned table, so that a load whose figures equal
@@ -147,6 +150,7 @@ MIGRATIONS: dict[int, list] = {
     2: ["ALTER TABLE ufo_runs ADD COLUMN IF NOT EXISTS layout text"],
     3: [lambda conn: public.create_all(conn, tables=[reject_samples])],
     4: [_to_spans],
+    5: ["ALTER TABLE ufo_runs ADD COLUMN IF NOT EXISTS checks jsonb"],
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -180,7 +184,7 @@ def migrate(conn) -> None:
 
 #: Columns that a migration adds to an existing table: a database of an earlier schema version
 #: lacks them until ``migrate`` has run, and is still this pipeline's.
-MIGRATED_COLUMNS = frozenset({"layout"})
+MIGRATED_COLUMNS = frozenset({"layout", "checks"})
 
 
 def _check_foreign_tables(inspector) -> None:

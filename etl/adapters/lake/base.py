@@ -55,6 +55,15 @@ class Lake:
         """When the existing file ``rel`` was last written (seconds since the epoch)."""
         raise NotImplementedError
 
+    def size(self, rel: str) -> int | None:
+        """The size in bytes of the file ``rel``; None if it does not exist."""
+        raise NotImplementedError
+
+    def leftovers(self, older_than: float) -> list[str]:
+        """Files a killed write left behind (never named by anything), last written more than
+        ``older_than`` seconds ago; none where writes leave nothing behind (S3)."""
+        return []
+
     def files(self, rel_dir: str, suffix: str) -> list[str]:
         """Relative paths of the files directly under ``rel_dir`` ending in ``suffix``, sorted."""
         raise NotImplementedError

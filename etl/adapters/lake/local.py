@@ -8,6 +8,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -47,6 +48,23 @@ class LocalLake(Lake):
 
     def modified_at(self, rel: str) -> float:
         return os.path.getmtime(self._path(rel))
+
+    def size(self, rel: str) -> int | None:
+        try:
+            return os.path.getsize(self._path(rel))
+        except FileNotFoundError:
+            return None
+
+    def leftovers(self, older_than: float) -> list[str]:
+        """The ``.tmp-*`` files of renames that never happened (``_replace``)."""
+        cutoff = time.time() - older_than
+        found = []
+        for folder, _dirs, names in os.walk(self.root):
+            for name in names:
+                path = os.path.join(folder, name)
+                if name.startswith(".tmp-") and os.path.getmtime(path) < cutoff:
+                    found.append(os.path.relpath(path, self.root))
+        return sorted(found)
 
     def files(self, rel_dir: str, suffix: str) -> list[str]:
         base = Path(self._path(rel_dir))

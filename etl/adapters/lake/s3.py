@@ -67,6 +67,14 @@ class S3Lake(Lake):
         )
         return head["LastModified"].timestamp()
 
+    def size(self, rel: str) -> int | None:
+        if not self.exists(rel):
+            return None
+        head = self._guard(
+            lambda: self._s3.head_object(Bucket=self.bucket, Key=self._key(rel)), rel
+        )
+        return head["ContentLength"]
+
     def files(self, rel_dir: str, suffix: str) -> list[str]:
         keys = self._guard(
             lambda: list(self.client.list(self.uri(rel_dir).rstrip("/") + "/")), rel_dir

@@ -66,6 +66,21 @@ def describe(run: queries.Run) -> dict:
         "sample": sources.is_generated_sample(run.source),
         "layout": sources.layout_label(run.layout),
         "share": run.rejected / run.input if run.input else 0.0,
+        "checks": checks_summary(run.checks),
+    }
+
+
+def checks_summary(report: dict | None) -> dict | None:
+    """What the page says of a snapshot's checks: how many passed, those that did not (failed
+    and accepted, or warned), and who accepted them; None for a date loaded before the checks."""
+    if not report:
+        return None
+    checks = report.get("checks", [])
+    return {
+        "passed": sum(1 for c in checks if c.get("status") == "passed"),
+        "total": len(checks),
+        "flagged": [c for c in checks if c.get("status") in ("failed", "warned")],
+        "accepted": report.get("accepted"),
     }
 
 
@@ -123,6 +138,7 @@ def page(
             "more_runs": total_runs - len(all_runs),
             "initial": initial,
             "rejected_share": describe(shown)["share"],
+            "checks": checks_summary(shown.checks),
             "reasons": [
                 (
                     key,

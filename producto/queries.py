@@ -4,13 +4,14 @@ The tables are those the pipeline loads (``etl/adapters/database/schema.py``): `
 ``top_states``, ``state_sightings`` and ``reject_samples`` (up to ``UFO_REJECT_ROWS`` rejected rows per reason
 and run date). Columns and tables the pipeline added later (``ufo_runs.layout``,
 ``reject_samples``) are looked up in the catalogue first, so the app also works on a database
-loaded before they existed. The app only reads; its sessions
+loaded before they existed (``ufo_runs.checks`` too). The app only reads; its sessions
 are read-only as well (see ``create_engine``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ class Run:
     rejected: int
     rejected_by_reason: dict[str, int]
     layout: str | None = None
+    checks: dict[str, Any] | None = None  # the snapshot's checks report (etl/pipeline/checks.py)
 
 
 @dataclass(frozen=True)
@@ -95,28 +97,33 @@ def create_engine(url: str) -> sa.Engine:
 _PING = sa.text("SELECT 1")
 
 # The tables exist only once the pipeline has loaded a run: before that the app shows "no run".
-# ``layout`` is a later column of ufo_runs; selecting it only when it exists keeps older
-# databases working.
+# ``layout`` and ``checks`` are later columns of ufo_runs (their types here); selecting each only
+# when it exists keeps older databases working.
+_LATER = {"layout": "text", "checks": "jsonb"}
 _RUNS_SHAPE = sa.text(
-    "SELECT to_regclass('ufo_runs') IS NOT NULL AS has_runs, EXISTS ("
-    " SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
-    " AND table_name = 'ufo_runs' AND column_name = 'layout') AS has_layout"
+    "SELECT to_regclass('ufo_runs') IS NOT NULL AS has_runs, ARRAY("
+    " SELECT column_name::text FROM information_schema.columns"
+    " WHERE table_schema = current_schema() AND table_name = 'ufo_runs'"
+    " AND column_name IN ('layout', 'checks')) AS later"
 )
 
 _RUN_COLUMNS = (
     "run_date, finished_at, source, input, header_repeat, duplicate, after_run_date, valid, "
     "rejected, rejected_by_reason"
 )
-_RUN_SELECT = {
-    False: f"SELECT {_RUN_COLUMNS}, NULL::text AS layout FROM ufo_runs",
-    True: f"SELECT {_RUN_COLUMNS}, layout FROM ufo_runs",
-}
-_RUNS = {
-    k: sa.text(f"{v} ORDER BY run_date DESC LIMIT :limit OFFSET :offset")
-    for k, v in _RUN_SELECT.items()
-}
 _RUN_COUNT = sa.text("SELECT count(*) FROM ufo_runs")
-_RUN = {k: sa.text(f"{v} WHERE run_date = :run_date") for k, v in _RUN_SELECT.items()}
+
+
+@functools.cache
+def _run_queries(later: frozenset[str]) -> tuple[sa.TextClause, sa.TextClause]:
+    """(the newest runs' query, one run's query) for a ufo_runs with the ``later`` columns."""
+    columns = ", ".join(c if c in later else f"NULL::{t} AS {c}" for c, t in _LATER.items())
+    select = f"SELECT {_RUN_COLUMNS}, {columns} FROM ufo_runs"
+    return (
+        sa.text(f"{select} ORDER BY run_date DESC LIMIT :limit OFFSET :offset"),
+        sa.text(f"{select} WHERE run_date = :run_date"),
+    )
+
 
 _PERIODS = sa.text(
     "SELECT DISTINCT period FROM state_sightings "
@@ -184,18 +191,18 @@ def ping(conn: sa.Connection) -> None:
     conn.execute(_PING).scalar_one()
 
 
-def _runs_shape(conn: sa.Connection) -> tuple[bool, bool]:
-    has_runs, has_layout = conn.execute(_RUNS_SHAPE).one()
-    return bool(has_runs), bool(has_layout)
+def _runs_shape(conn: sa.Connection) -> tuple[bool, frozenset[str]]:
+    has_runs, later = conn.execute(_RUNS_SHAPE).one()
+    return bool(has_runs), frozenset(later or ())
 
 
 def runs(conn: sa.Connection, limit: int | None = None, offset: int = 0) -> list[Run]:
     """Finished run dates, newest first: ``limit`` of them (all when None) from ``offset`` on
     (none when nothing has been loaded yet)."""
-    has_runs, has_layout = _runs_shape(conn)
+    has_runs, later = _runs_shape(conn)
     if not has_runs:
         return []
-    rows = conn.execute(_RUNS[has_layout], {"limit": limit, "offset": offset})
+    rows = conn.execute(_run_queries(later)[0], {"limit": limit, "offset": offset})
     return [Run(**row._mapping) for row in rows]
 
 
@@ -206,10 +213,10 @@ def run_count(conn: sa.Connection) -> int:
 
 def run(conn: sa.Connection, run_date: dt.date) -> Run | None:
     """The run of ``run_date``, or None when that date has not been loaded."""
-    has_runs, has_layout = _runs_shape(conn)
+    has_runs, later = _runs_shape(conn)
     if not has_runs:
         return None
-    row = conn.execute(_RUN[has_layout], {"run_date": run_date}).first()
+    row = conn.execute(_run_queries(later)[1], {"run_date": run_date}).first()
     return Run(**row._mapping) if row else None
 
 

@@ -7,7 +7,7 @@ import re
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from producto import queries, sources
 
@@ -64,6 +64,27 @@ RunsLimit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="run dates per 
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="run dates to skip, newest first")]
 
 
+class CheckOut(BaseModel):
+    """One check of a snapshot before it was published, with its figures."""
+
+    model_config = ConfigDict(extra="allow")  # value, baseline, threshold, against: as recorded
+
+    name: str = Field(description="valid_drop, input_drop, rejected_share, rejected_jump or layout")
+    status: str = Field(description="passed, failed, warned or skipped")
+    detail: str | None = Field(default=None, description="the figures in words")
+
+
+class ChecksOut(BaseModel):
+    """A snapshot's checks (docs: concepts/snapshot-checks.md): a published date was never held,
+    or a person accepted its failed checks."""
+
+    held: bool = Field(description="always false here: a held date is not published")
+    accepted: dict[str, str] | None = Field(
+        default=None, description="who accepted failed checks, why and when (by, why, at)"
+    )
+    checks: list[CheckOut]
+
+
 class RunOut(BaseModel):
     """One finished run date and its quality report."""
 
@@ -82,6 +103,9 @@ class RunOut(BaseModel):
     valid: int = Field(description="reports counted")
     rejected: int = Field(description="reports rejected as unusable")
     rejected_by_reason: dict[str, int]
+    checks: ChecksOut | None = Field(
+        default=None, description="the snapshot's checks; null for a date loaded before them"
+    )
 
     @classmethod
     def of(cls, run: queries.Run) -> RunOut:

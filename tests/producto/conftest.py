@@ -75,7 +75,8 @@ def small_db(postgres) -> str:
 def create_tables(conn, layout: bool, rejects: bool) -> None:
     """The product tables from the loader's own schema (``etl.adapters.database.schema``), as a
     database of an earlier schema version has them when ``layout`` (``ufo_runs.layout``, version
-    2) or ``rejects`` (``reject_samples``, version 3) is False."""
+    2; ``ufo_runs.checks``, version 5, goes with it) or ``rejects`` (``reject_samples``,
+    version 3) is False."""
     import sqlalchemy as sa
 
     from etl.adapters.database import schema
@@ -84,7 +85,7 @@ def create_tables(conn, layout: bool, rejects: bool) -> None:
     schema.ufo_runs.create(conn)
     schema.public.create_all(conn, tables=tables + ([schema.reject_samples] if rejects else []))
     if not layout:
-        conn.execute(sa.text("ALTER TABLE ufo_runs DROP COLUMN layout"))
+        conn.execute(sa.text("ALTER TABLE ufo_runs DROP COLUMN layout, DROP COLUMN checks"))
 
 
 @pytest.fixture(scope="session")

@@ -321,3 +321,55 @@ def test_every_answer_carries_the_security_headers(small, path):
     response = small.get(path)
     assert "default-src 'self'" in response.headers["content-security-policy"], path
     assert response.headers["x-content-type-options"] == "nosniff", path
+
+
+def test_a_snapshots_checks_and_who_accepted_them_are_shown(postgres):
+    """A run date published after a failed check that a person accepted: the API gives the
+    checks as recorded, the page says which failed and who accepted it."""
+    import json
+
+    from tests.producto.conftest import create_tables
+
+    report = {
+        "run_date": "2021-07-02", "held": False,
+        "accepted": {"by": "alice", "why": "NUFORC removed duplicates", "at": "2021-07-02T09:00:00+00:00"},
+        "checks": [
+            {"name": "valid_drop", "status": "failed", "value": 900, "baseline": 1000,
+             "threshold": 0.02, "detail": "900 valid against 1,000 on 2021-07-01"},
+            {"name": "input_drop", "status": "passed", "detail": "950 records against 1,000"},
+            {"name": "layout", "status": "passed", "detail": "index, as on 2021-07-01"},
+        ],
+    }  # fmt: skip
+    url = new_database(postgres, "producto_checks")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        create_tables(conn, layout=True, rejects=True)
+        conn.execute(
+            sa.text(
+                "INSERT INTO ufo_runs VALUES ('2021-07-02', '2021-07-02T09:00:00+00', 'hand', 950,"
+                " 0, 0, 0, 900, 50, CAST(:r AS jsonb), 'index', CAST(:c AS jsonb))"
+            ),
+            {"r": json.dumps({"state": 50}), "c": json.dumps(report)},
+        )
+        conn.execute(sa.text("INSERT INTO top_states VALUES ('2021-07-02', 'all', 1, 'CA', 900)"))
+        conn.execute(sa.text("INSERT INTO state_sightings VALUES ('2021-07-02', 'all', 'CA', 900)"))
+    engine.dispose()
+    client = TestClient(create_app(Settings(url)))
+    checks = client.get(f"{API}/runs/2021-07-02").json()["checks"]
+    assert checks["held"] is False and checks["accepted"]["by"] == "alice"
+    assert [(c["name"], c["status"]) for c in checks["checks"]] == [
+        ("valid_drop", "failed"), ("input_drop", "passed"), ("layout", "passed"),
+    ]  # fmt: skip
+    assert checks["checks"][0]["baseline"] == 1000  # the figures as recorded
+    listed = client.get(f"{API}/runs").json()["runs"]
+    assert listed[0]["checks"]["accepted"]["why"] == "NUFORC removed duplicates"
+    html = client.get("/").text
+    assert "Checks before publishing: 2 of 3 passed" in html
+    assert "<code>valid_drop</code> failed (900 valid against 1,000 on 2021-07-01)" in html
+    assert 'accepted by <strong id="checks-accepted-by">alice</strong>' in html
+
+
+def test_a_date_loaded_before_the_checks_has_none(mixed):
+    body = mixed.get(f"{API}/runs/{MIXED_REAL}").json()
+    assert body["checks"] is None
+    assert 'id="checks"' not in mixed.get("/").text

@@ -51,7 +51,7 @@ def report_failure(task: luigi.Task, exception: BaseException) -> None:
         message = advice
     else:
         message = f"{type(exception).__name__}: {exception}".splitlines()[0]
-    line = f"ufo: error: {task.task_id if task is not None else 'luigi'}: {message}"
+    line = f"ufo: error: {label(task) if task is not None else 'luigi'}: {message}"
     _note(task, "failed", line)
     if os.getpid() == _MAIN_PID:
         say_at_exit(line)
@@ -167,7 +167,17 @@ def report_done(task: luigi.Task, seconds: float) -> None:
     history = getattr(task, "history_page", None)
     if history:
         where += f"; Spark application: {history}"
-    logger.info("done: %s in %.1f s -> %s", task.task_id, seconds, where)
+    logger.info("done: %s in %.1f s -> %s", label(task), seconds, where)
+
+
+def label(task: luigi.Task) -> str:
+    """A task as a person names it: ``ReadUFOs(date=2019-04-01)``, a batch as
+    ``ReadUFOs(date=2019-01-01..2019-03-29 (88 dates))``; a task without run dates (RangeDaily)
+    as Luigi shows it. Never Luigi's hashed id (``ReadUFOs_2019_04_01_5b092e82ff``)."""
+    dates = getattr(task, "dates", None)
+    if isinstance(dates, tuple) and dates:
+        return f"{task.task_family}(date={span(dates)})"
+    return repr(task)
 
 
 def span(dates: tuple[dt.date, ...]) -> str:

@@ -112,7 +112,7 @@ def test_a_shrunken_snapshot_is_held_with_one_alert_then_accepted_and_recorded(
         )
         assert held.returncode == checks.HELD_EXIT, held.stderr[-3000:]
         last = held.stderr.strip().splitlines()[-1]
-        assert last.startswith("ufo: error: TopTenStates_2019_03_28_")
+        assert last.startswith("ufo: error: TopTenStates(date=2019-03-28): ")
         assert "snapshot of 2019-03-28 held by its checks, nothing of the run published" in last
         assert "valid_drop: 1,000 valid against 10,000 on 2019-03-27" in last
         assert "--accept-checks" in last

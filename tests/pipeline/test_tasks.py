@@ -339,3 +339,17 @@ def test_the_cold_spark_uis_port_is_a_setting(settings, monkeypatch):
         monkeypatch.setenv("UFO_SPARK_UI_PORT", bad)
         with pytest.raises(ConfigError, match="UFO_SPARK_UI_PORT"):
             load_settings()
+
+
+def test_a_task_is_named_as_a_person_names_it_in_error_and_done_lines():
+    from luigi.tools.range import RangeDaily
+
+    from etl.pipeline.reporting import label
+
+    assert label(ReadUFOs(date=dt.date(2019, 4, 1))) == "ReadUFOs(date=2019-04-01)"
+    days = RunDates([dt.date(2019, 1, 1) + dt.timedelta(days=i) for i in range(88)])
+    assert label(TopTenStates(date=days)) == "TopTenStates(date=2019-01-01..2019-03-29 (88 dates))"
+    backfill = RangeDaily(
+        of=TopStatesToDatabase, start=dt.date(2019, 1, 1), stop=dt.date(2019, 2, 1)
+    )
+    assert label(backfill).startswith("RangeDaily(") and "_" not in label(backfill).split("(")[0]

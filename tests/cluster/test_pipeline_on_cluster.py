@@ -32,3 +32,35 @@ def test_whole_chain_on_real_file_through_luigid_and_spark_cluster(
         assert events.count("RUNNING") == 1 and events[-1] == "DONE", (family, events)
     expected = reference.classify(source.read_bytes(), date)
     assert loaded_top_rows(database_url, date) == expected_top_rows(expected)
+
+
+@pytest.mark.timeout(600)
+def test_the_local_install_runs_the_chain_on_a_cluster_without_python_settings(
+    spark_cluster, luigid, database_url, tmp_path
+):
+    """SPARK_MASTER=spark://127.0.0.1:... from the install, as a user types it: no
+    PYSPARK_PYTHON, no PYSPARK_DRIVER_PYTHON, no SPARK_HOME, the virtualenv not on PATH. The
+    virtualenv's spark-submit finds its Spark and its Python by itself (etl/tools/venvspark.py;
+    without it: "/bin/spark-class: No such file or directory"); the job needs no Python on the
+    executors (DataFrame API only)."""
+    import datetime as dt
+    import os
+    import sys
+
+    from tests.cluster.support import head_of_file
+
+    source = head_of_file(shared_file(REAL_2019.name), tmp_path / "head.csv", 3000)
+    env = cluster_env(tmp_path / "lake", database_url, source, spark_cluster)
+    for name in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "SPARK_HOME"):
+        env.pop(name, None)
+    venv_bin = os.path.dirname(sys.executable)
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p != venv_bin)
+    date = REAL_RUN_DATE - dt.timedelta(days=1)  # an application of its own on the cluster
+
+    result = run_on(luigid, "TopStatesToDatabase", "--date", date.isoformat(), env=env, timeout=540)
+
+    assert result.returncode == 0, result.stderr[-5000:]
+    apps = spark_cluster.completed_apps(f"AggregateUFOsByState {date}")
+    assert [a["state"] for a in apps] == ["FINISHED"], spark_cluster.state()
+    expected = reference.classify(source.read_bytes(), date)
+    assert loaded_top_rows(database_url, date) == expected_top_rows(expected)

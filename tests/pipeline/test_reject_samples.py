@@ -136,4 +136,4 @@ def test_a_database_of_the_previous_schema_is_migrated_like_a_new_one(postgres):
     ]  # fmt: skip
     assert [name for name, _ in indexes] == ["reject_samples_spans_valid"]  # the range look-up
     assert key == ["row_number", "valid_from"]
-    assert versions == [1, 2, 3, 4]
+    assert versions == [1, 2, 3, 4, 5]

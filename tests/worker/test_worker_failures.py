@@ -57,7 +57,7 @@ def test_one_bad_request_does_not_stop_the_service(tmp_path):
     assert list((requests / ".claims").iterdir()) == []
     nul = yaml.safe_load((requests / "a-nul.error.yaml").read_text())
     assert nul["status"] == "error"
-    assert "UFO_SOURCE must not contain a NUL byte" in nul["error"]
+    assert "env 'UFO_SOURCE' must not contain a NUL byte" in nul["error"]
     latin = yaml.safe_load((requests / "b-latin1.error.yaml").read_text())
     assert "not UTF-8" in latin["error"] and "position 45" in latin["error"]
     assert "request a-nul.yaml" in result.stdout and "NUL byte" in result.stdout

@@ -173,14 +173,23 @@ def test_up_refuses_a_bad_setting_or_one_port_for_two_before_starting_anything(
     run_dir, monkeypatch, capsys
 ):
     from etl.tools import localstack
+    from tests.support import free_port
 
-    assert localstack.main(["up", "--port", "8090", "--luigid-port", "8090"]) == 1
+    # The ports as `make up` passes them: PORT, LUIGID_PORT, ... in the environment.
+    monkeypatch.setenv("SPARK_HISTORY_PORT", str(free_port()))
+    monkeypatch.setenv("SPARK_CONNECT_PORT", str(free_port()))
+    monkeypatch.delenv("PROXY_USERS", raising=False)
+    monkeypatch.setenv("PORT", "8090")
+    monkeypatch.setenv("LUIGID_PORT", "8090")
+    assert localstack.main(["up"]) == 1
     assert "PORT and LUIGID_PORT are both 8090" in capsys.readouterr().err
 
     run_dir.mkdir()
     (run_dir / "demo.env").write_text(f"UFO_STORAGE={run_dir / 'lake'}\n")
     monkeypatch.setenv("UFO_SCHEDULE_TIME", "25:99")
-    assert localstack.main(["up", "--port", "8090", "--luigid-port", "8091"]) == 1
+    monkeypatch.setenv("PORT", str(free_port()))
+    monkeypatch.setenv("LUIGID_PORT", str(free_port()))
+    assert localstack.main(["up"]) == 1
     err = capsys.readouterr().err
     assert "nothing started: UFO_SCHEDULE_TIME='25:99'" in err and "HH:MM" in err
     assert localstack.running() == [] and not (run_dir / "pids").exists()

@@ -25,13 +25,21 @@ import luigi
 from luigi.parameter import UnconsumedParameterWarning
 
 from etl import logs
-from etl.pipeline import AggregateUFOsByState, ReadUFOs, TopStatesToDatabase, TopTenStates, lineage
+from etl.pipeline import (
+    AggregateUFOsByState,
+    ReadUFOs,
+    TopStatesToDatabase,
+    TopTenStates,
+    lineage,
+    summary,
+)
 from etl.pipeline.checks import arm_held_exit
 from etl.pipeline.reporting import (
     arm_alerts,
     report_done,
     report_failure,
     report_lost,
+    report_start,
     report_success,
 )
 
@@ -42,6 +50,7 @@ if sys.argv and sys.argv[0].endswith(("luigi", "luigi/__main__.py")):
     logs.configure()
     arm_held_exit()  # before the alert and the last line: atexit runs it after them
     arm_alerts()
+    summary.install()
 # luigi.cfg's [core] rpc_retry_attempts and rpc_retry_wait are read by Luigi's scheduler client,
 # not by its [core] config class, which warns about them on every run.
 warnings.filterwarnings(
@@ -49,6 +58,12 @@ warnings.filterwarnings(
     message=r"The configuration contains the parameter 'rpc_retry_(attempts|wait)'",
     category=UnconsumedParameterWarning,
 )
+# RangeDaily's ``param_name`` defaults to None, which Luigi warns about on every backfill.
+warnings.filterwarnings(
+    "ignore", message=r'Parameter "param_name" with value "None" is not of type string',
+    category=UserWarning,
+)  # fmt: skip
+luigi.Task.event_handler(luigi.Event.START)(report_start)
 luigi.Task.event_handler(luigi.Event.FAILURE)(report_failure)
 luigi.Task.event_handler(luigi.Event.BROKEN_TASK)(report_failure)
 luigi.Task.event_handler(luigi.Event.PROCESS_FAILURE)(report_lost)

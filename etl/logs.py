@@ -1,9 +1,16 @@
 """One logging configuration for the pipeline's processes.
 
 Human-readable lines on stdout (so ``docker compose logs`` shows them) and, when UFO_LOG_DIR is
-set, the same lines in ``$UFO_LOG_DIR/pipeline.log``; each spark-submit's whole output goes to
+set, every line in ``$UFO_LOG_DIR/pipeline.log``; each spark-submit's whole output goes to
 ``$UFO_LOG_DIR/spark/``. Luigi's own logging set-up is switched off in luigi.cfg
 (``no_configure_logging``) so that its lines go through these handlers too.
+
+The terminal is quiet by default (UFO_VERBOSE=1 shows it all): each task's start and end,
+progress, warnings and errors, Luigi's execution summary. Luigi's scheduler lines ("Informed
+scheduler...", "Worker ... running"), spark-submit's command line and output and a user error's
+traceback (its ``ufo: error:`` line says what to do) go to the log file only. A record says
+where it goes with ``extra={"console": False}`` (the file only), ``{"console": True}`` (both)
+or ``{"file": False}`` (the terminal only: a line another process writes to the file itself).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import re
 import sys
 from pathlib import Path
 
+from etl.errors import UfoError
 from etl.settings import setting
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
@@ -57,6 +65,8 @@ def say_at_exit(line: str) -> None:
     """Print ``line`` on stderr when the process exits, after whatever Luigi prints last (each
     line once, in the order said)."""
     last_lines_after_this()
+    if line not in _at_exit:
+        to_file(line)  # now, in its place among the log file's lines
     _at_exit.append(line)
 
 
@@ -95,6 +105,49 @@ class _BrokenTask(logging.Handler):
         say_at_exit(f"ufo: error: {found.group(1)}: {error}")
 
 
+class _Console(logging.Filter):
+    """What the terminal shows (see the module's doc); everything when ``verbose``."""
+
+    def __init__(self, verbose: bool):
+        super().__init__()
+        self.verbose = verbose
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.verbose:
+            return True
+        said = getattr(record, "console", None)
+        if said is not None:
+            return bool(said)
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, UfoError):
+            return False  # a user error: its ``ufo: error:`` line says it, without a traceback
+        if record.name.startswith("luigi"):
+            if record.levelno >= logging.WARNING:
+                return not _told_by_task(record)
+            return record.getMessage().lstrip().startswith("===== Luigi Execution Summary")
+        return True
+
+
+def _told_by_task(record: logging.LogRecord) -> bool:
+    """Luigi's report of a pipeline task's own error in ``complete()`` (a traceback in its text):
+    the task's ``ufo: error:`` line says it."""
+    message = record.getMessage()
+    return "due to error in complete() method" in message and "etl.errors." in message
+
+
+class _File(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "file", True)
+
+
+def verbose() -> bool:
+    """UFO_VERBOSE; off when it cannot be read (the run's settings check says why)."""
+    try:
+        return bool(setting("verbose"))
+    except UfoError:
+        return False
+
+
 def configure(level: int = logging.INFO) -> None:
     """Attach the stdout and file handlers to the root logger, once per process."""
     root = logging.getLogger()
@@ -104,16 +157,24 @@ def configure(level: int = logging.INFO) -> None:
     logging.getLogger("luigi-interface").addHandler(_NoScheduler())
     logging.getLogger("luigi-interface").addHandler(_BrokenTask())
     formatter = logging.Formatter(FORMAT)
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    console = logging.StreamHandler(sys.stdout)
+    console.addFilter(_Console(verbose()))
+    handlers: list[logging.Handler] = [console]
     directory = log_dir()
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.handlers.WatchedFileHandler(directory / "pipeline.log"))
+        handlers[-1].addFilter(_File())
     for handler in handlers:
         handler.setFormatter(formatter)
         setattr(handler, _MARK, True)
         root.addHandler(handler)
     root.setLevel(level)
+
+
+def to_file(line: str) -> None:
+    """Write ``line`` into the log file alone (a line the process prints itself)."""
+    logging.getLogger("ufo").error("%s", line, extra={"console": False})
 
 
 def spark_log_path(task_id: str) -> Path | None:

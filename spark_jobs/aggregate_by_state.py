@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import datetime as dt
 import json
 import math
@@ -55,6 +56,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jobfiles  # noqa: E402
 import layouts  # noqa: E402
 from layouts import RECORD, US_STATES, WHITESPACE, DateColumn, Layout, LayoutError  # noqa: E402
+from steps import Steps  # noqa: E402
 
 #: Row outcomes, in the order the rules are checked. Only REJECT_REASONS are rejects; header
 #: repeats, duplicates and later-posted reports are counted, not rejected.
@@ -590,41 +592,50 @@ def run_group(
     output: str,
     declared: tuple[Layout, ...] = (),
     by_text: bool = False,
+    steps: Steps | None = None,
 ) -> tuple[str, dict[str, dict], dict[str, str]]:
     """Classify one input once and write every run date's outputs: its layout, quality reports,
     and for each date the first date with the same snapshot (whose counts it shares).
-    ``by_text``: find the distinct rows by their text (a small input), not by shared hashes."""
-    layout, names, rows = transform_select_columns(extract(spark, source), declared)
-    distinct, shared = distinct_rows(rows, by_text)
+    ``by_text``: find the distinct rows by their text (a small input), not by shared hashes.
+    ``steps``: names each step's Spark jobs and reports their progress (``steps.py``)."""
+    step = steps.step if steps is not None else (lambda name: contextlib.nullcontext())
+    with step("read and pick the layout"):
+        layout, names, rows = transform_select_columns(extract(spark, source), declared)
+    with step("find the duplicates"):
+        distinct, shared = distinct_rows(rows, by_text)
     # Classified once and folded into the small grouped frame, kept on the executors for the
     # three outputs below. A local checkpoint costs a fraction of a columnar cache (measured: 0.7 s
     # against 5.8 s on the 2019 index); if an executor is lost the job fails and Luigi retries.
-    grouped = transform_group_outcomes(
-        transform_keep_reject_text(transform_classify(distinct, layout)), run_dates
-    ).localCheckpoint(eager=True)
+    with step("classify"):
+        grouped = transform_group_outcomes(
+            transform_keep_reject_text(transform_classify(distinct, layout)), run_dates
+        ).localCheckpoint(eager=True)
     try:
-        counts = [
-            (r["outcome"], r["posted_date"], r["rows"], r["n"])
-            for r in transform_outcome_counts(grouped).collect()
-        ]
+        with step("count the outcomes"):
+            counts = [
+                (r["outcome"], r["posted_date"], r["rows"], r["n"])
+                for r in transform_outcome_counts(grouped).collect()
+            ]
         reports = {d.isoformat(): snapshot_counts(counts, d) for d in run_dates}
         empty = [d for d, report in reports.items() if report["input"] == 0]
         if empty:
             raise LayoutError(f"{source} holds no reports")
         firsts = first_of_equal_snapshots([posted for _, posted, _, _ in counts], run_dates)
-        load_parquet(
-            transform_count_by_month_state(
-                grouped, dates_frame(spark, sorted(set(firsts.values())))
-            ),
-            f"{output}/aggregated",
-            partition="date",
-        )
-        load_csv(
-            transform_rejects(grouped, names, run_dates),
-            f"{output}/rejects",
-            partition="since",
-            sort=["reason"],
-        )
+        with step("counts by month and state"):
+            load_parquet(
+                transform_count_by_month_state(
+                    grouped, dates_frame(spark, sorted(set(firsts.values())))
+                ),
+                f"{output}/aggregated",
+                partition="date",
+            )
+        with step("rejects"):
+            load_csv(
+                transform_rejects(grouped, names, run_dates),
+                f"{output}/rejects",
+                partition="since",
+                sort=["reason"],
+            )
     finally:
         grouped.unpersist()  # the checkpoints' blocks
         if shared is not None:
@@ -720,6 +731,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--output", required=True, help="directory for this run's outputs")
     parser.add_argument(
+        "--name", help="the application's name (default: the job and its run dates); its "
+        "jobs are described as the job and its run dates, then the step",
+    )  # fmt: skip
+    parser.add_argument(
+        "--progress", type=float, default=5.0, metavar="SECONDS",
+        help="print a progress line at most this often while a step runs (0: never)",
+    )  # fmt: skip
+    parser.add_argument(
         "--layouts", type=_layouts, default=(), metavar="JSON",
         help="declared layouts besides the built-in ones, as JSON (spark_jobs/layouts.py to_json)",
     )  # fmt: skip
@@ -732,10 +751,10 @@ def main(argv: list[str] | None = None) -> int:
     for day, source in args.snapshot:
         groups[source].append(day)
     days = sorted(d for ds in groups.values() for d in ds)
-    name = f"AggregateUFOsByState {days[0]}" + (
+    label = f"AggregateUFOsByState {days[0]}" + (
         f"..{days[-1]} ({len(days)} dates)" if len(days) > 1 else ""
     )
-    builder = SparkSession.builder.appName(name)
+    builder = SparkSession.builder.appName(args.name or label)
     connect = "SPARK_REMOTE" in os.environ or "SPARK_CONNECT_MODE_ENABLED" in os.environ
     if jobfiles.local(args.output) is not None and not connect:
         configured = SparkConf()
@@ -745,7 +764,11 @@ def main(argv: list[str] | None = None) -> int:
     spark = builder.getOrCreate()
     if connect:
         bound_retries(spark, CONNECT_RETRIES)
+        live_ui = say_where(spark)
+    else:
+        live_ui = None
     finished = False
+    steps = Steps(spark, label, connect, every=args.progress)
     try:
         sizes = {source: jobfiles.total_bytes([source]) for source in groups}
         size_shuffles(spark, sum(sizes.values()))
@@ -755,10 +778,11 @@ def main(argv: list[str] | None = None) -> int:
         firsts: dict[str, str] = {}
         for source, run_dates in groups.items():
             try:
-                layout, found, shared = run_group(
-                    spark, source, sorted(set(run_dates)), args.output, args.layouts,
-                    by_text=sizes[source] <= SMALL_INPUT_BYTES,
-                )  # fmt: skip
+                with steps:
+                    layout, found, shared = run_group(
+                        spark, source, sorted(set(run_dates)), args.output, args.layouts,
+                        by_text=sizes[source] <= SMALL_INPUT_BYTES, steps=steps,
+                    )  # fmt: skip
             except LayoutError as err:
                 # PySpark's driver output goes to stdout: say it on both, the publisher reads either.
                 print(f"error: {source}: {err}", flush=True)
@@ -769,6 +793,9 @@ def main(argv: list[str] | None = None) -> int:
             firsts.update(shared)
         job = publishable(args.output, reports, layout_of, firsts)
         job["application"] = spark.conf.get("spark.app.id", None)  # its history server page
+        if connect:  # the run's statements and jobs: its session's page in the server's UI
+            job["session"] = spark.session_id
+            job["live_ui"] = live_ui
         load_json(job, f"{args.output}/_job.json")
         for day in sorted(reports):
             print(json.dumps(reports[day], sort_keys=True))
@@ -778,6 +805,16 @@ def main(argv: list[str] | None = None) -> int:
         if connect and not finished:
             bound_retries(spark, None)  # the server may be gone: stop without retrying
         spark.stop()
+
+
+def say_where(spark: SparkSession) -> str | None:
+    """On a Spark Connect server: print the session and the server's live UI (when its port was
+    chosen: ``etl/tools/connect.py`` does), for the Luigi task to show and link; the UI."""
+    port = spark.conf.get("spark.ui.port", None)
+    host = os.environ.get("SPARK_REMOTE", "").removeprefix("sc://").split("/")[0].rsplit(":", 1)[0]
+    ui = f"http://{host}:{port}" if port and port != "0" and host else ""
+    print(f"session: {spark.session_id} {ui}".rstrip(), file=sys.stderr, flush=True)
+    return ui or None
 
 
 #: PySpark's client retries a lost Spark Connect server for ten minutes by default, silently: a

@@ -350,8 +350,8 @@ def match(header: list[str] | tuple[str, ...], declared: Iterable[Layout] = ()) 
     Extra columns are ignored. When a name appears twice (``state`` beside ``State``), the first
     one wins. When several layouts fit, the one with the most columns is taken (the declared
     ones before the built-ins among equals); two declared ones that fit equally raise
-    LayoutError naming both. A header that is no layout raises LayoutError naming the missing
-    columns of the closest layout.
+    LayoutError naming both. A header that is no layout raises LayoutError showing it (cut) and
+    the missing columns of the closest layout.
     """
     first: dict[str, int] = {}
     for position, name in enumerate(header):
@@ -377,17 +377,24 @@ def match(header: list[str] | tuple[str, ...], declared: Iterable[Layout] = ()) 
 
     closest = max(candidates, key=share)
     missing = [c for c in closest.columns if normalise(c) not in first]
-    others = [other for other in candidates if other is not closest]
-    more = f" (and {len(others) - 5} more layouts)" if len(others) > 5 else ""
-    alternatives = "".join(
-        f" (or, for the {_plain(other.title)}: {shown(','.join(other.columns), 300)})"
-        for other in others[:5]
-    )
-    shown_missing = ", ".join(shown(m) for m in missing[:10]) + (
-        ", ..." if len(missing) > 10 else ""
+    title = _plain(closest.title, 40)
+    problem = (
+        f"the closest layout, {title}, also needs {listed(missing)}. Rename or add them"
+        if len(missing) < len(closest.columns)
+        else f"no known layout; the {title} needs {listed(missing)}. Give such a file"
     )
     raise LayoutError(
-        f"missing column(s) {shown_missing} of the {_plain(closest.title)} layout; its header is "
-        f"{shown(','.join(closest.columns), 300)}{alternatives}{more}; for a layout of your "
-        "own, declare it in a TOML file named by UFO_LAYOUTS (README, 'Data contract')"
+        f"{f'header {listed(header)}' if header else 'the header line is empty'}: {problem}, "
+        "or declare your layout in UFO_LAYOUTS (docs/how-to/declare-a-layout.md)"
     )
+
+
+def listed(names, most: int = 10, chars: int = 150) -> str:
+    """Column names as a message lists them: quoted, each cut to 40 characters, the first
+    ``most`` of them while they fit in ``chars``, then how many more."""
+    quoted = [shown(n, 40) for n in names]
+    count = 1
+    while count < min(most, len(quoted)) and len(", ".join(quoted[: count + 1])) <= chars:
+        count += 1
+    more = f", ... ({len(quoted) - count} more)" if quoted[count:] else ""
+    return ", ".join(quoted[:count]) + more

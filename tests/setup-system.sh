@@ -13,6 +13,8 @@ command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2
 # The proxy's tests run it outside Docker too, with Debian's nginx (as `make up` does).
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v openssl >/dev/null || need+=(openssl)
+# Spark writes its event logs zstd-compressed: the tests that read them decompress with zstd.
+command -v zstd >/dev/null || need+=(zstd)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

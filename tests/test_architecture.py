@@ -17,7 +17,7 @@ ETL = Path(__file__).resolve().parent.parent / "etl"
 #: ``etl`` itself is the pipeline's entry point (``--module etl``), at the pipeline's level.
 #: ``proxy`` is a service of its own that stands alone (its image carries it without etl).
 LEVELS = {"shared": 0, "adapters": 1, "pipeline": 2, "etl": 2, "tools": 3, "worker": 3, "proxy": 3}
-SHARED = {"settings", "errors", "logs", "redact"}
+SHARED = {"settings", "parsers", "errors", "logs", "redact"}
 PACKAGES = {"adapters", "pipeline", "tools", "worker", "proxy"}
 MAX_LINES = 400
 

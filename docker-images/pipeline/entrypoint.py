@@ -28,7 +28,7 @@ def _ini(value: str) -> str:
     return value.replace("%", "%%")  # luigi's config parser interpolates %(...)s
 
 
-def luigi_config(env: dict[str, str], command: str = "") -> str:
+def luigi_config(env: dict[str, str]) -> str:
     lines = [
         "# Written at container start by ufo-entrypoint from the environment.",
         "[core]",
@@ -43,9 +43,6 @@ def luigi_config(env: dict[str, str], command: str = "") -> str:
         "[resources]",
         "spark_applications = 1",
     ]
-    if command == "luigid":
-        # /app/luigi.cfg hands logging to the etl package; luigid has to log to its --logdir.
-        lines.insert(2, "no_configure_logging = false")
     history = env.get("LUIGID_DATABASE_URL")
     if history:
         lines += ["[task_history]", f"db_connection = {_ini(history)}"]
@@ -102,7 +99,7 @@ def main(argv: list[str]) -> None:
     env = dict(os.environ)
     if not argv:
         argv = ["ufo-run-pipeline"]
-    config = luigi_config(env, os.path.basename(argv[0]))
+    config = luigi_config(env)
     write_private(Path(env.get("LUIGI_CONFIG_PATH", "/home/ufo/conf/luigi.cfg")), config)
     conf_dir = Path(env.get("SPARK_CONF_DIR", "/home/ufo/conf/spark"))
     write_private(conf_dir / "spark-defaults.conf", spark_defaults(env))

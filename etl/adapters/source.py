@@ -11,10 +11,11 @@ from __future__ import annotations
 import codecs
 import csv
 import gzip
+import http.client
 import os
+import re
 import shutil
 import tempfile
-import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -70,13 +71,23 @@ def fetched(uri: str, shown: str | None = None) -> Iterator[str]:
                 with gzip.open(raw, "rb") as src, open(plain, "wb") as dst:
                     shutil.copyfileobj(src, dst, _CHUNK)
             except (OSError, EOFError) as err:
-                raise SourceError(f"{source} is not a readable gzip file ({err}).") from err
+                raise SourceError(
+                    f"{source} starts like a gzip file but cannot be decompressed "
+                    f"({str(err)[:100]}): it is damaged or cut short; fetch it again, or give "
+                    "the CSV uncompressed."
+                ) from err
             raw = plain
         yield raw
 
 
 def _download(uri: str, dest: str, source: str) -> None:
-    parsed = urlparse(uri)
+    try:
+        parsed = urlparse(uri)
+    except ValueError as err:  # an unbalanced [ or ] of an IPv6 address
+        raise SourceError(
+            f"UFO_SOURCE={source!r} is no valid URL ({err}): give a path or a file://, "
+            "http(s):// or s3:// URL."
+        ) from err
     scheme = parsed.scheme.lower()
     if scheme in ("http", "https"):
         try:
@@ -85,14 +96,9 @@ def _download(uri: str, dest: str, source: str) -> None:
                 open(dest, "wb") as out,
             ):
                 shutil.copyfileobj(response, out, _CHUNK)
-        except urllib.error.HTTPError as err:
+        except (OSError, http.client.HTTPException, ValueError) as err:  # URLError is an OSError
             raise SourceError(
-                f"Downloading {source} failed with HTTP {err.code}: check the URL in UFO_SOURCE."
-            ) from err
-        except (urllib.error.URLError, OSError) as err:
-            reason = getattr(err, "reason", err)
-            raise SourceError(
-                f"Cannot download {source} ({reason}): check the URL and the network."
+                f"Cannot download {source}: {web.failure(err, uri, 'UFO_SOURCE')}."
             ) from err
     elif scheme in ("s3", "s3a"):
         import boto3
@@ -141,6 +147,31 @@ def _download(uri: str, dest: str, source: str) -> None:
         )
 
 
+#: The first bytes of files often given instead of a CSV: (signature, what it is, an archive).
+_NOT_CSV = (
+    (rb"PK\x03\x04", "a ZIP archive (or an Excel workbook)", True),
+    (rb"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", True),
+    (rb"\xfd7zXZ\x00", "an xz archive", True),
+    (rb"BZh[1-9]1AY&SY", "a bzip2 archive", True),
+    (rb"\x28\xb5\x2f\xfd", "a zstd archive", True),
+    (rb"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Office document (an old Excel file?)", False),
+    (rb"PAR1", "a Parquet file", False),
+    (rb"%PDF-", "a PDF document", False),
+    (rb"\x89PNG\r\n\x1a\n", "a PNG image", False),
+    (rb"\xff\xd8\xff", "a JPEG image", False),
+)
+
+
+def not_csv(source: str, what: str, archive: bool = False) -> SourceError:
+    """The error of a source that is ``what`` (an archive, an image, a web page), not a CSV."""
+    todo = (
+        "extract the CSV from it and set UFO_SOURCE to that"
+        if archive
+        else "set UFO_SOURCE to the report index, a CSV file (plain or gzip)"
+    )
+    return SourceError(f"{source} is {what}, not CSV: {todo}.")
+
+
 #: Byte-order marks, longest first (UTF-32-LE's begins with UTF-16-LE's): the codec of each.
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
@@ -156,12 +187,19 @@ def detect_encoding(path: str, source: str = "the source") -> str:
 
     A UTF-16 or UTF-32 byte-order mark names its encoding (and the file must then be valid in
     it); otherwise ``utf-8-sig`` when the whole file is valid UTF-8 (a BOM allowed), else
-    ``cp1252``. NUL bytes without a BOM are UTF-16 or UTF-32 without one: refused.
+    ``cp1252``. NUL bytes without a BOM are UTF-16 or UTF-32 without one, or binary data:
+    refused, as is a file that starts as an archive, image or document does (``_NOT_CSV``).
     """
     with open(path, "rb") as handle:
         head = handle.read(4096)
+    for signature, what, archive in _NOT_CSV:
+        if re.match(signature, head):
+            raise not_csv(source, what, archive)
     encoding = next((codec for bom, codec in _BOMS if head.startswith(bom)), None)
     if encoding is None and head.count(0) * 4 > len(head):
+        # UTF-16 or UTF-32 text of Latin letters has a NUL in every other byte, binary data not.
+        if max(head[0::2].count(0), head[1::2].count(0)) < 0.9 * (len(head) // 2):
+            raise not_csv(source, "binary data (it holds NUL bytes)")
         raise SourceError(
             f"{source} holds NUL bytes: it looks like UTF-16 or UTF-32 without a byte-order "
             "mark. Save it as UTF-8 (or as UTF-16 with a BOM) and run again."
@@ -200,12 +238,29 @@ def read_layout(
     """The layout of ``source`` from its header; SourceError saying what is wrong otherwise."""
     if first_record is None:
         raise SourceError(f"{source} is empty: give a NUFORC report file with a header row.")
+    start = ",".join(field[:4096] for field in first_record[:100])[:4096]
+    if start.lstrip().lower().startswith(("<!doctype html", "<html", "<?xml")):
+        raise not_csv(source, "a web page (HTML or XML)")
+    if _CONTROL.search(start):
+        raise not_csv(source, "binary data (its first line holds control bytes)")
     try:
         return layouts.match(first_record, declared)
     except layouts.LayoutError as err:
-        raise SourceError(
-            f"{source} is not a NUFORC report file: {err}. The first line must be the header."
-        ) from err
+        for separator in (";", "\t", "|"):  # a header of one column may be of another separator
+            if len(first_record) == 1 and separator in first_record[0]:
+                try:
+                    layouts.match(first_record[0].split(separator), declared)
+                except layouts.LayoutError:
+                    continue
+                raise SourceError(
+                    f"{source} separates its columns by {separator!r}, not commas: save it as "
+                    "CSV with commas."
+                ) from err
+        raise SourceError(f"{source}: {err}.") from err
+
+
+#: Characters no CSV text holds (C0 controls but tab, CR and LF; DEL).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def ingest(

@@ -24,7 +24,8 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from etl.settings import remote_parts, setting
+from etl.parsers import remote_parts
+from etl.settings import setting
 
 
 def default_spark_submit() -> str:
@@ -132,6 +133,13 @@ def event_log_conf(where: str) -> dict[str, str]:
 def history_page(history_url: str, application_id: str) -> str:
     """The history server's page of one application."""
     return f"{history_url.rstrip('/')}/history/{application_id}/jobs/"
+
+
+def session_page(ui: str, session_id: str) -> str:
+    """The page of one Spark Connect session (its statements and their jobs) in a server's UI:
+    its live UI (``http://HOST:PORT``) or its page in the history server
+    (``HISTORY/history/APP``)."""
+    return f"{ui.rstrip('/')}/connect/session/?id={session_id}"
 
 
 #: Seconds to wait for a Spark Connect server to answer before running cold.

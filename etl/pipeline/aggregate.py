@@ -7,6 +7,7 @@ import functools
 import json
 import logging
 import time
+from urllib.parse import urlsplit
 
 from etl.adapters import spark
 from etl.errors import StorageError
@@ -35,8 +36,18 @@ class AggregateUFOsByState(UfoTask, ProjectSparkSubmitTask):
     history_page: str | None = None  # its application's page in the history server, once run
 
     @property
-    def name(self) -> str:
+    def label(self) -> str:
         return f"AggregateUFOsByState {span(self.dates)}"
+
+    @property
+    def name(self) -> str:
+        """The Spark application's name: the task, its run dates and what it reads, e.g.
+        ``AggregateUFOsByState 2019-03-29 from nuforc_index.csv (file)``."""
+        try:
+            sources = {m.get("source", "") for m in self.raw_manifests().values()}
+        except StorageError:  # nothing to read yet
+            return self.label
+        return f"{self.label} from {describe_sources(sorted(sources))}"
 
     def requires(self) -> ReadUFOs:
         return self.upstream(ReadUFOs)
@@ -85,6 +96,7 @@ class AggregateUFOsByState(UfoTask, ProjectSparkSubmitTask):
             args += ["--snapshot", f"{day.isoformat()}={records}"]
         if self.settings.layouts:
             args += ["--layouts", layouts.to_json(self.settings.layouts)]
+        args += ["--name", self.name, "--progress", f"{self.settings.progress_seconds:g}"]
         return args + ["--output", self.lake.spark_uri(self.attempt)]
 
     def run(self) -> None:
@@ -106,31 +118,35 @@ class AggregateUFOsByState(UfoTask, ProjectSparkSubmitTask):
             raise
         spark_seconds = time.monotonic() - started
         job = json.loads(self.lake.read_text(f"{self.attempt}/_job.json"))
-        self.point_at_history(job.get("application"))
+        self.point_at_history(job)
         self.publish(job, time.monotonic())  # its progress: the publishing's own time
-        for day in self.dates[:3]:
-            logger.info(
-                "AggregateUFOsByState %s: %s", day, job["dates"][day.isoformat()]["quality"]
-            )
         where = (
             f"on the Spark Connect server {redact_source(self.remote)}" if self.remote else "cold"
         )
         logger.info(
-            "AggregateUFOsByState %s: %d date(s) in one Spark run of %.1f s (%s), published in %s",
-            span(self.dates), len(self.dates), spark_seconds, where, self.lake.uri(self.attempt),
+            "%s: %s; one Spark run of %.1f s (%s)", self.label,
+            rows_line([job["dates"][d.isoformat()]["quality"] for d in self.dates]),
+            spark_seconds, where,
         )  # fmt: skip
+        logger.info("%s: published from %s", self.label, self.lake.uri(self.attempt),
+                    extra={"console": False})  # fmt: skip
 
-    def point_at_history(self, application: str | None) -> None:
+    def point_at_history(self, job: dict) -> None:
         """Once the application has ended its UI is gone: point luigid's tracking URL and the
-        ``done:`` line at its page in the history server (UFO_SPARK_HISTORY_URL)."""
-        history = self.settings.spark_history
-        if not (application and history and self.settings.spark_events):
+        ``done:`` line at its page in the history server (UFO_SPARK_HISTORY_URL). A warm run's
+        server goes on: its session's page in the server's live UI (the run's statements, their
+        steps and jobs), which Spark's history server does not show."""
+        application, history = job.get("application"), self.settings.spark_history
+        if job.get("session") and job.get("live_ui"):
+            self.history_page = spark.session_page(job["live_ui"], job["session"])
+        elif application and history and self.settings.spark_events:
+            self.history_page = spark.history_page(history, application)
+        else:
             return
-        self.history_page = spark.history_page(history, application)
         if callable(self.set_tracking_url):  # set by Luigi while the task runs
             self.set_tracking_url(self.history_page)
-        logger.info("%s: Spark application %s in the history server at %s",
-                    self.name, application, self.history_page)  # fmt: skip
+        logger.info("%s: Spark application %s, its page %s", self.label, application,
+                    self.history_page, extra={"console": False})  # the done: line says it  # fmt: skip
 
     def publish(self, job: dict, started: float) -> None:
         """Publish each date's files that the job lists, with its quality report and source
@@ -155,5 +171,38 @@ class AggregateUFOsByState(UfoTask, ProjectSparkSubmitTask):
                     raw_attempt=source_info["attempt"],
                 )  # fmt: skip
             )
-            self.progress(done, started, "AggregateUFOsByState published")
+            self.progress(done, started, f"{self.label}: published")
         self.tidy(superseded)
+
+
+#: How ``make demo`` and the sample generator (etl/tools/sample.py) name the files they make.
+SAMPLE_PREFIX = "nuforc_sample_"
+
+
+def describe_sources(sources: list[str]) -> str:
+    """What a run read, for its application's name: ``nuforc_index.csv (file)``, ``... (S3)``,
+    ``... (URL)``, ``... (generated sample)``; ``A (file) and 2 more``."""
+    if not sources:
+        return "no source"
+    first = sources[0]
+    scheme = urlsplit(first).scheme.lower()
+    base = first.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or first
+    kind = {"s3": "S3", "s3a": "S3", "http": "URL", "https": "URL"}.get(scheme, "file")
+    if base.startswith(SAMPLE_PREFIX):
+        kind = "generated sample"
+    more = f" and {len(sources) - 1} more" if len(sources) > 1 else ""
+    return f"{base} ({kind}){more}"
+
+
+def rows_line(reports: list[dict]) -> str:
+    """A run's rows in one line: one date's counts, or a batch's range of them."""
+    first = reports[0]
+    reasons = ", ".join(f"{n} {r}" for r, n in first["rejected_by_reason"].items() if n)
+    line = (
+        f"{first['input']:,} rows in, {first['valid']:,} valid, {first['rejected']:,} rejected"
+        + (f" ({reasons})" if reasons else "")
+    )
+    if len(reports) > 1:
+        valid = [r["valid"] for r in reports]
+        line = f"{len(reports)} dates, {min(valid):,} to {max(valid):,} valid rows a date; first: {line}"
+    return line

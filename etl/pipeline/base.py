@@ -74,6 +74,8 @@ class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
         # is complete (before it runs), and is complete once they have all been written again.
         # Nothing is deleted up front: only the worker that runs the task replaces its outputs.
         self._forced_baseline: list[float | None] | None = None
+        # progress(): [started, when last said, every how many seconds, whether said]
+        self._progress: list | None = None
 
     def to_str_params(self, only_significant: bool = False, only_public: bool = False) -> dict:
         # What the worker sends luigid. Luigi creates a batch task in luigid without the
@@ -140,11 +142,20 @@ class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
             logger.info("removed %d unused attempt(s) from the lake", len(removed))
 
     def progress(self, done: int, started: float, what: str) -> None:
+        """How far a batch's dates are (``done`` of them, since ``started``): one line at most
+        every UFO_PROGRESS_SECONDS, and the last date's once any was said."""
         total = len(self.dates)
-        if total > 1 and (done == total or done % max(1, total // 10) == 0):
-            elapsed = time.monotonic() - started
-            left = elapsed / done * (total - done) if done else 0
-            logger.info(
-                "%s: %d of %d dates, %.1f s so far, about %.0f s left",
-                what, done, total, elapsed, left,
-            )  # fmt: skip
+        if total <= 1:
+            return
+        now = time.monotonic()
+        if self._progress is None or self._progress[0] != started:
+            self._progress = [started, started, self.settings.progress_seconds, False]
+        _, said_at, every, said = self._progress
+        if now - said_at < every and not (done == total and said):
+            return
+        elapsed = now - started
+        left = elapsed / done * (total - done) if done else 0
+        logger.info(
+            "%s %d of %d dates, %.1f s so far, about %.0f s left", what, done, total, elapsed, left,
+        )  # fmt: skip
+        self._progress[1:] = [now, every, True]

@@ -101,7 +101,7 @@ class TopStatesToDatabase(UfoTask):
             try:
                 for done, future in enumerate(as_completed(pending), start=1):
                     future.result()
-                    self.progress(done, started, "TopStatesToDatabase loaded")
+                    self.progress(done, started, f"TopStatesToDatabase {span(self.dates)}: loaded")
             except BaseException:
                 for future in pending:
                     future.cancel()  # dates not started stay unloaded; started ones finish

@@ -28,7 +28,7 @@ import luigi
 
 from etl.adapters.alerts import Alert, Failure, deliver
 from etl.errors import UfoError
-from etl.logs import last_lines_after_this, log_dir, say_at_exit
+from etl.logs import last_lines_after_this, log_dir, say_at_exit, to_file
 
 logger = logging.getLogger("ufo")
 
@@ -57,6 +57,7 @@ def report_failure(task: luigi.Task, exception: BaseException) -> None:
         say_at_exit(line)
     elif line not in _printed:  # Luigi reports some failures twice (FAILURE, BROKEN_TASK)
         _printed.add(line)
+        to_file(line)
         print(line, file=sys.stderr, flush=True)
 
 
@@ -172,12 +173,25 @@ def report_done(task: luigi.Task, seconds: float) -> None:
 
 def label(task: luigi.Task) -> str:
     """A task as a person names it: ``ReadUFOs(date=2019-04-01)``, a batch as
-    ``ReadUFOs(date=2019-01-01..2019-03-29 (88 dates))``; a task without run dates (RangeDaily)
-    as Luigi shows it. Never Luigi's hashed id (``ReadUFOs_2019_04_01_5b092e82ff``)."""
+    ``ReadUFOs(date=2019-01-01..2019-03-29 (88 dates))``; another task (RangeDaily) by the
+    parameters given to it. Never Luigi's hashed id (``ReadUFOs_2019_04_01_5b092e82ff``)."""
     dates = getattr(task, "dates", None)
     if isinstance(dates, tuple) and dates:
         return f"{task.task_family}(date={span(dates)})"
-    return repr(task)
+    given = []
+    for name, param in task.get_params():
+        if not param.significant or param.visibility != luigi.parameter.ParameterVisibility.PUBLIC:
+            continue
+        value = getattr(task, name)
+        default = param._default  # Luigi's: no public accessor
+        if value != default:
+            given.append(f"{name}={param.serialize(value)}")
+    return f"{task.task_family}({', '.join(given)})"
+
+
+def report_start(task: luigi.Task) -> None:
+    """One line when a task starts (Luigi's own says which worker, in the log file)."""
+    logger.info("start: %s", label(task))
 
 
 def span(dates: tuple[dt.date, ...]) -> str:

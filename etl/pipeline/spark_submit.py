@@ -59,8 +59,10 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
     def tracking_url_pattern(self) -> str:
         if self.deploy_mode == "cluster":
             return super().tracking_url_pattern
-        # Spark 4 logs "Start Jetty HOST:PORT for SparkUI" (Luigi looks for Spark 2's wording).
-        return r"Start Jetty (\S+:\d+) for SparkUI"
+        # Luigi reads the job's stderr line by line as it comes and hands what this matches to
+        # build_tracking_url: Spark 4's "Start Jetty HOST:PORT for SparkUI" (Luigi looks for
+        # Spark 2's wording), the job's progress lines and, on a Spark Connect server, its session.
+        return r"(Start Jetty \S+:\d+ for SparkUI|progress: .*|session: .*)"
 
     @property
     def master(self) -> str:
@@ -83,7 +85,7 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
             logger.warning(
                 "%s: the Spark Connect server %s does not answer (%s); running as a new Spark "
                 "application instead (slower; start the server, or unset UFO_SPARK_REMOTE)",
-                self.name, redact_source(remote), problem,
+                self.label, redact_source(remote), problem,
             )  # fmt: skip
             return None
         return remote
@@ -130,15 +132,37 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
         options += spark.driver_java_options(self.spark_submit)
         return " ".join(o for o in options if o) or None
 
-    def build_tracking_url(self, logs_output: str) -> str:
-        # Luigi shows the Spark UI's address in luigid; say it on the console too.
-        if not logs_output.startswith("http"):
-            host, _, port = logs_output.rpartition(":")
+    #: The live UI found in the job's output (in the process Luigi reads that output with).
+    _live_ui: str | None = None
+
+    def build_tracking_url(self, logs_output: str) -> str | None:
+        """What luigid links to while the job runs, from a line of its output: the Spark UI's
+        address (said on the console too), unchanged by a progress line (logged)."""
+        line = logs_output.strip()
+        if line.startswith("progress: "):
+            logger.info("%s", line)
+            return self._live_ui
+        if line.startswith("session: "):  # a Spark Connect session: its page on the live UI
+            session, _, ui = line.removeprefix("session: ").partition(" ")
+            if ui:
+                self._live_ui = spark.session_page(ui, session)
+                logger.info("%s: Spark Connect session %s, its jobs at %s while it runs",
+                            self.label, session, self._live_ui)  # fmt: skip
+            return self._live_ui
+        address = line.removeprefix("Start Jetty ").split()[0]
+        if not address.startswith("http"):
+            host, _, port = address.rpartition(":")
             if host in ("0.0.0.0", "", "[::]"):  # every interface: name this machine
                 host = socket.getfqdn()
-            logs_output = f"http://{host}:{port}"
-        logger.info("%s: Spark UI at %s while it runs", self.name, logs_output)
-        return logs_output
+            address = f"http://{host}:{port}"
+        self._live_ui = address
+        logger.info("%s: Spark UI at %s while it runs", self.label, address)
+        return address
+
+    @property
+    def label(self) -> str:
+        """The task in log lines (the application's name unless a task says otherwise)."""
+        return self.name
 
     def program_args(self) -> list[str]:
         if self.remote:
@@ -181,8 +205,10 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
         """Run spark-submit; SparkJobError saying why when it fails. Its output is kept."""
         self._spark_output: list[str] = []
         self._remote = self._choose_remote()
+        failed = True
         try:
             SparkSubmitTask.run(self)
+            failed = False
         except ExternalProgramRunError as err:
             gone = spark.connect_problem(self._remote) if self._remote else None
             if gone:
@@ -195,13 +221,15 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
                 ) from None
             raise SparkJobError.from_run_error(err) from None
         finally:
-            self._keep_output()
+            self._keep_output(failed)
 
-    def _keep_output(self) -> None:
+    def _keep_output(self, failed: bool) -> None:
         path = logs.spark_log_path(self.task_id)
         if path is not None and self._spark_output:
             names = ("stdout", "stderr")
             path.write_text(
                 "".join(f"==== {n} ====\n{t}\n" for n, t in zip(names, self._spark_output))
             )
-            logger.info("spark-submit output of %s kept in %s", self.task_id, path)
+            # Said on the console only when the job failed: then it is where to look.
+            logger.info("spark-submit output of %s kept in %s", self.label, path,
+                        extra={"console": failed})  # fmt: skip

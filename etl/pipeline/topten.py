@@ -10,6 +10,7 @@ from etl.errors import DataError
 from etl.pipeline import checks, ranking
 from etl.pipeline.aggregate import AggregateUFOsByState
 from etl.pipeline.base import UfoTask
+from etl.pipeline.reporting import span
 from etl.pipeline.targets import AGGREGATED, AggregateTarget, TopTen, TopTenTarget
 
 logger = logging.getLogger("ufo")
@@ -74,7 +75,7 @@ class TopTenStates(UfoTask):
             else:
                 outputs[day].dump(self.rank(day, aggregate))
                 first = (files, outputs[day])
-            self.progress(done, started, "TopTenStates")
+            self.progress(done, started, f"TopTenStates {span(self.dates)}: ranked")
 
     def check(self) -> dict[dt.date, dict]:
         """Each date's checks report, against the published dates before it (and the batch's

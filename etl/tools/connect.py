@@ -11,7 +11,9 @@ do, so the history server lists it too. When it is stopped, runs go cold again (
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -39,13 +41,18 @@ def check_local(remote: str | None) -> None:
         )
 
 
-def command(port: int, host: str, events: str | None) -> tuple[list[str], dict[str, str]]:
-    """The server's command line and environment (event logs to ``events`` when given)."""
+def command(
+    port: int, host: str, events: str | None, ui_port: int = 0
+) -> tuple[list[str], dict[str, str]]:
+    """The server's command line and environment (event logs to ``events`` when given; its
+    live UI on ``ui_port``, any free port when 0)."""
     home = Path(find_spec("pyspark").origin).parent  # the pip package is a whole Spark
     conf = {
         "spark.connect.grpc.binding.address": host,
         "spark.connect.grpc.binding.port": str(port),
-        "spark.ui.port": "0",  # any free port: the pipeline's own applications want 4040
+        # Not 4040, which the pipeline's own applications want. When it is given, a run on the
+        # server reads it and says where the server's UI shows the run's jobs (its session).
+        "spark.ui.port": str(ui_port),
         **(spark.event_log_conf(events) if events else {}),
     }
     argv = [str(home / "bin" / "spark-submit"), "--class", SERVER_CLASS,
@@ -56,11 +63,34 @@ def command(port: int, host: str, events: str | None) -> tuple[list[str], dict[s
     return [*argv, "spark-internal"], env
 
 
+def free_port(host: str) -> int:
+    """A port free on ``host`` now (for the server's UI, which Spark binds a moment later)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+_JETTY = re.compile(rb"Start Jetty (\S+):(\d+) for SparkUI")
+
+
+def live_ui(log: Path) -> str | None:
+    """The server's live UI, from its log (the line Spark writes as the UI starts)."""
+    try:
+        with open(log, "rb") as text:
+            found = _JETTY.findall(text.read(4 << 20))
+    except OSError:
+        return None
+    if not found:
+        return None
+    host, port = found[-1]
+    return f"http://{host.decode()}:{port.decode()}"
+
+
 @contextmanager
 def running(port: int, log: Path, timeout: float = 180) -> Iterator[str]:
     """A server on 127.0.0.1:``port`` for the body of the ``with`` (its output in ``log``), as
     `make up` starts one: its address once it answers; stopped afterwards."""
-    argv, extra = command(port, "127.0.0.1", None)
+    argv, extra = command(port, "127.0.0.1", None, free_port("127.0.0.1"))
     address = f"sc://127.0.0.1:{port}"
     with open(log, "wb") as out:
         server = subprocess.Popen(argv, env=dict(os.environ, **extra), stdout=out,

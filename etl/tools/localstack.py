@@ -115,9 +115,6 @@ def _luigi_configs(env: dict[str, str], port: int) -> tuple[Path, Path]:
     server = demo_postgres(env)
     lines = [
         "# Written by `make luigid` (etl/tools/localstack.py); read after ./luigi.cfg.",
-        "[core]",
-        # ./luigi.cfg hands logging to the etl package; luigid logs to its --logdir instead.
-        "no_configure_logging = false",
         "[scheduler]",
         f"state_path = {directory / 'state.pickle'}",
     ]
@@ -143,18 +140,35 @@ def start_luigid(env: dict[str, str], port: int) -> str:
         return LUIGID.recorded_address() or address
     ports.check({"luigid": port}, command="make luigid")
     luigid_cfg, _ = _luigi_configs(env, port)
-    logdir = run_dir() / "logs" / "luigid"
-    logdir.mkdir(parents=True, exist_ok=True)
-    luigid = Path(sys.executable).parent / "luigid"
-    argv = [str(luigid), "--address", HOST, "--port", str(port),
-            "--state-path", str(run_dir() / "luigid" / "state.pickle"), "--logdir", str(logdir)]  # fmt: skip
+    # Our luigid (etl/worker/luigid_server.py): Luigi's, with a history true to batches; its
+    # log lines go to its log beside the other services'.
+    argv = [sys.executable, "-m", "etl.worker.luigid_server", "--address", HOST, "--port", str(port),
+            "--state-path", str(run_dir() / "luigid" / "state.pickle"), "--log-file", str(LUIGID.log)]  # fmt: skip
     LUIGID.address = address
     LUIGID.start(
         argv,
         dict(os.environ, **env, LUIGI_CONFIG_PATH=str(luigid_cfg)),
         lambda: http_ok(f"{address}/api/task_list"),
     )
+    show_demo(env, port)
     return address
+
+
+def show_demo(env: dict[str, str], port: int) -> None:
+    """Put the demo's run (made before luigid ran) in the new luigid's task list, in the
+    background: ``etl/tools/showdemo.py`` only tells luigid what is complete."""
+    if not env.get("RUN_DATE"):
+        return
+    log = run_dir() / "logs" / "showdemo.log"
+    # Its lines go to its own log, not to pipeline.log (UFO_LOG_DIR), which has the runs'.
+    show_env = {k: v for k, v in dict(os.environ, **env).items() if k != "UFO_LOG_DIR"}
+    with open(log, "wb") as out:
+        subprocess.Popen(
+            [sys.executable, "-m", "etl.tools.showdemo", str(port), env["RUN_DATE"]], cwd=REPO,
+            env=show_env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    say(f"luigid: adding the demo's run of {env['RUN_DATE']} to its task list in the background")
 
 
 def start_history(env: dict[str, str], port: int) -> str:
@@ -170,7 +184,8 @@ def start_history(env: dict[str, str], port: int) -> str:
 def start_connect(env: dict[str, str], port: int) -> str:
     """A Spark Connect server on 127.0.0.1:``port`` for the worker's warm runs; its address."""
     address = f"sc://{HOST}:{port}"
-    argv, extra = connect.command(port, HOST, env.get("UFO_SPARK_EVENTS"))
+    ui_port = connect.free_port(HOST)
+    argv, extra = connect.command(port, HOST, env.get("UFO_SPARK_EVENTS"), ui_port)
     _start_server(CONNECT, address, argv, dict(env, **extra),
                   lambda: spark.connect_answers(address, timeout=1))  # fmt: skip
     return CONNECT.recorded_address() or address
@@ -256,8 +271,14 @@ def _start_all(env: dict[str, str], wanted: dict[str, int]) -> None:
         say(f"proxy (HTTPS, a login)  {proxy_address}/ (producto, /luigi/, /history/)")
     say(f"producto (the web app)  {PRODUCTO.recorded_address()}/")
     say(f"luigid (Luigi's UI)     {luigid_address}/")
-    say(f"Spark history server    {history_address}/")
+    say(
+        f"Spark history server    {history_address}/ (the Spark Connect server: "
+        f"{history_address}/?showIncomplete=true)"
+    )
     say(f"Spark Connect server    {connect_address} (UFO_SPARK_REMOTE: warm Spark steps)")
+    ui = connect.live_ui(CONNECT.log)
+    if ui:
+        say(f"  its live UI           {ui}/connect/ (each run's session, its statements and jobs)")
     say(f"run requests            {requests} (YAML, see the README)")
     say(f"logs                    {run_dir() / 'logs'}/")
     say(f"stop with: {stop_command()}")

@@ -87,7 +87,8 @@ def run_streamed(
         with open(log_path or os.devnull, "w", encoding="utf-8") as log:
             for raw in proc.stdout:
                 line = redact_text(raw.rstrip("\n"), secrets)
-                logger.info("%s | %s", label, line)
+                # The run writes the log file itself (all of it): its lines go to the terminal here.
+                logger.info("%s | %s", label, line, extra={"file": False})
                 log.write(line + "\n")
                 if line.startswith("ufo: error: "):
                     reasons.append(line)

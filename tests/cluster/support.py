@@ -23,7 +23,6 @@ import sqlalchemy as sa
 from tests import reference
 from tests.support import REPO, free_port, pipeline_env
 
-VENV_BIN = Path(sys.executable).parent
 LOOPBACK = "127.0.0.1"
 SMALL_RECORDS = 3000
 START_TIMEOUT = 90  # seconds for a daemon to come up on a busy 2-core machine
@@ -215,10 +214,10 @@ def start_luigid(
         config, history_url, scheduler or {}, resources or {"spark_applications": 1}
     )
     server = Luigid(port=free_port(), directory=directory, history_url=history_url)
-    env = dict(os.environ, LUIGI_CONFIG_PATH=str(config))
+    env = dict(os.environ, LUIGI_CONFIG_PATH=str(config), PYTHONPATH=str(REPO))
     # cwd is the luigid directory, so the repository's luigi.cfg is not read: only luigid.cfg.
     server.process = subprocess.Popen(
-        [str(VENV_BIN / "luigid"), "--address", LOOPBACK, "--port", str(server.port),
+        [sys.executable, "-m", "etl.worker.luigid_server", "--address", LOOPBACK, "--port", str(server.port),
          "--state-path", str(directory / "state.pickle"), "--logdir", str(directory / "logs")],
         env=env, cwd=directory, stdout=(directory / "luigid.out").open("w"), stderr=subprocess.STDOUT,
     )  # fmt: skip

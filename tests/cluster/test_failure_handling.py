@@ -85,7 +85,7 @@ def test_two_workers_racing_on_one_date_run_each_task_once(
     assert len(spark_cluster.completed_apps(f"AggregateUFOsByState {SMALL_DATE}")) == 1
     # Each task was run by exactly one of the two workers, by their own logs.
     for family in TASKS:
-        ran = re.compile(rf"Worker .* running +{family}\(date={SMALL_DATE}\)")
+        ran = re.compile(rf"start: {family}\(date={SMALL_DATE}\)")
         assert sum(len(ran.findall(o)) for o in outputs) == 1, family
     assert ufo_runs(database_url) == [SMALL_DATE]
     expected = reference.classify(small_source.read_bytes(), SMALL_DATE)
@@ -202,7 +202,8 @@ def test_a_backfill_of_two_dates_runs_one_spark_application(
     # Luigi hands the worker both dates as one batch: one Spark application covers them.
     apps = [a for a in spark_cluster.completed_apps() if a["starttime"] >= started]
     assert [a["name"] for a in apps] == [
-        f"AggregateUFOsByState {dates[0]}..{dates[-1]} ({len(dates)} dates)"
+        f"AggregateUFOsByState {dates[0]}..{dates[-1]} ({len(dates)} dates) "
+        f"from {small_source.name} (file)"
     ], spark_cluster.state()
 
     assert sorted(ufo_runs(database_url)) == dates

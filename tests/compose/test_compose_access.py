@@ -64,7 +64,7 @@ def _application_id() -> str:
     master = get_json(f"http://127.0.0.1:{SPARK_UI_PORT}/json/")
     [app] = [
         a for a in master["completedapps"]
-        if a["name"] == f"AggregateUFOsByState {REAL_RUN_DATE.isoformat()}"
+        if a["name"].startswith(f"AggregateUFOsByState {REAL_RUN_DATE.isoformat()} from ")
     ]  # fmt: skip
     return app["id"]
 

@@ -227,10 +227,10 @@ def assert_loaded_exactly(stack: Stack, day: dt.date) -> None:
 def aggregate_apps(day: dt.date) -> tuple[list[dict], list[dict]]:
     """The Spark master's active and completed applications of AggregateUFOsByState(day)."""
     master = get_json(f"http://127.0.0.1:{SPARK_UI_PORT}/json/")
-    name = f"AggregateUFOsByState {day.isoformat()}"
+    name = f"AggregateUFOsByState {day.isoformat()} from "  # and its source
     return (
-        [a for a in master["activeapps"] if a["name"] == name],
-        [a for a in master["completedapps"] if a["name"] == name],
+        [a for a in master["activeapps"] if a["name"].startswith(name)],
+        [a for a in master["completedapps"] if a["name"].startswith(name)],
     )
 
 

@@ -50,17 +50,18 @@ def _ini(text: str) -> configparser.ConfigParser:
 
 
 def test_luigi_config_points_at_luigid_and_records_history():
-    cfg = _ini(entrypoint.luigi_config(ENV, "luigid"))
+    cfg = _ini(entrypoint.luigi_config(ENV))
     assert cfg.get("core", "scheduler_host") == "luigid"
     assert cfg.get("core", "scheduler_port") == "8082"
     assert cfg.getboolean("scheduler", "record_task_history")
     assert cfg.get("task_history", "db_connection") == ENV["LUIGID_DATABASE_URL"]  # % escaped
-    assert not cfg.getboolean("core", "no_configure_logging")  # luigid logs to --logdir
     assert cfg.getint("resources", "spark_applications") == 1
 
 
-def test_worker_config_leaves_logging_to_the_pipeline():
-    cfg = _ini(entrypoint.luigi_config(ENV, "ufo-run-pipeline"))
+def test_config_leaves_logging_to_the_pipeline_and_to_luigid():
+    # /app/luigi.cfg hands the runs' logging to the etl package; luigid
+    # (etl/worker/luigid_server.py) sets up its own, to its --logdir.
+    cfg = _ini(entrypoint.luigi_config(ENV))
     assert not cfg.has_option("core", "no_configure_logging")
 
 

@@ -36,7 +36,10 @@ def real_run(tmp_path_factory, postgres) -> PipelineRun:
     source = shared_file(REAL_2019.name)
     url = new_database(postgres, "real_run")
     storage = tmp_path_factory.mktemp("real-lake")
-    env = pipeline_env(str(storage), url, str(source))
+    # As `make demo` runs it: its Spark application's event log kept (tests/pipeline/
+    # test_readable_runs.py reads it); a progress line a second.
+    env = pipeline_env(str(storage), url, str(source), UFO_PROGRESS_SECONDS="1",
+                       UFO_SPARK_EVENTS=str(storage.parent / "real-spark-events"))  # fmt: skip
     result = run_luigi(
         "TopStatesToDatabase", "--date", REAL_RUN_DATE.isoformat(), "--local-scheduler", env=env
     )

@@ -25,7 +25,9 @@ def test_backfill_a_range_of_run_dates(tmp_path, database_url):
             out,
             sample.generate(2000, until=DAYS[-1], seed=5, start=DAYS[0] - dt.timedelta(days=30)),
         )
-    env = pipeline_env(str(tmp_path / "lake"), database_url, str(source))
+    # Everything on the terminal (Luigi's lines too), and every publishing step's progress.
+    env = pipeline_env(str(tmp_path / "lake"), database_url, str(source),
+                       UFO_VERBOSE="1", UFO_PROGRESS_SECONDS="0.001")  # fmt: skip
 
     # One date done beforehand: the backfill must leave it alone.
     first = run_luigi(
@@ -67,9 +69,9 @@ def test_backfill_a_range_of_run_dates(tmp_path, database_url):
     assert output.count("Running command: ") == 1, output[-3000:]
     assert "AggregateUFOsByState(date=2019-03-26,2019-03-28)" in output
     # Its publishing progress counts the publishing's own time, not the Spark run's before it.
-    spark_run = float(re.search(r"in one Spark run of ([\d.]+) s", output).group(1))
-    so_far = [float(x) for x in re.findall(r"AggregateUFOsByState published: \d+ of \d+ dates, "
-                                           r"([\d.]+) s so far", output)]  # fmt: skip
+    spark_run = float(re.search(r"; one Spark run of ([\d.]+) s", output).group(1))
+    so_far = [float(x) for x in re.findall(r"AggregateUFOsByState [^:]*: published \d+ of \d+ "
+                                           r"dates, ([\d.]+) s so far", output)]  # fmt: skip
     assert so_far and max(so_far) < spark_run, (so_far, spark_run)
     # The snapshots differ: each date counts only what was posted by then.
     assert [tuple(r[1:]) for r in top if r[0] == DAYS[0]] != [

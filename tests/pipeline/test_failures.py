@@ -86,7 +86,12 @@ def test_a_run_date_before_every_report_loads_an_empty_snapshot_and_says_so(tmp_
         (None, "does not exist: set UFO_SOURCE"),
         (b"", "is empty"),
         (HEADER.encode(), "has a header but no reports"),
-        (b"when,where\r\n1/1/19,CA\r\n", "missing column(s) 'Date / Time', 'City'"),
+        (
+            b"when,where\r\n1/1/19,CA\r\n",
+            "header 'when', 'where': no known layout; the NUFORC "
+            "report index needs 'Date / Time', 'City', 'State', 'Shape', 'Duration', 'Summary', "
+            "'Posted'. Give such a file, or declare your layout in UFO_LAYOUTS",
+        ),
     ],
 )
 def test_bad_sources(tmp_path, database_url, content, message):
@@ -117,6 +122,8 @@ def test_unreachable_database(tmp_path):
     assert result.returncode == SCHEDULING_ERROR
     [line] = _error_lines(result.stderr)
     assert "Cannot use the database" in line and "fix UFO_DATABASE_URL" in line
+    assert "postgresql+psycopg2://nobody:***@127.0.0.1:" in line
+    assert "nothing listens at 127.0.0.1:" in line and "(connection refused)" in line
     assert "secret-pw" not in result.stderr + result.stdout  # never a password in a log line
     assert _files(tmp_path / "lake") == []
 

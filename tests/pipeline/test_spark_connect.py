@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sys
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -53,13 +55,24 @@ def test_a_batch_of_dates_runs_warm_and_equals_the_reference_and_the_cold_run(
                                           start=DAYS[0] - dt.timedelta(days=30)))  # fmt: skip
     span = f"{DAYS[0]}..{DAYS[-1]}"
     warm_env = pipeline_env(str(tmp_path / "warm"), database_url, str(source),
-                            UFO_SPARK_REMOTE=remote)  # fmt: skip
+                            UFO_SPARK_REMOTE=remote, UFO_VERBOSE="1")  # the command line  # fmt: skip
     warm = run_luigi("TopStatesToDatabase", "--date", span, "--local-scheduler", env=warm_env)
     output = warm.stdout + warm.stderr
     assert warm.returncode == 0, output[-3000:]
     assert f"(on the Spark Connect server {remote})" in output
     [command] = [line for line in output.splitlines() if "Running command: " in line]
     assert f"{sys.executable} {AGGREGATE_BY_STATE}" in command and "spark-submit" not in command
+    # The run is the server's session: its link opens the session's page on the server's live UI,
+    # where each statement carries the step it belongs to.
+    label = f"AggregateUFOsByState {DAYS[0]}..{DAYS[-1]} (3 dates)"
+    link = re.search(r"done: AggregateUFOsByState\(.*; Spark application: (http\S+)", output)
+    assert link and "/connect/session/?id=" in link.group(1), output[-3000:]
+    session = link.group(1).rsplit("=", 1)[1]
+    assert f"{label}: Spark Connect session {session}, its jobs at {link.group(1)}" in output
+    with urllib.request.urlopen(link.group(1), timeout=30) as page:
+        html = page.read().decode()
+    for step in ("classify", "counts by month and state", "rejects"):
+        assert f"{label}: {step}" in html, step
 
     cold_env = pipeline_env(str(tmp_path / "cold"), None, str(source))
     cold = run_luigi("AggregateUFOsByState", "--date", span, "--local-scheduler", env=cold_env)
@@ -157,7 +170,7 @@ def test_a_server_that_dies_mid_run_ends_the_run_within_a_minute_saying_so(tmp_p
             assert server.poll() is None and time.monotonic() < deadline, "no server"
             time.sleep(0.5)
         lake = tmp_path / "lake"
-        env = pipeline_env(str(lake), None, str(source), UFO_SPARK_REMOTE=address)
+        env = pipeline_env(str(lake), None, str(source), UFO_SPARK_REMOTE=address, UFO_VERBOSE="1")
         with open(tmp_path / "run.log", "wb") as run_log:
             run = subprocess.Popen(
                 [sys.executable, "-m", "luigi", "--module", "etl", "AggregateUFOsByState",

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -185,6 +186,8 @@ def test_make_up_runs_the_product_and_make_stop_stops_everything(demo):
                PROXY_USERS=proxyuser.entry("alice", password))  # fmt: skip
     values = demo_env(run_dir)
     pids: dict[str, int] = {}
+    luigid_log = run_dir / "logs" / "luigid.log"
+    logged_before = luigid_log.stat().st_size if luigid_log.exists() else 0
     try:
         up = make("up", env)
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
@@ -195,6 +198,23 @@ def test_make_up_runs_the_product_and_make_stop_stops_everything(demo):
         assert status == 200
         assert [r["run_date"] for r in json.loads(body)["runs"]] == [values["RUN_DATE"]]
         assert get(f"http://127.0.0.1:{luigid_port}/api/task_list")[0] == 200
+        # luigid lists the demo's run, made before it existed, as done (shortly after `up`).
+        assert f"adding the demo's run of {values['RUN_DATE']} to its task list" in up.stdout
+        query = {"status": "DONE", "upstream_status": "", "search": ""}
+        done_url = f"http://127.0.0.1:{luigid_port}/api/task_list?data=" + urllib.parse.quote(
+            json.dumps(query)
+        )
+        four = {"ReadUFOs", "AggregateUFOsByState", "TopTenStates", "TopStatesToDatabase"}
+        deadline = time.monotonic() + 60
+        while {
+            (t["name"], t["params"]["date"])
+            for t in json.loads(get(done_url)[1])["response"].values()
+        } != {(name, values["RUN_DATE"]) for name in four}:
+            assert time.monotonic() < deadline, (run_dir / "logs" / "showdemo.log").read_text()
+            time.sleep(0.5)
+        # luigid's log lines (its requests too) are in logs/luigid.log, as for every service.
+        assert b"GET /api/task_list" in luigid_log.read_bytes()[logged_before:]
+        assert not (run_dir / "logs" / "luigid").exists()
         # Spark's history server lists the demo's finished application, the one its `done:`
         # line points at.
         history = values["UFO_SPARK_HISTORY_URL"]

@@ -9,7 +9,7 @@ import pytest
 from etl.errors import ConfigError
 from etl.settings import load_settings
 from spark_jobs import layouts
-from tests.support import DECLARED_LAYOUT
+from tests.support import DECLARED_LAYOUT, REPO
 
 KAGGLE_HEADER = ("datetime,city,state,country,shape,duration (seconds),duration (hours/min),"
                  "comments,date posted,latitude,longitude ").split(",")  # fmt: skip
@@ -58,7 +58,71 @@ def test_the_layout_with_the_most_columns_wins_and_a_declared_one_among_equals()
 def test_a_header_of_no_layout_says_how_to_declare_one():
     with pytest.raises(layouts.LayoutError) as err:
         layouts.match(["when", "where", "posted"])
-    assert "UFO_LAYOUTS" in str(err.value)
+    assert "UFO_LAYOUTS (docs/how-to/declare-a-layout.md)" in str(err.value)
+    assert (REPO / "docs/how-to/declare-a-layout.md").read_text().count("UFO_LAYOUTS") > 0
+
+
+INDEX_NEEDS = "'Date / Time', 'City', 'State', 'Shape', 'Duration', 'Summary', 'Posted'"
+
+
+def _refused(header: list[str]) -> str:
+    with pytest.raises(layouts.LayoutError) as err:
+        layouts.match(header)
+    message = str(err.value)
+    assert "\n" not in message and message.endswith(
+        "or declare your layout in UFO_LAYOUTS (docs/how-to/declare-a-layout.md)"
+    )
+    return message
+
+
+def test_the_header_of_another_kind_of_file_is_shown_with_what_the_report_index_needs():
+    message = _refused(["order_id", "customer", "email", "amount", "created_at"])
+    assert message.startswith(
+        "header 'order_id', 'customer', 'email', 'amount', 'created_at': no known layout; the "
+        f"NUFORC report index needs {INDEX_NEEDS}. Give such a file,"
+    )
+    assert len(message) <= 280, len(message)
+
+
+def test_a_header_with_one_column_renamed_names_that_column_of_the_closest_layout():
+    header = ["Date / Time", "Town", "State", "Shape", "Duration", "Summary", "Posted"]
+    message = _refused(header)
+    assert message.startswith(
+        "header 'Date / Time', 'Town', 'State', 'Shape', 'Duration', 'Summary', 'Posted': the "
+        "closest layout, NUFORC report index, also needs 'City'. Rename or add them,"
+    )
+    assert len(message) <= 250, len(message)
+    # The site export with "city" renamed: its own missing column, not the index's seven.
+    export = ["details", "date", "town", "state", "country", "shape", "summary", "report_date",
+              "posted_date", "image"]  # fmt: skip
+    assert "the closest layout, NUFORC site export, also needs 'city'." in _refused(export)
+
+
+@pytest.mark.parametrize(
+    "header, shown", [([], "the header line is empty"), (["hello"], "header 'hello'")]
+)
+def test_an_empty_or_one_column_header_is_said_as_it_is(header, shown):
+    message = _refused(header)
+    assert message.startswith(
+        f"{shown}: no known layout; the NUFORC report index needs {INDEX_NEEDS}."
+    )
+    assert len(message) <= 250, len(message)
+
+
+def test_a_long_header_is_cut_to_its_first_names_and_how_many_more():
+    header = [f"column_{i}" for i in range(60)]
+    message = _refused(header)
+    first_ten = ", ".join(f"'column_{i}'" for i in range(10))
+    assert message.startswith(f"header {first_ten}, ... (50 more): no known layout;")
+    assert "column_10" not in message and INDEX_NEEDS in message
+    assert len(message) <= 400, len(message)
+    # Long names: fewer of them, each cut, and the message stays a line.
+    wide = ["x" * 300 + str(i) for i in range(60)] + ["City"]
+    message = _refused(wide)
+    cut = "'" + "x" * 40 + "'... (261 more characters)"  # 69 characters: two fit in 150
+    assert message.startswith(f"header {cut}, {cut}, ... (59 more): the closest layout, NUFORC "
+                              "report index, also needs 'Date / Time', 'State',")  # fmt: skip
+    assert len(message) <= 500, len(message)
 
 
 def _declare(body: str) -> str:
@@ -190,4 +254,4 @@ def test_a_header_of_no_layout_with_huge_names_is_cut_in_the_message():
                                          "columns": [*layouts.INDEX.columns, "L" * 2_000_000]}}, "t")  # fmt: skip
     with pytest.raises(layouts.LayoutError) as err:
         layouts.match(["when", "where", "L" * 2_000_000], huge)
-    assert len(str(err.value)) < 3000 and "UFO_LAYOUTS" in str(err.value)
+    assert len(str(err.value)) < 500 and "UFO_LAYOUTS" in str(err.value)

@@ -11,7 +11,6 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import yaml
@@ -81,9 +80,10 @@ def luigid(tmp_path) -> Iterator[int]:
     home.mkdir()
     (home / "luigid.cfg").write_text("")
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "luigid"), "--address", "127.0.0.1", "--port", str(port),
-         "--state-path", str(home / "state.pickle"), "--logdir", str(home)],
-        cwd=home, env=dict(os.environ, LUIGI_CONFIG_PATH=str(home / "luigid.cfg")),
+        [sys.executable, "-m", "etl.worker.luigid_server", "--address", "127.0.0.1",
+         "--port", str(port), "--state-path", str(home / "state.pickle"), "--logdir", str(home)],
+        cwd=home, env=dict(os.environ, LUIGI_CONFIG_PATH=str(home / "luigid.cfg"),
+                           PYTHONPATH=str(REPO)),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 

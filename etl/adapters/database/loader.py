@@ -38,7 +38,7 @@ from etl.adapters.database.schema import (
     ufo_runs,
 )
 from etl.adapters.database.spans import Spanned
-from etl.errors import DatabaseError
+from etl.errors import DatabaseError, shown
 from etl.settings import setting
 
 
@@ -94,8 +94,38 @@ def engine(url: str) -> sa.Engine:
 
 
 def _connect_error(url: str, err: Exception) -> DatabaseError:
-    detail = str(getattr(err, "orig", err)).strip().splitlines()[0]
-    return DatabaseError(f"Cannot use the database {safe_url(url)} ({detail}): {_remedy(url)}")
+    """What failed, in words, with what to do: the libpq message's first line says which."""
+    detail = (str(getattr(err, "orig", err)).strip().splitlines() or ["no detail"])[0]
+    try:
+        parts = sa.engine.make_url(normalise_url(url))
+        user, host, port = parts.username, parts.host or "localhost", parts.port or 5432
+        database = parts.database
+    except Exception:  # an unparsable URL fails before it connects; never show it whole
+        user = host = port = database = "?"
+    fix = "in UFO_DATABASE_URL"
+    if "password authentication failed" in detail or "no password supplied" in detail:
+        said = f"the server refused the password of user {shown(user)}: fix the password {fix}."
+    elif 'database "' in detail and "does not exist" in detail:
+        said = f"the server has no database {shown(database)}: create it, or fix its name {fix}."
+    elif 'role "' in detail and "does not exist" in detail:
+        said = f"the server has no user {shown(user)}: create it, or fix the user {fix}."
+    elif "Connection refused" in detail:
+        said = f"nothing listens at {host}:{port} (connection refused): {_remedy(url)}"
+    elif "could not translate host name" in detail:
+        said = f"the host {shown(host)} is not known: fix the host {fix}."
+    elif "timeout expired" in detail:
+        said = (
+            f"{host}:{port} did not answer within {setting('db_connect_timeout')} s (connect "
+            "timeout, UFO_DB_CONNECT_TIMEOUT): check that PostgreSQL runs there and answers."
+        )
+    elif "statement timeout" in detail:
+        said = (
+            f"a statement took longer than {setting('db_statement_timeout')} s "
+            "(UFO_DB_STATEMENT_TIMEOUT): raise it, or look for what holds the tables' locks."
+        )
+    else:
+        said = f"{detail.split(' failed: ', 1)[-1].strip()}: {_remedy(url)}"
+    return DatabaseError(f"Cannot use the database {safe_url(url)}: {said}")
 
 
 def _remedy(url: str) -> str:

@@ -5,13 +5,17 @@ Plain functions and constants only; the fixtures are in the conftest.py files.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import os
+import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +50,69 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class Terminal:
+    """``argv`` in a pseudo-terminal of its own, as a user runs it in a shell: lines typed into
+    it, its output read as it comes (bounded in time), and the process ended on close."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path = REPO):
+        import pty
+
+        self.output = b""
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child
+            os.chdir(cwd)
+            os.execvpe(argv[0], argv, env)
+
+    def type(self, *lines: str) -> None:
+        for line in lines:
+            os.write(self.fd, line.encode() + b"\n")
+
+    def send(self, data: bytes) -> None:
+        os.write(self.fd, data)
+
+    def read(self, timeout: float, until: bytes | None = None) -> str:
+        """Read until the terminal closes, ``until`` appears in the whole output, or
+        ``timeout`` seconds pass; the whole output so far."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not (until and until in self.output):
+            if not select.select([self.fd], [], [], 0.5)[0]:
+                continue
+            try:
+                chunk = os.read(self.fd, 65536)
+            except OSError:  # the terminal closed: the process has exited
+                break
+            if not chunk:
+                break
+            self.output += chunk
+        return self.output.decode(errors="replace")
+
+    def close(self, wait: float = 0) -> int | None:
+        """The process's exit status if it ends by itself within ``wait`` seconds; else it is
+        killed (None)."""
+        status = None
+        if self.pid:
+            deadline = time.monotonic() + wait
+            done, code = os.waitpid(self.pid, os.WNOHANG)
+            while not done and time.monotonic() < deadline:
+                time.sleep(0.1)
+                done, code = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                status = code
+            else:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+            self.pid = 0
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+        return status
+
+    def __enter__(self) -> Terminal:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def have(command: str) -> bool:

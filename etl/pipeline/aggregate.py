@@ -44,10 +44,10 @@ class AggregateUFOsByState(UfoTask, ProjectSparkSubmitTask):
         """The Spark application's name: the task, its run dates and what it reads, e.g.
         ``AggregateUFOsByState 2019-03-29 from nuforc_index.csv (file)``."""
         try:
-            sources = {m.get("source", "") for m in self.raw_manifests().values()}
+            sources = {m.get("source") for m in self.raw_manifests().values()} - {None, ""}
         except StorageError:  # nothing to read yet
             return self.label
-        return f"{self.label} from {describe_sources(sorted(sources))}"
+        return f"{self.label} from {describe_sources(sorted(sources))}" if sources else self.label
 
     def requires(self) -> ReadUFOs:
         return self.upstream(ReadUFOs)

@@ -158,3 +158,15 @@ def test_verbose_shows_luigis_lines_too(tmp_path):
     result = run_luigi("ReadUFOs", "--date", "2019-04-01", "--local-scheduler", env=env)
     output = result.stdout + result.stderr
     assert "Informed scheduler" in output and "Traceback" in output
+
+
+def test_an_applications_name_says_what_kind_of_source_it_read():
+    from etl.pipeline.aggregate import describe_sources
+
+    assert describe_sources(["/data/nuforc_index.csv"]) == "nuforc_index.csv (file)"
+    assert describe_sources(["s3://in/x/index.csv.gz"]) == "index.csv.gz (S3)"
+    assert describe_sources(["https://u@h/a/b.csv?token=REDACTED"]) == "b.csv (URL)"
+    assert describe_sources([".run/sample/nuforc_sample_2026-12-05.csv"]) == (
+        "nuforc_sample_2026-12-05.csv (generated sample)"
+    )
+    assert describe_sources(["/a/one.csv", "/b/two.csv"]) == "one.csv (file) and 1 more"

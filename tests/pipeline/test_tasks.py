@@ -178,6 +178,7 @@ def test_spark_submit_argv(settings):
     app = argv.index(str(AGGREGATE_BY_STATE))
     assert argv[app + 1 :] == [
         "--snapshot", f"2019-03-29={lake}/{attempt}/raw/records.parquet",
+        "--name", "AggregateUFOsByState 2019-03-29", "--progress", "5",
         "--output", f"{lake}/{task.attempt}",
     ]  # fmt: skip
     assert task.attempt.startswith("_attempts/") and task.attempt != attempt

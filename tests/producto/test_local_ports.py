@@ -8,9 +8,7 @@ Every port is a free one, never a default; everything started is stopped in a `f
 
 from __future__ import annotations
 
-import os
 import re
-import select
 import shlex
 import subprocess
 import time
@@ -19,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.producto.test_local_product import demo_env, get, get_refused, make, make_env, stop_all
-from tests.support import REPO, SHARED_UFO, free_port
+from tests.support import REPO, SHARED_UFO, Terminal, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
@@ -124,38 +122,10 @@ def test_make_pyspark_reads_the_lake_on_the_warm_server(two_products):
 
 def pty_session(argv: list[str], env: dict[str, str], lines: list[str]) -> str:
     """``argv`` in a terminal; ``lines`` typed once it prints the lake's hints; its output."""
-    import pty
-
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.chdir(REPO)
-        os.execvpe(argv[0], argv, env)
-    output, typed = b"", False
-    deadline = time.monotonic() + 240
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.5)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            output += chunk
-            if not typed and b"lake.dates()" in output:
-                for line in lines:
-                    os.write(fd, line.encode() + b"\n")
-                typed = True
-        _, status = os.waitpid(pid, 0)
-        pid = 0
-    finally:
-        if pid:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-        os.close(fd)
-    return output.decode(errors="replace")
+    with Terminal(argv, env) as terminal:
+        terminal.read(timeout=240, until=b"lake.dates()")
+        terminal.type(*lines)
+        return terminal.read(timeout=240)
 
 
 @pytest.mark.skipif(not REAL_SMALL.exists(), reason="no real UFO data beside the repository")

@@ -14,12 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import pty
 import re
 import secrets
-import select
 import shlex
-import signal
 import subprocess
 import time
 import urllib.error
@@ -31,7 +28,7 @@ import pytest
 
 from etl.tools import proxyuser
 from tests.proxy.support import Target, request
-from tests.support import REPO, free_port
+from tests.support import REPO, Terminal, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
@@ -316,12 +313,8 @@ def test_make_producto_serves_the_readme_examples_and_stops_quietly_on_ctrl_c(de
     run_dir, env, _ = demo
     port = free_port()
     values = demo_env(run_dir)
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: make in a terminal of its own, as a user runs it
-        os.chdir(REPO)
-        os.execvpe("make", ["make", "producto", f"PORT={port}"], env)
-    output = b""
-    try:
+    # make in a terminal of its own, as a user runs it
+    with Terminal(["make", "producto", f"PORT={port}"], env) as terminal:
         wait_for(f"http://127.0.0.1:{port}/health")
         examples = [
             line.strip() for line in PRODUCTO.splitlines() if line.strip().startswith("curl -s ")
@@ -339,26 +332,9 @@ def test_make_producto_serves_the_readme_examples_and_stops_quietly_on_ctrl_c(de
             assert ran.stdout == str(expected), (line, ran.stdout, ran.stderr)
         status, body = get(f"http://127.0.0.1:{port}/api/v1/runs/{values['RUN_DATE']}")
         assert json.loads(body)["source_kind"] == "generated sample"
-        os.write(fd, b"\x03")  # Ctrl-C
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.5)
-            if ready:
-                try:
-                    chunk = os.read(fd, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                output += chunk
-        _, status_code = os.waitpid(pid, 0)
-        pid = 0
-    finally:
-        if pid:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        os.close(fd)
-    text = output.decode(errors="replace")
+        terminal.send(b"\x03")  # Ctrl-C
+        text = terminal.read(timeout=30)
+        terminal.close(wait=30)  # producto ends by itself
     assert "Application shutdown complete" in text, text
     assert "make: ***" not in text and "Error" not in text, text
     assert get_refused(f"http://127.0.0.1:{port}/health")

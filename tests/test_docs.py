@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
-import select
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from markdown.extensions.toc import slugify
 
-from tests.support import REPO, SHARED_UFO
+from tests.support import REPO, SHARED_UFO, Terminal
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 
@@ -100,6 +96,7 @@ SAMPLE_TEST = (
 REQUEST_TEST = (
     "tests/worker/test_readme_request.py::test_the_readme_request_written_then_renamed_is_run"
 )
+OPS_TEST = "tests/worker/test_ops_cli.py::test_a_backfill_from_the_command_line_is_run_by_the_worker_and_followed"
 FAILING_RUN = "tests/test_docs.py::test_the_tutorials_failing_run_says_what_to_fix_and_its_fix_runs"
 E2E = "tests/compose/test_compose_e2e.py"
 CURL = "curl -s http://127.0.0.1:8000"
@@ -160,6 +157,13 @@ RUNS: dict[str, tuple[str, str]] = {
     ".venv/bin/python -m etl.tools.rebuild --reload": ("tests/tools/test_rebuild.py::test_the_database_rebuilt_from_the_lake_equals_what_the_pipeline_loaded", "verbatim, after the rebuild"),
     ".venv/bin/python -m etl.tools.lake check": ("tests/tools/test_lake_upkeep.py::test_check_reports_the_first_missing_file_and_a_file_of_another_size", "the same module, on a lake with a file cut short and then removed"),
     ".venv/bin/python -m etl.tools.lake sweep": ("tests/tools/test_lake_upkeep.py::test_the_sweep_removes_superseded_and_killed_attempts_never_a_named_file", "the same module, with the default retention and with --retention-hours 0"),
+    ".venv/bin/python -m etl.worker runs": (OPS_TEST, "verbatim, in a test lake and database"),
+    ".venv/bin/python -m etl.worker runs --from 2019-03-01 --to 2019-03-31 --state failed --json": (OPS_TEST, "the same options over other dates"),
+    ".venv/bin/python -m etl.worker rerun 2019-03-29": (OPS_TEST, "the same command on another date, with --task ReadUFOs, run by the worker"),
+    ".venv/bin/python -m etl.worker rerun 2019-03-29 --force-upstream --yes --by alice": (OPS_TEST, "verbatim; the request it writes is read back"),
+    ".venv/bin/python -m etl.worker backfill 2019-01-01..2019-03-31 --yes": (OPS_TEST, "the same command over two dates, with --task ReadUFOs, run by the worker"),
+    "name=$(.venv/bin/python -m etl.worker backfill 2019-01-01..2019-03-31 --yes)": (OPS_TEST, "the same command over two dates, its printed name kept"),
+    '.venv/bin/python -m etl.worker follow "$name" --timeout 7200': (OPS_TEST, "with that name, once before the worker runs it (exit 3) and once after (exit 0)"),
     ".venv/bin/pyspark": ("tests/test_docs.py::test_the_tutorials_pyspark_session_reads_a_dates_counts", "verbatim in a terminal with no virtualenv on PATH, then the page's snippet"),
 }  # fmt: skip
 
@@ -281,28 +285,10 @@ def test_the_tutorials_pyspark_session_reads_a_dates_counts(tmp_path):
     )
     env.update(UFO_STORAGE=str(lake), SPARK_LOCAL_IP="127.0.0.1", TERM="dumb")
 
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: bash in a terminal of its own, as a user types the command
-        os.chdir(REPO)
-        os.execvpe("bash", ["bash", "-c", command], env)
-    output = b""
-    for line in [*snippet.splitlines(), "exit()"]:
-        os.write(fd, line.encode() + b"\n")
-    deadline = time.monotonic() + 240
-    try:
-        while time.monotonic() < deadline:
-            if select.select([fd], [], [], 1)[0]:
-                try:
-                    chunk = os.read(fd, 65536)
-                except OSError:  # the terminal closed: the shell has exited
-                    break
-                if not chunk:
-                    break
-                output += chunk
-    finally:
-        if os.waitpid(pid, os.WNOHANG) == (0, 0):
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+    with Terminal(["bash", "-c", command], env) as terminal:  # as a user types the command
+        terminal.type(*snippet.splitlines(), "exit()")
+        terminal.read(timeout=240)
+    output = terminal.output
     shown = output.decode(errors="replace")
     # WA 9 before CA 7: the session read the manifest's file and summed it by state.
     assert re.search(r"\|\s*WA\|\s*9\|\s*\r?\n\|\s*CA\|\s*7\|", shown), shown[-3000:]

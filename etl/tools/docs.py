@@ -84,6 +84,7 @@ the same command already running exits 10; a run that held a run date's snapshot
 |---|---|
 | `python -m etl.worker --once` | 0 every request succeeded (or there were none); 1 any failed, was refused or malformed, or the request folder could not be used; 2 a bad command line or setting |
 | `python -m etl.worker` | 0 when stopped by SIGTERM or SIGINT (`make stop`, `docker compose stop`); 2 a bad command line or setting |
+| `python -m etl.worker runs`, `rerun`, `backfill`, `follow` | 0 listed, written, or (`follow`) the request is done; 1 the request ended in error, or the lake or database could not be used; 2 a bad command line, a request the worker would refuse (nothing written), a missing `--yes`, or an unknown request; 3 `follow` timed out |
 | a run request's run | the exit code of its `python -m luigi` run, recorded as `exit_code` in `NAME.done.yaml` or `NAME.error.yaml`; a run killed after `--timeout` is recorded as timed out |
 | `python -m etl.tools.demo` (`make demo`) | 0 done; 1 the set-up failed (`demo: error:`) or the pipeline did not finish |
 | `python -m etl.tools.localstack` (`make up`, `make stop`, ...) | 0 done; 1 an error (`COMMAND: error:`), or for `check-stopped` anything of the demo still running |

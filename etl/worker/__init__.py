@@ -62,5 +62,11 @@ The package, by what each module does:
     runs.py       running the pipeline as a bound child process, its output logged live
     service.py    the requests loop: list, claim, run, record the result
     schedule.py   the daily schedule, and which Luigi scheduler runs use
+    luigid.py     what the worker asks luigid: disabled tasks, re-enabling them
+    luigid_server.py  luigid itself, with a task history that records each date of a batch
     __main__.py   the command line
+    ops_cli.py    its twin for scripts: runs, rerun, backfill, follow
+    ops.py        requests written for a person (checked first, with who and when) and followed
+    rundates_view.py  each run date's state: loaded, failed, running, requested, missing
+    request_states.py what the lake says of each request: waiting, running, how it ended
 """

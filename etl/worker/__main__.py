@@ -1,4 +1,6 @@
-"""``python -m etl.worker``: the worker service (see ``etl/worker/__init__.py``)."""
+"""``python -m etl.worker``: the worker service (see ``etl/worker/__init__.py``); its first
+word ``runs``, ``rerun``, ``backfill`` or ``follow`` makes it the command-line twin of the
+console instead (``etl/worker/ops_cli.py``)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from etl.adapters.lake import open_lake
 from etl.errors import ConfigError, UfoError
 from etl.redact import redact_source
 from etl.settings import load_settings
+from etl.worker import ops_cli
 from etl.worker.claims import DEFAULT_LEASE
 from etl.worker.requests import REQUESTS, environment_secrets
 from etl.worker.runs import DEFAULT_TIMEOUT, seconds_text
@@ -36,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m etl.worker",
         description="Run requests from the lake and the daily schedule.",
+        epilog="The run dates from a terminal or a script: python -m etl.worker "
+        f"{{{','.join(ops_cli.COMMANDS)}}} --help.",
     )
     parser.add_argument("--once", action="store_true", help="handle pending requests once and exit")
     parser.add_argument("--poll", type=float, default=15.0, help="seconds between looks")
@@ -100,6 +105,10 @@ def stop_on_signals(stopping: threading.Event) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # A word, not an option: the service's own flags and bare invocation stay as they were.
+    if argv and argv[0] in ops_cli.COMMANDS:
+        return ops_cli.main(argv)
     parser = _parser()
     args = parser.parse_args(argv)
     try:

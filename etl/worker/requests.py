@@ -3,6 +3,8 @@
     task: TopStatesToDatabase        # one of the pipeline's tasks
     params: {date: 2019-03-29, force: true}
     env: {UFO_SOURCE: s3://incoming/nuforc_index.csv}   # optional; only UFO_SOURCE
+    requested_by: alice                   # optional, the audit record: who asked
+    requested_at: 2019-03-30T08:00:00+00:00   # optional: when (an ISO timestamp)
 
 Nothing in a request is executed: the task name and parameter names are checked against the
 pipeline's, values are parsed by Luigi's parameter types, and the command is an argument list
@@ -12,9 +14,11 @@ is refused with the reason.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, field
 
 import yaml
 
@@ -26,6 +30,9 @@ from etl.settings import load_settings
 REQUESTS = "requests"
 ALLOWED_TASKS = ("ReadUFOs", "AggregateUFOsByState", "TopTenStates", "TopStatesToDatabase")
 ALLOWED_ENV = ("UFO_SOURCE",)
+#: Who asked for a request and when: copied into its result, never used to run it.
+AUDIT_KEYS = ("requested_by", "requested_at")
+MAX_REQUESTER_CHARS = 100
 RESULT_SUFFIXES = (".done.yaml", ".error.yaml")
 MAX_REQUEST_BYTES = 64 * 1024
 # Credentials in the environment: never written to a result or a log line.
@@ -72,6 +79,7 @@ class Request:
     task: str
     params: dict[str, str]
     env: dict[str, str]
+    audit: dict[str, str] = field(default_factory=dict)  # requested_by, requested_at if given
 
     def argv(self, scheduler: list[str]) -> list[str]:
         args = [sys.executable, "-m", "luigi", "--module", "etl", self.task, *scheduler]
@@ -96,10 +104,13 @@ def parse_request(text: str) -> Request:
         raise Incomplete(_INCOMPLETE.format(missing="nothing in it yet"))
     if not isinstance(doc, dict):
         raise BadRequest("a request must be a mapping with 'task' and 'params'")
-    unknown = set(doc) - {"task", "params", "env"}
+    unknown = set(doc) - {"task", "params", "env", *AUDIT_KEYS}
     if unknown:
         names = ", ".join(shown(k) for k in sorted(map(str, unknown))[:5])
-        raise BadRequest(f"unknown key(s) [{names}]: use task, params, env")
+        raise BadRequest(
+            f"unknown key(s) [{names}]: use task, params, env (and requested_by, requested_at)"
+        )
+    audit = {key: check_audit(key, doc[key]) for key in AUDIT_KEYS if key in doc}
     if "task" not in doc:
         raise Incomplete(_INCOMPLETE.format(missing="no task"))
     task = doc.get("task")
@@ -136,7 +147,7 @@ def parse_request(text: str) -> Request:
             params[name] = "__flag__" if parsed else "__off__"
         else:
             params[name] = param.serialize(parsed)
-    return Request(task=task, params=params, env=env)
+    return Request(task=task, params=params, env=env, audit=audit)
 
 
 _INCOMPLETE = (
@@ -154,6 +165,44 @@ def _env(env_in) -> dict[str, str]:
         if "\0" in value:
             raise BadRequest(f"env {shown(name)} must not contain a NUL byte")
     return env
+
+
+def check_audit(key: str, value: object) -> str:
+    """A request's ``requested_by`` (short text without control characters) or
+    ``requested_at`` (an ISO timestamp), as text; BadRequest saying why not."""
+    if key == "requested_at":
+        try:
+            if not isinstance(value, str) or len(value) > 40:
+                raise ValueError(value)
+            return dt.datetime.fromisoformat(value).isoformat()
+        except ValueError:
+            raise BadRequest(
+                f"requested_at {shown(value)} is not an ISO timestamp such as "
+                "2019-03-30T08:00:00+00:00"
+            ) from None
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_REQUESTER_CHARS:
+        raise BadRequest(
+            f"requested_by {shown(value)} must be a name of 1 to {MAX_REQUESTER_CHARS} characters"
+        )
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value):
+        raise BadRequest(f"requested_by {shown(value)} must not contain control characters")
+    return value
+
+
+def request_audit(text: str) -> dict[str, str]:
+    """The valid audit fields of a request's text (even if the rest of it is refused)."""
+    try:
+        doc = yaml.load(text, Loader=_RequestLoader)  # noqa: S506 - a SafeLoader subclass
+    except (yaml.YAMLError, ValueError):
+        return {}
+    found = {}
+    for key in AUDIT_KEYS if isinstance(doc, dict) else ():
+        try:
+            if key in doc:
+                found[key] = check_audit(key, doc[key])
+        except BadRequest:
+            continue  # the request's error says so when it is parsed
+    return found
 
 
 def request_secrets(text: str) -> list[str]:

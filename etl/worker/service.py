@@ -35,6 +35,7 @@ from etl.worker.requests import (
     environment_secrets,
     parse_request,
     read_request,
+    request_audit,
     request_secrets,
 )
 from etl.worker.runs import DEFAULT_TIMEOUT, AnyOf, run_luigi, seconds_text
@@ -226,6 +227,8 @@ class RequestRunner:
             record = {
                 **({"request": redact_text(text, secrets)} if text is not None else {}),
                 "status": status,
+                # Who asked and when, as the request says: the audit record of its result.
+                **{k: redact_text(v, secrets) for k, v in request_audit(text or "").items()},
                 "worker": self.worker_id,
                 "started": started.isoformat(timespec="seconds"),
                 "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

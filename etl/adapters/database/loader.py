@@ -93,7 +93,7 @@ def engine(url: str) -> sa.Engine:
         ) from err
 
 
-def _connect_error(url: str, err: Exception) -> DatabaseError:
+def connect_error(url: str, err: Exception) -> DatabaseError:
     """What failed, in words, with what to do: the libpq message's first line says which."""
     detail = (str(getattr(err, "orig", err)).strip().splitlines() or ["no detail"])[0]
     try:
@@ -174,7 +174,7 @@ class Loader:
                 migrate(conn)
         except sa.exc.OperationalError as err:
             self._engine.dispose()
-            raise _connect_error(self.url, err) from err
+            raise connect_error(self.url, err) from err
         return self
 
     def __exit__(self, *exc) -> None:
@@ -191,7 +191,7 @@ class Loader:
             with self._engine.begin() as conn:
                 _replace(conn, results, encoded)
         except sa.exc.OperationalError as err:
-            raise _connect_error(self.url, err) from err
+            raise connect_error(self.url, err) from err
 
     def _encoded(self, table: Spanned, rows: pa.Table | Sequence[tuple]) -> tuple[bytes, str]:
         """``rows`` as COPY reads them, in key order, and their digest. Dates with the same
@@ -317,7 +317,7 @@ def loaded_dates(url: str, dates: Iterable[dt.date]) -> set[dt.date]:
     """Which of ``dates`` have been loaded completely: one query for them all."""
     wanted = list(dates)
     try:
-        with _reader(url).connect() as conn:
+        with reader(url).connect() as conn:
             if not sa.inspect(conn).has_table(ufo_runs.name):
                 return set()
             found = conn.execute(
@@ -325,8 +325,8 @@ def loaded_dates(url: str, dates: Iterable[dt.date]) -> set[dt.date]:
             )
             return set(found.scalars())
     except sa.exc.OperationalError as err:
-        _drop_reader(url)
-        raise _connect_error(url, err) from err
+        drop_reader(url)
+        raise connect_error(url, err) from err
 
 
 #: Engines kept for the quick reads of one process, by (process, URL, timeouts).
@@ -338,7 +338,7 @@ def _reader_key(url: str) -> tuple:
     return (os.getpid(), url, tuple(sorted(_timeouts().items())))
 
 
-def _reader(url: str) -> sa.Engine:
+def reader(url: str) -> sa.Engine:
     """An engine kept for quick reads (is a date loaded, and when): Luigi asks about every date
     of a backfill several times, and a new connection for each took longer than the query.
     Keyed by process too: a pooled connection must not cross a fork."""
@@ -349,7 +349,7 @@ def _reader(url: str) -> sa.Engine:
         return _READERS[key]
 
 
-def _drop_reader(url: str) -> None:
+def drop_reader(url: str) -> None:
     """Forget the kept engine of ``url`` after a connection error: the next read connects anew."""
     with _READERS_LOCK:
         found = _READERS.pop(_reader_key(url), None)
@@ -370,13 +370,13 @@ class RunLoadedTarget(luigi.Target):
     def modified_at(self) -> float:
         """When the run date was last loaded (the database's clock)."""
         try:
-            with _reader(self.url).connect() as conn:
+            with reader(self.url).connect() as conn:
                 found = conn.execute(
                     sa.select(ufo_runs.c.finished_at).where(ufo_runs.c.run_date == self.run_date)
                 ).scalar_one()
         except sa.exc.OperationalError as err:
-            _drop_reader(self.url)
-            raise _connect_error(self.url, err) from err
+            drop_reader(self.url)
+            raise connect_error(self.url, err) from err
         return found.timestamp()
 
     def __repr__(self) -> str:

@@ -91,15 +91,15 @@ class _BrokenTask(logging.Handler):
     traceback and no event: say their error in one ``ufo: error:`` line, the run's last. The
     pipeline's tasks say theirs themselves (``etl.pipeline.reporting``)."""
 
-    _WILL_NOT_RUN = re.compile(r"^Will not run (.*?) or any dependencies due to error in", re.S)
+    WILL_NOT_RUN = re.compile(r"^Will not run (.*?) or any dependencies due to error in", re.S)
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
-        found = self._WILL_NOT_RUN.match(message)
+        found = self.WILL_NOT_RUN.match(message)
         if found is None:
             return
         last = [line for line in message.splitlines() if line.strip()][-1].strip()
-        if last.startswith("etl.errors.") or "RPCError" in last:
+        if _pipeline_error(message) or "RPCError" in last:
             return  # a pipeline task's error, or no luigid: said elsewhere
         error = re.sub(r"^[\w.]+\.(\w+): ", r"\1: ", last)  # luigi.parameter.X: -> X:
         say_at_exit(f"ufo: error: {found.group(1)}: {error}")
@@ -113,6 +113,8 @@ class _Console(logging.Filter):
         self.verbose = verbose
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "file_only", False):
+            return False  # a line the process prints itself (to_file)
         if self.verbose:
             return True
         said = getattr(record, "console", None)
@@ -129,10 +131,16 @@ class _Console(logging.Filter):
 
 
 def _told_by_task(record: logging.LogRecord) -> bool:
-    """Luigi's report of a pipeline task's own error in ``complete()`` (a traceback in its text):
-    the task's ``ufo: error:`` line says it."""
-    message = record.getMessage()
-    return "due to error in complete() method" in message and "etl.errors." in message
+    """Luigi's report of a pipeline task's own error in ``complete()`` or ``requires()`` (a
+    traceback in its text): the task's ``ufo: error:`` line says it."""
+    found = _BrokenTask.WILL_NOT_RUN.match(record.getMessage())
+    return found is not None and _pipeline_error(record.getMessage())
+
+
+def _pipeline_error(message: str) -> bool:
+    """Whether a traceback's text ends in a pipeline error (one its task reports itself)."""
+    last = [line for line in message.splitlines() if line.strip()][-1].strip()
+    return last.startswith("etl.errors.")
 
 
 class _File(logging.Filter):
@@ -174,7 +182,7 @@ def configure(level: int = logging.INFO) -> None:
 
 def to_file(line: str) -> None:
     """Write ``line`` into the log file alone (a line the process prints itself)."""
-    logging.getLogger("ufo").error("%s", line, extra={"console": False})
+    logging.getLogger("ufo").error("%s", line, extra={"file_only": True})
 
 
 def spark_log_path(task_id: str) -> Path | None:

@@ -768,8 +768,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         live_ui = None
     finished = False
-    steps = Steps(spark, label, connect, every=args.progress)
     try:
+        steps = Steps(spark, label, connect, every=args.progress)
         sizes = {source: jobfiles.total_bytes([source]) for source in groups}
         size_shuffles(spark, sum(sizes.values()))
         use_jvm_case_mappings(spark)

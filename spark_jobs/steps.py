@@ -11,13 +11,15 @@ and state", "rejects", ...) is announced with ``Steps.step``:
   itself ("Spark Connect - ..."); the step is then a tag of the session's operations, which the
   server's Connect tab lists beside each statement (``SparkSession.addTag``).
 
-While a step runs, a thread prints at most one line every ``every`` seconds on stderr::
+While a step runs, a thread prints at most one line every ``every`` seconds on stderr (0:
+none)::
 
     progress: AggregateUFOsByState 2019-03-29: classify: stage 3, 5 of 8 tasks (12 s)
 
 from Spark's status tracker (cold) or the progress the Connect server sends (warm). Luigi's task
 reads the job's stderr as it comes and logs these lines (``etl/pipeline/spark_submit.py``).
-Nothing is printed for a step that ends within ``every`` seconds, or while nothing moved.
+Nothing is printed for a step that ends within ``every`` seconds; a stage whose counts do not
+move is said again only every ``STILL`` seconds.
 """
 
 from __future__ import annotations
@@ -72,14 +74,18 @@ class Steps:
     def __enter__(self) -> Steps:
         self._stop = threading.Event()
         if self.every > 0:
-            self._thread = threading.Thread(target=self._report, name="progress", daemon=True)
+            # Its own stop event: a thread of an earlier group never waits on a later one's.
+            self._thread = threading.Thread(
+                target=self._report, args=(self._stop,), name="progress", daemon=True
+            )
             self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=self.every + 1)
+            self._thread.join()  # before Spark stops: no status asked of a stopped application
+            self._thread = None
 
     # -- progress -----------------------------------------------------------------------------
 
@@ -116,16 +122,19 @@ class Steps:
     #: A step whose counts do not move is still said to run this often.
     STILL = 30.0
 
-    def _report(self) -> None:
+    def _report(self, stop: threading.Event) -> None:
         last, said = None, 0.0
-        while not self._stop.wait(self.every):
+        while not stop.wait(self.every):
             line = self.line()
             if line is None:
                 continue
             # At most one line an interval; the same counts again (a long task) only after STILL.
             counts = line.rsplit(" (", 1)[0]
             if counts != last or time.monotonic() - said >= self.STILL:
-                self.say(line)
+                try:
+                    self.say(line)
+                except Exception:  # the output is gone (the run is ending): progress stops
+                    return
                 last, said = counts, time.monotonic()
 
 

@@ -62,7 +62,7 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
         # Luigi reads the job's stderr line by line as it comes and hands what this matches to
         # build_tracking_url: Spark 4's "Start Jetty HOST:PORT for SparkUI" (Luigi looks for
         # Spark 2's wording), the job's progress lines and, on a Spark Connect server, its session.
-        return r"(Start Jetty \S+:\d+ for SparkUI|progress: .*|session: .*)"
+        return r"(Start Jetty \S+:\d+ for SparkUI|^progress: .*|^session: .*)"
 
     @property
     def master(self) -> str:

@@ -49,7 +49,7 @@ def summary_format(groups: dict[str, set], worker) -> str:
         )
         return render(groups, verdict)
     except Exception as err:  # another Luigi: its own summary rather than none
-        logger.debug("summary: Luigi's own (%s)", err)
+        logger.warning("summary: Luigi's own, this one failed (%s)", err)
         return _luigi_format(groups, worker)
 
 

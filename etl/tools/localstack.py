@@ -162,6 +162,7 @@ def show_demo(env: dict[str, str], port: int) -> None:
     log = run_dir() / "logs" / "showdemo.log"
     # Its lines go to its own log, not to pipeline.log (UFO_LOG_DIR), which has the runs'.
     show_env = {k: v for k, v in dict(os.environ, **env).items() if k != "UFO_LOG_DIR"}
+    show_env["UFO_VERBOSE"] = "1"  # all of its lines in showdemo.log
     with open(log, "wb") as out:
         subprocess.Popen(
             [sys.executable, "-m", "etl.tools.showdemo", str(port), env["RUN_DATE"]], cwd=REPO,

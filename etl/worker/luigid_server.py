@@ -88,8 +88,9 @@ class BatchHistoryScheduler(Scheduler):
 
     def _update_task_history(self, task, status, host=None):
         if status == RUNNING and host is None and task.worker_running:
-            worker = self._state.get_worker(task.worker_running)
-            host = (worker.reference or {}).get("host") or worker.info.get("host")
+            worker = self._state._active_workers.get(task.worker_running)  # never a new one
+            if worker is not None:
+                host = (worker.reference or {}).get("host") or worker.info.get("host")
         super()._update_task_history(task, status, host=host)
 
 

@@ -138,8 +138,9 @@ def _confirmed(yes: bool, request: Draft) -> bool:
         return True
     if not sys.stdin.isatty():
         return False
-    answer = input(f"Request {_summary(request)}? [y/N] ")
-    return answer.strip().lower() in ("y", "yes")
+    # On stderr: `name=$(python -m etl.worker backfill ...)` keeps only the request's name.
+    print(f"Request {_summary(request)}? [y/N] ", end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 def _follow(lake, args) -> int:
@@ -178,6 +179,16 @@ def table(page: Page) -> str:
 
 
 def _detail(item) -> str:
+    """What a date's state rests on, in one line; text read from the lake (claims, results,
+    names: anyone who can write the requests folder wrote it) without control characters."""
+    return _printable(_described(item))
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def _described(item) -> str:
     request = item.request
     if item.state == "failed":
         return f"{item.reason} ({request.name})"
@@ -185,7 +196,8 @@ def _detail(item) -> str:
         beat = request.heartbeat.isoformat(timespec="seconds") if request.heartbeat else "?"
         return f"{request.task} by {request.worker}, alive at {beat} ({request.name})"
     if item.state == "requested":
-        return f"{request.task} waits ({request.name})"
+        by = f" by {request.requested_by}" if request.requested_by else ""
+        return f"{request.task} waits, asked{by} ({request.name})"
     if item.state == "missing":
         return "the daily schedule has not loaded it"
     if item.loaded is not None:

@@ -26,6 +26,7 @@ from etl.worker.requests import (
     REQUESTS,
     RESULT_SUFFIXES,
     BadRequest,
+    Incomplete,
     check_audit,
     parse_request,
     read_request,
@@ -109,8 +110,8 @@ class RequestStates:
         rel = f"{REQUESTS}/{name}"
         try:
             request = parse_request(read_request(self.lake, rel))
-        except BadRequest:
-            return None  # it will end as an error the worker writes
+        except (BadRequest, Incomplete):
+            return None  # it will end as an error the worker writes, or is being written
         except Exception:
             if self.lake.exists(rel):
                 raise

@@ -118,7 +118,8 @@ class RunDatesView:
         ``offset`` on."""
         now = now or dt.datetime.now(dt.UTC)
         first, last = default_range(self.zone, now)
-        start, end = start or first, end or last
+        end = end or last
+        start = start or end - (last - first)  # --to alone: the default span ending there
         if end < start:
             raise ValueError(f"the range ends ({end}) before it starts ({start})")
         if (end - start).days >= MAX_RANGE_DAYS:

@@ -158,6 +158,7 @@ def test_verbose_shows_luigis_lines_too(tmp_path):
     result = run_luigi("ReadUFOs", "--date", "2019-04-01", "--local-scheduler", env=env)
     output = result.stdout + result.stderr
     assert "Informed scheduler" in output and "Traceback" in output
+    assert output.count("ufo: error: ReadUFOs(date=2019-04-01)") == 1  # printed once, at the end
 
 
 def test_an_applications_name_says_what_kind_of_source_it_read():

@@ -300,3 +300,17 @@ def test_a_page_of_100_of_ten_years_of_loaded_dates_is_fast(tmp_path, database_u
     cold, warm = timings[0], statistics.median(timings[1:])
     print(f"\npage of 100 of 3,652 loaded dates: first {cold * 1000:.0f} ms, then median {warm * 1000:.0f} ms")  # fmt: skip
     assert cold < 1.0 and warm < 1.0
+
+
+def test_a_half_written_request_and_a_range_given_by_its_end_alone(tmp_path, database_url):
+    requests, _ = lake_with_source(tmp_path)
+    (requests / "being-written.yaml").write_text("task: ReadUFOs\n")  # no params yet
+    (requests / "waits.yaml").write_text("task: ReadUFOs\nparams: {date: 2019-02-20}\n")
+    view = RunDatesView(open_lake(str(requests.parent)), database_url, UTC, None)
+    now = dt.datetime(2019, 4, 1, 12, tzinfo=dt.UTC)
+    page = view.page(None, dt.date(2019, 2, 28), now=now)
+    # --to alone: the default 90 days, ending there; the half-written request is not one yet.
+    assert page.total == 90
+    assert (page.dates[0].date, page.dates[-1].date) == (dt.date(2019, 2, 28), dt.date(2018, 12, 1))
+    assert page.counts.get("requested") == 1
+    assert [d.date for d in page.dates if d.state == "requested"] == [dt.date(2019, 2, 20)]

@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
+import socket
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -133,6 +135,21 @@ def event_log_conf(where: str) -> dict[str, str]:
 def history_page(history_url: str, application_id: str) -> str:
     """The history server's page of one application."""
     return f"{history_url.rstrip('/')}/history/{application_id}/jobs/"
+
+
+_JETTY = re.compile(r"Start Jetty (\S+):(\d+) for SparkUI")
+
+
+def ui_address(line: str) -> str | None:
+    """A Spark UI's address from the line Spark 4 logs as it starts (``Start Jetty HOST:PORT for
+    SparkUI``); every interface (0.0.0.0) is named as this machine. None for another line."""
+    found = _JETTY.search(line)
+    if found is None:
+        return None
+    host, port = found.groups()
+    if host in ("0.0.0.0", "[::]"):
+        host = socket.getfqdn()
+    return f"http://{host}:{port}"
 
 
 def session_page(ui: str, session_id: str) -> str:

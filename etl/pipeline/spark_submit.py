@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
 import sys
 
 import luigi
@@ -149,12 +148,7 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
                 logger.info("%s: Spark Connect session %s, its jobs at %s while it runs",
                             self.label, session, self._live_ui)  # fmt: skip
             return self._live_ui
-        address = line.removeprefix("Start Jetty ").split()[0]
-        if not address.startswith("http"):
-            host, _, port = address.rpartition(":")
-            if host in ("0.0.0.0", "", "[::]"):  # every interface: name this machine
-                host = socket.getfqdn()
-            address = f"http://{host}:{port}"
+        address = spark.ui_address(line) or line
         self._live_ui = address
         logger.info("%s: Spark UI at %s while it runs", self.label, address)
         return address

@@ -11,7 +11,6 @@ do, so the history server lists it too. When it is stopped, runs go cold again (
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -70,20 +69,15 @@ def free_port(host: str) -> int:
         return probe.getsockname()[1]
 
 
-_JETTY = re.compile(rb"Start Jetty (\S+):(\d+) for SparkUI")
-
-
 def live_ui(log: Path) -> str | None:
     """The server's live UI, from its log (the line Spark writes as the UI starts)."""
     try:
         with open(log, "rb") as text:
-            found = _JETTY.findall(text.read(4 << 20))
+            head = text.read(4 << 20).decode(errors="replace")
     except OSError:
         return None
-    if not found:
-        return None
-    host, port = found[-1]
-    return f"http://{host.decode()}:{port.decode()}"
+    found = [spark.ui_address(line) for line in head.splitlines() if "Start Jetty" in line]
+    return next((a for a in reversed(found) if a), None)
 
 
 @contextmanager

@@ -90,3 +90,17 @@ def test_a_refused_address_does_not_show_its_token(monkeypatch):
     with pytest.raises(ConfigError) as refused:
         load_settings()
     assert "s3cr3t-token" not in str(refused.value)
+
+
+def test_the_spark_uis_address_is_read_from_the_line_spark_logs_as_it_starts(tmp_path):
+    from etl.adapters.spark import ui_address
+    from etl.tools.connect import live_ui
+
+    line = "25/12/06 20:00:17 INFO JettyUtils: Start Jetty 127.0.0.1:4099 for SparkUI"
+    assert ui_address(line) == "http://127.0.0.1:4099"
+    assert ui_address("Start Jetty 0.0.0.0:4040 for SparkUI") == f"http://{socket.getfqdn()}:4040"
+    assert ui_address("INFO Utils: Successfully started service 'SparkUI' on port 4040.") is None
+    log = tmp_path / "connect.log"
+    log.write_text(f"starting\n{line}\nStart Jetty 127.0.0.1:4100 for SparkUI\nready\n")
+    assert live_ui(log) == "http://127.0.0.1:4100"  # the last start: a restarted UI
+    assert live_ui(tmp_path / "absent.log") is None

@@ -228,14 +228,20 @@ def test_spark_master_lists_the_workers_and_the_finished_application(stack):
     assert master["status"] == "ALIVE"
     assert master["aliveworkers"] == 2
     apps = _finished_apps()
-    assert [a["name"] for a in apps] == [f"AggregateUFOsByState {REAL_RUN_DATE.isoformat()}"]
+    # Named by task, run date and source (the stack's UFO_SOURCE, a file under /data).
+    assert [a["name"] for a in apps] == [
+        f"AggregateUFOsByState {REAL_RUN_DATE.isoformat()} from {REAL_2019.name} (file)"
+    ]
     assert apps[0]["state"] == "FINISHED"
 
 
 def test_the_history_server_keeps_the_finished_application_and_links_point_there(stack):
     """Once the run's application has ended, its UI is gone from the master; the history
     server still has it, and luigid's tracking URL and the `done:` line point at its page."""
-    [app] = [a for a in _finished_apps() if a["name"].endswith(REAL_RUN_DATE.isoformat())]
+    [app] = [
+        a for a in _finished_apps()
+        if a["name"].startswith(f"AggregateUFOsByState {REAL_RUN_DATE.isoformat()} from ")
+    ]  # fmt: skip
     history = f"http://127.0.0.1:{HISTORY_PORT}"
     deadline = time.monotonic() + 60  # it reads the event logs every few seconds
     while not any(a["id"] == app["id"] for a in get_json(f"{history}/api/v1/applications")):

@@ -154,8 +154,9 @@ def browser():
         ("producto", "/", "text=UFO"),
         ("luigid", "/luigi/", "text=TopStatesToDatabase"),
         ("spark-master", "/spark/", "text=Spark Master at"),
-        # A name over 60 characters is shown cut, its whole text in a hidden "+details" block.
-        ("history", "/history/", "text=AggregateUFOsByState >> visible=true"),
+        # A name over 60 characters is shown cut, its whole text in a hidden "+details" block:
+        # the visible cell that holds it.
+        ("history", "/history/", "td:has-text('AggregateUFOsByState') >> visible=true"),
         ("history-application", "/history/history/{app}/jobs/", "text=Spark Jobs"),
         # A running application's own UI, through the master: the Spark Connect server's.
         ("running-application", "/proxy/{running}/jobs/", "text=Spark Jobs"),

@@ -12,6 +12,7 @@ export UFO_RUN_DIR
 #   SPARK_HISTORY_PORT  Spark's history server (UFO_SPARK_HISTORY_URL in demo.env follows it)
 #   SPARK_CONNECT_PORT  the Spark Connect server (UFO_SPARK_REMOTE in demo.env follows it)
 #   PROXY_PORT          the proxy (HTTPS, a login) in front of them, when PROXY_USERS is set
+#   CONSOLE_PORT        the console: the run dates, their runs and their fixes
 # Give them on the command line or in the environment: `make up PORT=9000 LUIGID_PORT=9082`.
 # `make up` reports a taken port before it starts anything; the demo's PostgreSQL finds a free
 # port by itself (its URL is in demo.env). A second local product needs another UFO_RUN_DIR
@@ -21,7 +22,8 @@ LUIGID_PORT        ?= 8082
 SPARK_HISTORY_PORT ?= 18080
 SPARK_CONNECT_PORT ?= 15002
 PROXY_PORT         ?= 8443
-export PORT LUIGID_PORT SPARK_HISTORY_PORT SPARK_CONNECT_PORT PROXY_PORT
+CONSOLE_PORT       ?= 8090
+export PORT LUIGID_PORT SPARK_HISTORY_PORT SPARK_CONNECT_PORT PROXY_PORT CONSOLE_PORT
 LOCALSTACK := $(BIN)/python -m etl.tools.localstack
 # A long step that prints nothing meanwhile shows the seconds going by.
 TICKER     := $(BIN)/python etl/tools/ticker.py

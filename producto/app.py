@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.engine = engine
+    app.state.console_url = settings.console_url  # linked from every page when set
     app.mount("/static", StaticFiles(directory=pages.HERE / "static"), name="static")
     app.include_router(api.health_router)
     app.include_router(api.router)

@@ -4,6 +4,7 @@
 |-------------------------|--------------------------------------------------------------|
 | ``PRODUCTO_DATABASE_URL`` | SQLAlchemy URL of the product database (a read-only role)  |
 | ``UFO_DATABASE_URL``    | used when ``PRODUCTO_DATABASE_URL`` is not set               |
+| ``PRODUCTO_CONSOLE_URL`` | the operations console, linked from every page (optional) |
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Settings:
     """The resolved settings of the app."""
 
     database_url: str
+    console_url: str | None = None  # http(s)://... or a path on the same site, e.g. /console
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -44,4 +46,13 @@ class Settings:
                 "No database configured: set PRODUCTO_DATABASE_URL (or UFO_DATABASE_URL) to the "
                 "product database, e.g. postgresql://producto_ro:PASSWORD@127.0.0.1:5432/ufo."
             )
-        return cls(database_url=normalise_url(url))
+        console = (env.get("PRODUCTO_CONSOLE_URL") or "").strip().rstrip("/") or None
+        if console and not (
+            console.startswith(("http://", "https://", "/")) and console.isprintable()
+            and not console.startswith("//") and '"' not in console
+        ):  # fmt: skip
+            raise ConfigError(
+                f"PRODUCTO_CONSOLE_URL={console!r}: give the console's address, "
+                "http://HOST:PORT or a path such as /console"
+            )
+        return cls(database_url=normalise_url(url), console_url=console)

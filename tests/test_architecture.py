@@ -15,10 +15,14 @@ ETL = Path(__file__).resolve().parent.parent / "etl"
 
 #: How far down each part of ``etl`` sits: a module may import its own level or lower ones.
 #: ``etl`` itself is the pipeline's entry point (``--module etl``), at the pipeline's level.
-#: ``proxy`` is a service of its own that stands alone (its image carries it without etl).
-LEVELS = {"shared": 0, "adapters": 1, "pipeline": 2, "etl": 2, "tools": 3, "worker": 3, "proxy": 3}
+#: ``proxy`` is a service of its own that stands alone (its image carries it without etl);
+#: ``console`` is the operations web app, over the worker's run requests.
+LEVELS = {
+    "shared": 0, "adapters": 1, "pipeline": 2, "etl": 2, "tools": 3, "worker": 3, "proxy": 3,
+    "console": 4,
+}  # fmt: skip
 SHARED = {"settings", "parsers", "errors", "logs", "redact"}
-PACKAGES = {"adapters", "pipeline", "tools", "worker", "proxy"}
+PACKAGES = {"adapters", "pipeline", "tools", "worker", "proxy", "console"}
 MAX_LINES = 400
 
 

@@ -9,7 +9,8 @@ Settings (environment; docs/how-to/run-for-a-team.md):
     PROXY_HOSTNAME       the name users reach it by; in a self-signed certificate (localhost)
     PROXY_PUBLIC_PORT    the port users reach it on, when not PROXY_LISTEN's (compose's PROXY_PORT)
     PROXY_RATE           requests per second per client address, bursts of 200 (default 20)
-    PROXY_PRODUCTO, PROXY_LUIGID, PROXY_SPARK, PROXY_HISTORY   HOST:PORT of each service, or off
+    PROXY_PRODUCTO, PROXY_LUIGID, PROXY_SPARK, PROXY_HISTORY, PROXY_CONSOLE
+                         HOST:PORT of each service, or off (or empty); producto cannot be off
     PROXY_LOGIN_CACHE_SECONDS, PROXY_LOGIN_FAILURES, PROXY_LOGIN_WINDOW_SECONDS   the verifier
     PROXY_TLS_DIR        tls.crt and tls.key of your own (default /etc/ufo-proxy/tls)
     PROXY_RUN_DIR, PROXY_STATE_DIR, PROXY_LOG_DIR, PROXY_TEMPLATE, PROXY_NGINX

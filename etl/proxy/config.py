@@ -23,6 +23,8 @@ SERVICES = (
     ("PROXY_LUIGID", "luigid:8082", "LUIGID"),
     ("PROXY_SPARK", "spark-master:8080", "SPARK"),
     ("PROXY_HISTORY", "spark-history:18080", "HISTORY"),
+    # Off unless given: the compose stack does not run the console yet (make up gives it).
+    ("PROXY_CONSOLE", "", "CONSOLE"),
 )
 
 

@@ -2,9 +2,10 @@
 
 The same program and nginx template as the compose stack's proxy (``python -m etl.proxy``), run
 with Debian's nginx: HTTPS on 127.0.0.1:PROXY_PORT (8443; PROXY_BIND opens it to a network), a
-login before producto, luigid and Spark's history server. The local product runs Spark without a
-master, so ``/spark/`` answers 404. Its certificate, nginx.conf and access log are in
-``RUN_DIR/proxy/``, its log in ``RUN_DIR/logs/proxy.log``.
+login before producto, luigid, Spark's history server and the operations console (when its
+address is given; else ``/console/`` answers 404). The local product runs Spark without a master,
+so ``/spark/`` answers 404. Its certificate, nginx.conf and access log are in ``RUN_DIR/proxy/``,
+its log in ``RUN_DIR/logs/proxy.log``.
 """
 
 from __future__ import annotations
@@ -42,8 +43,11 @@ def nginx() -> str:
     return found
 
 
-def environment(port: int, producto: str, luigid: str, history: str) -> dict[str, str]:
-    """The proxy's settings for the local product's servers (``http://host:port`` each)."""
+def environment(
+    port: int, producto: str, luigid: str, history: str, console: str | None = None
+) -> dict[str, str]:
+    """The proxy's settings for the local product's servers (``http://host:port`` each); the
+    console's route answers 404 when its address is None."""
     home = run_dir() / "proxy"
     given = os.environ
     return {
@@ -55,6 +59,7 @@ def environment(port: int, producto: str, luigid: str, history: str) -> dict[str
         "PROXY_LUIGID": urlsplit(luigid).netloc,
         "PROXY_SPARK": "off",
         "PROXY_HISTORY": urlsplit(history).netloc,
+        "PROXY_CONSOLE": urlsplit(console).netloc if console else "off",
         "PROXY_RUN_DIR": str(home / "run"),
         "PROXY_STATE_DIR": str(home / "tls"),
         "PROXY_LOG_DIR": str(home / "logs"),
@@ -63,9 +68,9 @@ def environment(port: int, producto: str, luigid: str, history: str) -> dict[str
     }
 
 
-def start(port: int, producto: str, luigid: str, history: str) -> str:
+def start(port: int, producto: str, luigid: str, history: str, console: str | None = None) -> str:
     """The proxy in front of the given servers, unless it runs; its address."""
-    settings = environment(port, producto, luigid, history)
+    settings = environment(port, producto, luigid, history, console)
     address = f"https://{settings['PROXY_HOSTNAME']}:{port}"
     if PROXY.running_pid() is None:
         PROXY.address = address

@@ -34,7 +34,7 @@ from pathlib import Path
 from etl.adapters import spark
 from etl.errors import UfoError
 from etl.settings import setting
-from etl.tools import connect, history, localproxy, ports
+from etl.tools import connect, history, localconsole, localproxy, ports
 from etl.tools.localpg import LocalPostgres
 from etl.tools.orphans import MARKER, leftover_runs, stop_leftover_runs
 from etl.tools.ports import HOST
@@ -82,10 +82,12 @@ def follow_ports(env: dict[str, str], wanted: dict[str, int]) -> dict[str, str]:
 LUIGID = Service("luigid", marker="luigid")
 WORKER = Service("worker", marker="etl.worker")
 PRODUCTO = Service("producto", marker="producto")
+CONSOLE = localconsole.CONSOLE
 HISTORY = Service("history", marker="HistoryServer")
 CONNECT = Service("connect", marker="SparkConnectServer")
 PROXY = localproxy.PROXY
-SERVICES = (PROXY, PRODUCTO, WORKER, CONNECT, HISTORY, LUIGID)  # in the order they are stopped
+# In the order they are stopped.
+SERVICES = (PROXY, CONSOLE, PRODUCTO, WORKER, CONNECT, HISTORY, LUIGID)
 
 
 def demo_postgres(env: dict[str, str]) -> LocalPostgres | None:
@@ -257,20 +259,29 @@ def _start_all(env: dict[str, str], wanted: dict[str, int]) -> None:
     producto_address = f"http://{HOST}:{wanted['producto']}"
     if PRODUCTO.running_pid() is None:
         PRODUCTO.address = producto_address
+    console = "/console" if "proxy" in wanted else f"http://{HOST}:{wanted['console']}"
     PRODUCTO.start(
         [sys.executable, "-m", "producto", "--host", HOST, "--port", str(wanted["producto"])],
-        dict(os.environ, **env),
+        dict(os.environ, **env, PRODUCTO_CONSOLE_URL=console),
         lambda: http_ok(f"{producto_address}/health"),
     )
+    console_address = localconsole.start(
+        env, wanted["console"], PRODUCTO.recorded_address(), luigid_address, history_address,
+        proxied="proxy" in wanted,
+    )  # fmt: skip
     proxy_address = ""
     if "proxy" in wanted:
         proxy_address = localproxy.start(
-            wanted["proxy"], PRODUCTO.recorded_address(), luigid_address, history_address
-        )
+            wanted["proxy"], PRODUCTO.recorded_address(), luigid_address, history_address,
+            console=console_address,
+        )  # fmt: skip
     say("")
     if proxy_address:
-        say(f"proxy (HTTPS, a login)  {proxy_address}/ (producto, /luigi/, /history/)")
+        say(f"proxy (HTTPS, a login)  {proxy_address}/ (producto, /console/, /luigi/, /history/)")
     say(f"producto (the web app)  {PRODUCTO.recorded_address()}/")
+    # Behind the proxy its actions need the proxy's login: who asked.
+    console = f"{proxy_address}/console" if proxy_address else console_address
+    say(f"console (run dates)     {console}/ (re-run and backfill from there)")
     say(f"luigid (Luigi's UI)     {luigid_address}/")
     say(
         f"Spark history server    {history_address}/ (the Spark Connect server: "

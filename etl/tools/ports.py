@@ -6,6 +6,7 @@ for each server, read here and nowhere else.
     SPARK_HISTORY_PORT  Spark's history server             18080
     SPARK_CONNECT_PORT  the Spark Connect server           15002
     PROXY_PORT          the proxy, when PROXY_USERS is set 8443
+    CONSOLE_PORT        the console (run dates and fixes) 8090
 
 The Spark servers' names are docker-compose.yml's (``.env``), so one name means one server in
 both. ``make up`` checks every port before it starts anything; the demo's PostgreSQL is not
@@ -43,6 +44,7 @@ PORTS = (
     Port("history", "SPARK_HISTORY_PORT", 18080, "Spark's history server"),
     Port("connect", "SPARK_CONNECT_PORT", 15002, "the Spark Connect server"),
     Port("proxy", "PROXY_PORT", 8443, "the proxy (started when PROXY_USERS is set)"),
+    Port("console", "CONSOLE_PORT", 8090, "the console: run dates, their runs and fixes"),
 )
 BY_SERVICE = {p.service: p for p in PORTS}
 

@@ -53,7 +53,10 @@ Schedule: with ``UFO_SCHEDULE_TIME=HH:MM`` (and ``UFO_TIMEZONE``, default UTC), 
 lets one run it, and a loaded date is complete for the others. Its output is logged live as
 ``schedule DATE | line``, and it is bound by the same ``--timeout`` as requests: a run that
 takes longer is stopped with its whole process group and ends with one ``ufo: error:`` line
-saying so; the date is then left to a run request, and the schedule goes on the next day.
+saying so; the date is then left to a run request, and the schedule goes on the next day. A
+scheduled run that ends leaves its result as a request does, with ``requested_by: the daily
+schedule``: ``requests/schedule-DATE-WHENZ-RANDOM.done.yaml`` or ``.error.yaml``, and ``.log``
+(a result, never a request: no worker runs it).
 
 The package, by what each module does:
 

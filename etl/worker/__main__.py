@@ -138,9 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         lake, for_requests, worker_id, timeout=args.timeout, lease=lease, luigid_url=url,
         stopping=stopping, alerts=alerts,
     )  # fmt: skip
+    # The schedule's runs leave their results among the requests', in this worker's name.
     schedule = schedule_from_settings(
-        scheduler, timeout=args.timeout, stopping=stopping, alerts=alerts
-    )
+        scheduler, timeout=args.timeout, stopping=stopping, alerts=alerts, lake=lake,
+        worker_id=worker_id,
+    )  # fmt: skip
     try:
         return _run(args, runner, schedule, worker_id, local)
     finally:

@@ -4,7 +4,9 @@ Read from ``{UFO_STORAGE}/requests/`` as the worker leaves it: a request file wa
 worker claims it (``.claims/NAME``, running while its heartbeat is younger than its lease), and
 ends as ``NAME.done.yaml`` or ``NAME.error.yaml``. Each request's run dates are those its
 ``date`` parameter names (a date, a batch or spans); a request without one ran for the day
-before it started. Nothing here writes to the lake.
+before it started. The daily schedule's runs leave results of the same kind when they end
+(``schedule-DATE-*``, ``requested_by: the daily schedule``), read here like any other; one
+still going has no request file, so it is not shown running. Nothing here writes to the lake.
 """
 
 from __future__ import annotations

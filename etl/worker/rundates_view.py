@@ -6,10 +6,12 @@ A date's state, the first that holds:
 * ``requested``: a run request that names it waits in ``requests/`` (or for a dead worker's
   request to be taken over);
 * ``failed``: the last finished request that named it ended in its ``.error.yaml``, after the
-  date was last loaded (if ever); its reason is that result's ``ufo: error:`` line;
+  date was last loaded (if ever); its reason is that result's ``ufo: error:`` line. The daily
+  schedule's runs leave such results too (``schedule-DATE-*``), so a failed night is here;
 * ``loaded``: ``ufo_runs`` has its row (source, layout, rows valid and rejected, when);
-* ``missing``: the daily schedule (``UFO_SCHEDULE_TIME``) should have loaded it by now: its
-  run was due the day after it, at that time in ``UFO_TIMEZONE``;
+* ``missing``: the daily schedule (``UFO_SCHEDULE_TIME``) should have loaded it by now (its
+  run was due the day after it, at that time in ``UFO_TIMEZONE``), and no run of it has ended:
+  the schedule did not run it (no worker was up), or its run is still going or was stopped;
 * ``none``: nothing loaded it, asks for it or expects it.
 
 The dates are a range (default: the 90 days up to yesterday in ``UFO_TIMEZONE``) and, when

@@ -5,25 +5,42 @@ With ``UFO_SCHEDULE_TIME=HH:MM`` (and ``UFO_TIMEZONE``, default UTC), the worker
 lets one run it, and a loaded date is complete for the others. A run that takes longer than the
 time-out is stopped with its whole process group and ends with one ``ufo: error:`` line; the
 date is then left to a run request, and the schedule goes on the next day.
+
+A run that ends (done, failed or timed out; not one stopped because the worker stops) leaves
+its result as a run request's would, ``requests/schedule-DATE-WHENZ-RANDOM.done.yaml`` or
+``.error.yaml`` (``requested_by: the daily schedule``) with its log beside it as ``.log``, so
+whatever reads results tells a night that failed from one that never ran. It is not a request:
+no worker runs it. A result the lake cannot take is a warning in the log; the schedule goes on.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import socket
+import tempfile
 import threading
 import urllib.error
 import urllib.request
 from zoneinfo import ZoneInfo
 
 import luigi.configuration
+import yaml
 
 from etl.adapters.alerts import Alert, Failure, Outbox
+from etl.adapters.lake import Lake
+from etl.redact import redact_text
 from etl.settings import load_settings
-from etl.worker.requests import Request, environment_secrets
+from etl.worker.requests import REQUESTS, Request, environment_secrets
 from etl.worker.runs import DEFAULT_TIMEOUT, RunOutcome, run_luigi, seconds_text
+from etl.worker.service import result_record
 
 logger = logging.getLogger("ufo.worker")
+
+TASK = "TopStatesToDatabase"
+#: The ``requested_by`` of a scheduled run's result.
+REQUESTED_BY = "the daily schedule"
 
 
 class DailySchedule:
@@ -37,6 +54,8 @@ class DailySchedule:
         timeout: float = DEFAULT_TIMEOUT,
         stopping: threading.Event | None = None,
         alerts: Outbox | None = None,
+        lake: Lake | None = None,
+        worker_id: str | None = None,
     ):
         self.at = at
         self.stopping = stopping
@@ -46,6 +65,8 @@ class DailySchedule:
         self.secrets = environment_secrets()
         self.alerts = alerts or Outbox(self.secrets)
         self.last_day: dt.date | None = None
+        self.lake = lake  # None: its runs leave no result
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
 
     def due(self, now: dt.datetime) -> dt.date | None:
         """The run date to run now, if any."""
@@ -62,11 +83,22 @@ class DailySchedule:
         # Set first: a run that fails or times out is not tried again until the next day.
         self.last_day = now.astimezone(self.zone).date()
         day = run_date.isoformat()
-        request = Request(task="TopStatesToDatabase", params={"date": day}, env={})
-        run = run_luigi(
-            request, self.scheduler, title="schedule", label=f"schedule {day}",
-            timeout=self.timeout, secrets=self.secrets, stop=self.stopping,
-        )  # fmt: skip
+        request = Request(task=TASK, params={"date": day}, env={})
+        started = dt.datetime.now(dt.UTC)
+        with tempfile.TemporaryDirectory(prefix="ufo-schedule-") as tmp:
+            log_path = os.path.join(tmp, "run.log")
+            run = run_luigi(
+                request, self.scheduler, title="schedule", label=f"schedule {day}",
+                timeout=self.timeout, secrets=self.secrets, log_path=log_path, stop=self.stopping,
+            )  # fmt: skip
+            reason = self._report(day, run)
+            if self.lake is not None and not run.stopped:
+                due = dt.datetime.combine(self.last_day, self.at, self.zone)
+                self._record(day, due, started, run, reason, log_path)
+        return run
+
+    def _report(self, day: str, run: RunOutcome) -> str | None:
+        """Log how the run for ``day`` ended, and alert a failed one; its reason if it failed."""
         if run.stopped:
             logger.warning(
                 "schedule: the worker is stopping: the run for %s was stopped with all its "
@@ -89,16 +121,51 @@ class DailySchedule:
             )  # fmt: skip
         else:
             logger.info("schedule: the run for %s is done (exit code 0)", day)
-        if run.timed_out or (run.exit_code != 0 and not run.stopped):
-            reason = (
-                f"ufo: error: schedule: the run for {day} timed out after "
-                f"{seconds_text(self.timeout)} s and was stopped"
-                if run.timed_out
-                else run.reason or f"the run exited with code {run.exit_code}"
+        if not (run.timed_out or (run.exit_code != 0 and not run.stopped)):
+            return None
+        reason = (
+            f"ufo: error: schedule: the run for {day} timed out after "
+            f"{seconds_text(self.timeout)} s and was stopped"
+            if run.timed_out
+            else run.reason or f"the run exited with code {run.exit_code}"
+        )
+        failure = Failure("the daily run of TopStatesToDatabase", (day,), reason)
+        self.alerts.put(Alert("the daily schedule", (failure,), "the worker's log"))
+        return reason
+
+    def _record(
+        self,
+        day: str,
+        due: dt.datetime,
+        started: dt.datetime,
+        run: RunOutcome,
+        reason: str | None,
+        log_path: str,
+    ) -> None:
+        """Leave the run's result and log in ``requests/``, as a request's (a warning if not)."""
+        stem = f"schedule-{day}-{started:%Y%m%dT%H%M%SZ}-{os.urandom(3).hex()}"
+        # The request this run amounts to: what readers of results parse for its task and date.
+        text = yaml.safe_dump(
+            {"task": TASK, "params": {"date": day}, "requested_by": REQUESTED_BY,
+             "requested_at": due.astimezone(dt.UTC).isoformat(timespec="seconds")},
+            sort_keys=False,
+        )  # fmt: skip
+        status = "done" if reason is None else "error"
+        result = {"exit_code": run.exit_code, **({"error": reason} if reason else {})}
+        try:
+            record = result_record(text, status, self.secrets, self.worker_id, started, result)
+            if os.path.exists(log_path):
+                self.lake.put_file(log_path, f"{REQUESTS}/{stem}.log")
+            self.lake.write_text(
+                f"{REQUESTS}/{stem}.{status}.yaml", yaml.safe_dump(record, sort_keys=False)
             )
-            failure = Failure("the daily run of TopStatesToDatabase", (day,), reason)
-            self.alerts.put(Alert("the daily schedule", (failure,), "the worker's log"))
-        return run
+        except Exception as err:
+            # The run itself is over and said how it ended: only its record in the lake is lost.
+            problem = redact_text(f"{type(err).__name__}: {err}", self.secrets)
+            logger.warning(
+                "schedule: the result of the run for %s (%s.%s.yaml) could not be written to "
+                "%s: %s", day, stem, status, self.lake.uri(REQUESTS), problem,
+            )  # fmt: skip
 
 
 def schedule_from_settings(
@@ -106,14 +173,17 @@ def schedule_from_settings(
     timeout: float = DEFAULT_TIMEOUT,
     stopping: threading.Event | None = None,
     alerts: Outbox | None = None,
+    lake: Lake | None = None,
+    worker_id: str | None = None,
 ) -> DailySchedule | None:
-    """The daily schedule UFO_SCHEDULE_TIME and UFO_TIMEZONE set, or None without a time."""
+    """The daily schedule UFO_SCHEDULE_TIME and UFO_TIMEZONE set, or None without a time; its
+    runs leave their results in ``lake``, if given, in the name of ``worker_id``."""
     settings = load_settings()
     if settings.schedule_time is None:
         return None
     return DailySchedule(
         settings.schedule_time, settings.timezone, scheduler or scheduler_args(), timeout=timeout,
-        stopping=stopping, alerts=alerts,
+        stopping=stopping, alerts=alerts, lake=lake, worker_id=worker_id,
     )  # fmt: skip
 
 

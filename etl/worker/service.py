@@ -58,6 +58,29 @@ class PassOutcome:
     waiting: list[str] = field(default_factory=list)  # not whole yet: left for a later look
 
 
+def result_record(
+    text: str | None,
+    status: str,
+    secrets: list[str],
+    worker: str,
+    started: dt.datetime,
+    result: dict[str, object],
+) -> dict[str, object]:
+    """What a ``NAME.done.yaml`` or ``NAME.error.yaml`` records, finished now: the request's
+    text, its status, who asked and when, the worker, its times, then ``result`` (exit code,
+    error). A request's and the daily schedule's runs both end with one."""
+    return {
+        **({"request": redact_text(text, secrets)} if text is not None else {}),
+        "status": status,
+        # Who asked and when, as the request says: the audit record of its result.
+        **{k: redact_text(v, secrets) for k, v in request_audit(text or "").items()},
+        "worker": worker,
+        "started": started.isoformat(timespec="seconds"),
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **result,
+    }
+
+
 def _not_granted(log_path: str) -> bool:
     """Whether the run's log says luigid refused to run a task (a disabled one)."""
     try:
@@ -96,7 +119,7 @@ class RequestRunner:
 
     def pending(self) -> list[str]:
         """The names of the request files waiting in ``requests/`` (hidden ones are being
-        written: left alone)."""
+        written: left alone; results, the daily schedule's among them, are not requests)."""
         names = []
         for suffix in (".yaml", ".yml"):
             for rel in self.lake.files(REQUESTS, suffix):
@@ -224,16 +247,7 @@ class RequestRunner:
                     name, heartbeat.holder,
                 )  # fmt: skip
                 return "lost"
-            record = {
-                **({"request": redact_text(text, secrets)} if text is not None else {}),
-                "status": status,
-                # Who asked and when, as the request says: the audit record of its result.
-                **{k: redact_text(v, secrets) for k, v in request_audit(text or "").items()},
-                "worker": self.worker_id,
-                "started": started.isoformat(timespec="seconds"),
-                "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                **result,
-            }
+            record = result_record(text, status, secrets, self.worker_id, started, result)
             if os.path.exists(log_path):
                 self.lake.put_file(log_path, f"{REQUESTS}/{stem}.log")
         self.lake.write_text(

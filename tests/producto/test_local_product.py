@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from etl.tools import proxyuser
+from tests.console.support import logged_in_page
 from tests.proxy.support import Target, request
 from tests.support import REPO, Terminal, free_port
 
@@ -41,7 +42,7 @@ PRODUCTO = API_PAGE.split("<!-- producto:begin -->")[1].split("<!-- producto:end
 def make_env(run_dir: Path, **extra: str) -> dict[str, str]:
     """This process's environment without the pipeline's settings, plus a run directory."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UFO_", "PRODUCTO_"))}
-    for name in ("PORT", "LUIGID_PORT", "SPARK_HISTORY_PORT", "SPARK_CONNECT_PORT"):
+    for name in ("PORT", "LUIGID_PORT", "SPARK_HISTORY_PORT", "SPARK_CONNECT_PORT", "CONSOLE_PORT"):
         env.pop(name, None)
     env.update(UFO_RUN_DIR=str(run_dir), SPARK_LOCAL_IP="127.0.0.1", **extra)
     return env
@@ -176,10 +177,11 @@ def get_refused(url: str) -> bool:
 
 def test_make_up_runs_the_product_and_make_stop_stops_everything(demo):
     run_dir, env, demo_output = demo
-    port, luigid_port, proxy_port = free_port(), free_port(), free_port()
+    port, luigid_port, proxy_port, console_port = (free_port() for _ in range(4))
     password = secrets.token_urlsafe(16)
     # With users, the proxy comes up in front of it all (docs/how-to/run-for-a-team.md).
     env = dict(env, PORT=str(port), LUIGID_PORT=str(luigid_port), PROXY_PORT=str(proxy_port),
+               CONSOLE_PORT=str(console_port),
                PROXY_USERS=proxyuser.entry("alice", password))  # fmt: skip
     values = demo_env(run_dir)
     pids: dict[str, int] = {}
@@ -277,18 +279,60 @@ def test_make_up_runs_the_product_and_make_stop_stops_everything(demo):
         assert request(proxied, f"/history/history/{application['id']}/jobs/").status == 200
         assert request(proxied, "/spark/").status == 404  # no master: Spark runs in one process
         assert (run_dir / "proxy" / "tls" / "tls.crt").is_file()
+        console_through_the_proxy(up.stdout, proxy_port, password, values)
         again = make("up", env)
-        assert again.stdout.count("already running") == 6
+        assert again.stdout.count("already running") == 7
         pids = {p.stem: json.loads(p.read_text())["pid"] for p in (run_dir / "pids").glob("*.json")}
-        assert set(pids) == {"luigid", "worker", "producto", "history", "connect", "proxy"}
+        assert set(pids) == {"luigid", "worker", "producto", "history", "connect", "proxy",
+                             "console"}  # fmt: skip
     finally:
         stopped = make("stop", env)
-    for name in ("proxy", "producto", "worker", "connect", "history", "luigid", "postgres"):
+    for name in ("proxy", "console", "producto", "worker", "connect", "history", "luigid",
+                 "postgres"):  # fmt: skip
         assert f"stopped {name}" in stopped.stdout, stopped.stdout
     for pid in pids.values():
         assert not Path(f"/proc/{pid}").exists()
     assert get_refused(f"http://127.0.0.1:{port}/health")
     assert "nothing was running" in make("stop", env).stdout
+
+
+def console_through_the_proxy(
+    printed: str, proxy_port: int, password: str, values: dict[str, str]
+) -> None:
+    """The console, in Chromium through the proxy logged in as alice: the demo's date loaded;
+    a backfill of two new dates asked for by its form, confirmed, run by the worker service
+    (warm, on the Spark Connect server) and followed on the request's page to its end; the
+    dates then loaded, each with luigid's tasks and its Spark session; the demo's date links to
+    its figures in producto."""
+    base = f"https://localhost:{proxy_port}/console"
+    assert f"console (run dates)     {base}/ " in printed
+    day = dt.date.fromisoformat(values["RUN_DATE"])
+    first, last = day - dt.timedelta(days=3), day - dt.timedelta(days=2)
+    with logged_in_page("alice", password) as (page, problems):
+        page.goto(f"{base}/")
+        assert page.text_content("#user") == "signed in as alice"
+        assert page.get_attribute(f"tr[data-date='{day}']", "data-state") == "loaded"
+        page.fill("#backfill input[name=first]", first.isoformat())
+        page.fill("#backfill input[name=last]", last.isoformat())
+        page.click("#backfill button[type=submit]")
+        page.click("#confirm button[type=submit]")
+        page.wait_for_url(f"{base}/requests/backfill-{first}-to-{last}-*.yaml")
+        assert page.text_content("#by") == "alice"
+        # The page reloads itself until the run ends.
+        page.wait_for_selector("#status[data-status='done']", timeout=300_000)
+        assert "done: TopStatesToDatabase" in page.text_content("#log")
+        page.goto(f"{base}/?from={first}&to={day}")
+        for loaded in (first, last, day):
+            assert page.get_attribute(f"tr[data-date='{loaded}']", "data-state") == "loaded"
+        page.goto(f"{base}/dates/{first}")
+        states = {row.get_attribute("data-task"): row.get_attribute("data-state")
+                  for row in page.query_selector_all("#tasks tr[data-task]")}  # fmt: skip
+        assert states.get("TopStatesToDatabase") == "DONE", states
+        assert page.query_selector(".spark-link[href*='/connect/session/?id=']") is not None
+        page.goto(f"{base}/dates/{day}")  # the demo's date: its figures in producto
+        page.click("#producto-link")
+        page.wait_for_url(f"**/?run_date={day}")
+        assert problems == []
 
 
 def test_make_clean_refuses_while_the_demos_database_runs(demo, tmp_path):

@@ -77,3 +77,30 @@ def test_database_down_health_is_503_and_bad_values_are_422_anyway():
     assert client.get("/health").status_code == 503
     assert client.get("/api/v1/runs").status_code == 503
     assert client.get("/api/v1/runs/2019-02-30").status_code == 422
+
+
+@pytest.mark.parametrize("given,kept", [
+    ("http://127.0.0.1:8090/", "http://127.0.0.1:8090"), ("/console", "/console"), ("", None),
+])  # fmt: skip
+def test_the_console_link_is_an_address_or_a_path(given, kept):
+    env = {"PRODUCTO_DATABASE_URL": "postgresql://x@h/db", "PRODUCTO_CONSOLE_URL": given}
+    assert Settings.from_env(env).console_url == kept
+
+
+@pytest.mark.parametrize("given", ["javascript:alert(1)", "//evil.example", '/x" onclick="y'])
+def test_a_console_link_that_is_not_an_address_is_refused(given):
+    env = {"PRODUCTO_DATABASE_URL": "postgresql://x@h/db", "PRODUCTO_CONSOLE_URL": given}
+    with pytest.raises(ConfigError, match="PRODUCTO_CONSOLE_URL"):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize("console", ["/console", None])
+def test_every_page_links_to_the_console_when_it_is_given(console):
+    from fastapi.testclient import TestClient
+
+    from producto.app import create_app
+
+    client = TestClient(create_app(Settings("postgresql+psycopg2://x@127.0.0.1:1/ufo", console)))
+    for path in ("/", "/nowhere"):  # the database down, a missing page: both HTML
+        page = client.get(path, headers={"Accept": "text/html"}).text
+        assert ('id="console-link" href="/console/"' in page) is (console is not None), page[:300]

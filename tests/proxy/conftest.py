@@ -1,5 +1,5 @@
 """The proxy outside Docker, as `make up` runs it: ``python -m etl.proxy`` with Debian's nginx,
-in front of four recording upstreams that keep every request they receive. One proxy for the
+in front of five recording upstreams that keep every request they receive. One proxy for the
 package's tests (module ``proxy``), each test reading what the upstreams saw of its requests.
 """
 
@@ -24,16 +24,19 @@ from tests.proxy.support import Target
 from tests.support import REPO, free_port, have
 
 USER, PASSWORD = "alice", secrets.token_urlsafe(18)
+OTHER_USER, OTHER_PASSWORD = "bob", secrets.token_urlsafe(18)
 PUBLIC_NAME = "ufo.test"
 #: The services behind the proxy, by its setting.
-SERVICES = ("PROXY_PRODUCTO", "PROXY_LUIGID", "PROXY_SPARK", "PROXY_HISTORY")
+SERVICES = ("PROXY_PRODUCTO", "PROXY_LUIGID", "PROXY_SPARK", "PROXY_HISTORY", "PROXY_CONSOLE")
 
 
 class Recorder:
     """An HTTP server on 127.0.0.1 that keeps (method, raw path, headers) of every request.
 
-    A path holding ``/redirect-me`` is answered with an absolute redirect built from the Host
-    it was given, as Jetty and Starlette build theirs."""
+    Its answer echoes the request as JSON (upstream, method, path, headers, body, and
+    header_lines: every header line as received, a repeated one too); a path holding
+    ``/redirect-me`` is answered with an absolute redirect built from the Host it was given, as
+    Jetty and Starlette build theirs."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -46,8 +49,7 @@ class Recorder:
 
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
+                sent = self.rfile.read(length) if length else b""
                 with recorder._lock:
                     recorder.seen.append((self.command, self.path, dict(self.headers.items())))
                 if "/redirect-me" in self.path:
@@ -56,14 +58,20 @@ class Recorder:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                body = json.dumps({"upstream": recorder.name, "path": self.path}).encode()
+                body = json.dumps({
+                    "upstream": recorder.name, "method": self.command, "path": self.path,
+                    "headers": dict(self.headers.items()), "body": sent.decode("latin-1"),
+                    "header_lines": [[name, value] for name, value in self.headers.items()],
+                }).encode()  # fmt: skip
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if self.command != "HEAD":
+                    self.wfile.write(body)
 
-            do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = _answer  # noqa: N815
+            do_GET = do_POST = do_HEAD = _answer  # noqa: N815
+            do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _answer  # noqa: N815
 
             def log_message(self, *args) -> None:
                 pass
@@ -90,7 +98,7 @@ class RunningProxy:
         self.tmp = tmp
         self.env = {
             **os.environ,
-            "PROXY_USERS": f"{proxyuser.entry(USER, PASSWORD)} {proxyuser.entry('bob', secrets.token_urlsafe(18))}",
+            "PROXY_USERS": f"{proxyuser.entry(USER, PASSWORD)} {proxyuser.entry(OTHER_USER, OTHER_PASSWORD)}",
             "PROXY_LISTEN": f"127.0.0.1:{self.port}",
             "PROXY_HOSTNAME": PUBLIC_NAME,
             "PROXY_RUN_DIR": str(tmp / "run"),

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 #: body. Anything else reaching an upstream came from a client and is a leak.
 ALLOWED_UPSTREAM = {
     "host", "connection", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-context",
-    "accept", "accept-encoding", "accept-language", "cache-control", "content-type", "cookie",
-    "if-modified-since", "if-none-match", "range", "if-range", "origin", "referer",
-    "sec-fetch-site", "user-agent", "x-requested-with", "content-length",
+    "x-forwarded-prefix", "x-ufo-user", "accept", "accept-encoding", "accept-language",
+    "cache-control", "content-type", "cookie", "if-modified-since", "if-none-match", "range",
+    "if-range", "origin", "referer", "sec-fetch-site", "user-agent", "x-requested-with",
+    "content-length",
 }  # fmt: skip
-#: What a client forges: forwarding headers, a proxy's auth headers, an override of the method
-#: or the path, and a scheme.
+#: What a client forges: forwarding headers, a proxy's auth headers (the console's X-Ufo-User
+#: among them), an override of the method or the path, and a scheme.
 FORGED = {
     "X-Forwarded-For": "6.6.6.6",
     "X-Forwarded-Host": "evil.example",
@@ -40,6 +41,7 @@ FORGED = {
     "X-Rewrite-URL": "/admin",
     "X-HTTP-Method-Override": "DELETE",
     "X-Remote-User": "admin",
+    "X-Ufo-User": "admin",
     "Proxy": "http://evil.example:3128",
 }
 #: TLS 1.2 suites the proxy may accept: ECDHE key exchange and an AEAD cipher.
@@ -227,3 +229,17 @@ def repeated_failures(target: Target, path: str, count: int, source: str) -> lis
 
 def as_json(answer: Answer):
     return json.loads(answer.body)
+
+
+def upstream_marks(proxy) -> dict[str, int]:
+    """How many requests each of a running proxy's recording upstreams has received so far."""
+    return {name: recorder.mark() for name, recorder in proxy.recorders.items()}
+
+
+def reached(proxy, marks: dict[str, int]) -> list[tuple[str, str, str, dict]]:
+    """(upstream, method, path, headers) of what the upstreams received since ``marks``."""
+    return [
+        (name, method, path, headers)
+        for name, recorder in proxy.recorders.items()
+        for method, path, headers in recorder.since(marks[name])
+    ]

@@ -1,5 +1,5 @@
 """The proxy attacked on every route, outside Docker: Debian's nginx, the proxy's own program,
-four recording upstreams. Each test tries to break one promise; what reached an upstream is
+five recording upstreams. Each test tries to break one promise; what reached an upstream is
 read from the recorders, so "nothing got through" is observed, not assumed.
 """
 
@@ -21,10 +21,12 @@ from tests.proxy.support import (
     flood_of_wrong_logins,
     plain_http,
     protocol_accepted,
+    reached,
     repeated_failures,
     request,
     session_ticket_issued,
     tls12_suites_accepted,
+    upstream_marks,
 )
 
 #: One path per location of the proxy, the upstream it reaches and the path that upstream
@@ -43,26 +45,19 @@ ROUTES = [
     ("/proxy/app-20261206-0001/jobs/", "PROXY_SPARK", "/proxy/app-20261206-0001/jobs/"),
     ("/history/", "PROXY_HISTORY", "/"),
     ("/history/api/v1/applications", "PROXY_HISTORY", "/api/v1/applications"),
+    ("/console/", "PROXY_CONSOLE", "/"),
+    ("/console/dates?state=failed&from=2019-03-01", "PROXY_CONSOLE", "/dates?state=failed&from=2019-03-01"),
 ]  # fmt: skip
 PATHS = [path for path, _, _ in ROUTES]
-
-
-def _seen(proxy, marks: dict[str, int]) -> list[tuple[str, str, str, dict]]:
-    """(upstream, method, path, headers) of what the upstreams received since ``marks``."""
-    return [
-        (name, method, path, headers)
-        for name, recorder in proxy.recorders.items()
-        for method, path, headers in recorder.since(marks[name])
-    ]
-
-
-def _marks(proxy) -> dict[str, int]:
-    return {name: recorder.mark() for name, recorder in proxy.recorders.items()}
+#: The routes that take GET and HEAD only: all but producto's and the console's.
+READ_ONLY = [
+    path for path, upstream, _ in ROUTES if upstream not in ("PROXY_PRODUCTO", "PROXY_CONSOLE")
+]
 
 
 @pytest.mark.parametrize("path", PATHS)
 def test_no_login_no_wrong_login_and_no_unknown_user_reaches_anything(proxy, path):
-    target, marks = proxy.target(), _marks(proxy)
+    target, marks = proxy.target(), upstream_marks(proxy)
     attempts = {
         "none": request(target, path, login=False),
         "wrong password": request(target, path, login=(USER, target.password + "x")),
@@ -74,15 +69,15 @@ def test_no_login_no_wrong_login_and_no_unknown_user_reaches_anything(proxy, pat
     for how, answer in attempts.items():
         assert answer.status == 401, (how, answer.status)
         assert answer.header("WWW-Authenticate").startswith('Basic realm="UFO pipeline"'), how
-    assert _seen(proxy, marks) == []
+    assert reached(proxy, marks) == []
 
 
 @pytest.mark.parametrize("path, upstream, received", ROUTES)
 def test_an_upstream_receives_only_the_headers_the_proxy_decides(proxy, path, upstream, received):
-    target, marks = proxy.target(), _marks(proxy)
+    target, marks = proxy.target(), upstream_marks(proxy)
     answer = request(target, path, headers={**FORGED, "Host": "evil.example"})
     assert answer.status == 200, answer.status
-    [(name, method, got_path, headers)] = _seen(proxy, marks)
+    [(name, method, got_path, headers)] = reached(proxy, marks)
     headers = {k.lower(): v for k, v in headers.items()}
     assert (name, method, got_path) == (upstream, "GET", received)
     assert "authorization" not in headers  # the login stops at the proxy
@@ -90,17 +85,20 @@ def test_an_upstream_receives_only_the_headers_the_proxy_decides(proxy, path, up
     assert headers["x-forwarded-for"] == "127.0.0.1"  # the proxy's, not appended to the client's
     assert headers["x-forwarded-proto"] == "https"
     assert headers["host"] == f"{PUBLIC_NAME}:{proxy.port}"  # the proxy's choice, not evil.example
+    assert headers["x-ufo-user"] == USER  # the verifier's answer, not the client's "admin"
     expected_context = {"PROXY_SPARK": "/spark", "PROXY_HISTORY": "/history"}.get(upstream)
     if path.startswith(("/spark/proxy/", "/proxy/")):
         expected_context = None
     assert headers.get("x-forwarded-context") == expected_context
+    expected_prefix = "/console" if upstream == "PROXY_CONSOLE" else None
+    assert headers.get("x-forwarded-prefix") == expected_prefix  # never the client's "/evil"
 
 
 def test_a_path_reaches_the_workers_page_as_the_client_encoded_it(proxy):
-    target, marks = proxy.target(), _marks(proxy)
+    target, marks = proxy.target(), upstream_marks(proxy)
     path = "/spark/proxy/worker-1/logPage/a%3Fb%20c%2Fd?appId=x%26y"
     assert request(target, path).status == 200
-    [(_, _, got, _)] = _seen(proxy, marks)
+    [(_, _, got, _)] = reached(proxy, marks)
     assert got == "/proxy/worker-1/logPage/a%3Fb%20c%2Fd?appId=x%26y"
 
 
@@ -108,14 +106,16 @@ def test_redirects_never_name_a_host_the_client_sent(proxy):
     target = proxy.target()
     # nginx's own redirect, before and after the login.
     for login in (False, True):
-        moved = request(target, "/luigi", headers={"Host": "evil.example"}, login=login)
-        assert moved.status == 301 and moved.header("Location") == "/luigi/"
+        for bare in ("/luigi", "/spark", "/history", "/console"):
+            moved = request(target, bare, headers={"Host": "evil.example"}, login=login)
+            assert moved.status == 301 and moved.header("Location") == f"{bare}/", bare
     # An upstream that builds an absolute redirect from its Host: it gets the proxy's name,
     # and its redirect reaches the client relative.
     # ...under the prefix the proxy cut from the path it passed on.
     for path, landed in [("/redirect-me", "/landed"), ("/history/x/redirect-me", "/history/landed"),
                          ("/luigi/redirect-me", "/luigi/landed"), ("/spark/redirect-me", "/spark/landed"),
-                         ("/proxy/app-1/redirect-me", "/landed")]:  # fmt: skip
+                         ("/proxy/app-1/redirect-me", "/landed"),
+                         ("/console/runs/redirect-me", "/console/landed")]:  # fmt: skip
         moved = request(target, path, headers={"Host": "evil.example"})
         assert moved.status == 302 and moved.header("Location") == landed, path
     # Plain HTTP on the HTTPS port: sent to the configured name, whatever Host said.
@@ -178,22 +178,22 @@ def test_repeated_failures_from_one_address_are_limited(another_proxy):
 
 @pytest.mark.parametrize("call", LUIGID_WRITES)
 def test_luigids_state_changing_calls_do_not_pass(proxy, call):
-    target, marks = proxy.target(), _marks(proxy)
+    target, marks = proxy.target(), upstream_marks(proxy)
     for method in ("GET", "POST"):
         for path in (f"/luigi/api/{call}?data=%7B%7D", f"/luigi/api/{call}",
                      f"/luigi/api/task_list/../{call}", f"/luigi//api/{call}",
                      f"/luigi/api/{call.replace('_', '%5F')}"):  # fmt: skip
             answer = request(target, path, method=method, body=b"data=%7B%7D")
             assert answer.status == 403, (method, path, answer.status)
-    assert _seen(proxy, marks) == []
+    assert reached(proxy, marks) == []
 
 
 def test_luigids_read_calls_pass_and_only_as_reads(proxy):
     target = proxy.target()
     for call in LUIGID_READS:
-        marks = _marks(proxy)
+        marks = upstream_marks(proxy)
         assert request(target, f"/luigi/api/{call}?data=%7B%7D").status == 200, call
-        [(name, _, path, _)] = _seen(proxy, marks)
+        [(name, _, path, _)] = reached(proxy, marks)
         assert (name, path) == ("PROXY_LUIGID", f"/api/{call}?data=%7B%7D")
     for method in ("POST", "PUT", "DELETE"):
         assert request(target, "/luigi/api/task_list", method=method, body=b"").status == 403
@@ -201,7 +201,7 @@ def test_luigids_read_calls_pass_and_only_as_reads(proxy):
 
 @pytest.mark.parametrize("path", PATHS)
 def test_a_forged_cross_site_request_is_refused_on_every_route(proxy, path):
-    target, marks = proxy.target(), _marks(proxy)
+    target, marks = proxy.target(), upstream_marks(proxy)
     forged = [
         {"Origin": "https://evil.example"},
         {"Origin": "null"},
@@ -213,14 +213,24 @@ def test_a_forged_cross_site_request_is_refused_on_every_route(proxy, path):
         for method in ("POST", "PUT", "DELETE", "PATCH"):
             answer = request(target, path, method=method, headers=headers, body=b"{}")
             assert answer.status == 403, (headers, method, answer.status)
-    assert _seen(proxy, marks) == []
+    assert reached(proxy, marks) == []
+
+
+@pytest.mark.parametrize("path", READ_ONLY)
+def test_the_read_only_routes_refuse_every_other_method_even_from_the_proxys_own_pages(proxy, path):
+    target, marks = proxy.target(), upstream_marks(proxy)
+    same = {"Origin": f"https://127.0.0.1:{proxy.port}", "Sec-Fetch-Site": "same-origin"}
+    for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+        answer = request(target, path, method=method, headers=same, body=b"{}")
+        assert answer.status == 403, (method, answer.status)
+    assert reached(proxy, marks) == []
 
 
 def test_a_same_origin_post_reaches_producto(proxy):
-    target, marks = proxy.target(), _marks(proxy)
+    target, marks = proxy.target(), upstream_marks(proxy)
     same = {"Origin": f"https://127.0.0.1:{proxy.port}", "Sec-Fetch-Site": "same-origin"}
     assert request(target, "/api/v1/runs", method="POST", headers=same, body=b"{}").status == 200
-    [(name, method, _, headers)] = _seen(proxy, marks)
+    [(name, method, _, headers)] = reached(proxy, marks)
     assert (name, method, headers["Content-Length"]) == ("PROXY_PRODUCTO", "POST", "2")
 
 

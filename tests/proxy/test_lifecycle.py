@@ -100,7 +100,7 @@ def test_a_certificate_of_ones_own_is_used(another_proxy, tmp_path):
 
 
 def test_a_stack_without_spark_serves_the_rest_and_says_what_is_missing(another_proxy):
-    proxy = another_proxy(PROXY_SPARK="off", PROXY_HISTORY="off")
+    proxy = another_proxy(PROXY_SPARK="off", PROXY_HISTORY="off", PROXY_CONSOLE="off")
     proxy.start()
     target = proxy.target()
     assert request(target, "/").status == 200
@@ -108,6 +108,14 @@ def test_a_stack_without_spark_serves_the_rest_and_says_what_is_missing(another_
     missing = request(target, "/spark/")
     assert missing.status == 404 and b"no Spark-master behind this proxy" in missing.body
     assert request(target, "/history/", login=(USER, "wrong")).status == 401  # login first
+    for method in ("GET", "POST"):
+        console = request(
+            target, "/console/runs", method=method, body=b"" if method == "POST" else None
+        )
+        assert console.status == 404 and b"no console behind this proxy" in console.body, method
+        assert request(target, "/console/", method=method, login=False).status == 401, method
+    assert request(target, "/console").header("Location") == "/console/"
+    assert proxy.recorders["PROXY_CONSOLE"].seen == []
     proxy.stop()
 
 

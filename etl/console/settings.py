@@ -1,0 +1,65 @@
+"""The console's settings, from the environment (besides the pipeline's, ``etl.settings``).
+
+| variable                     | meaning                                                      |
+|------------------------------|--------------------------------------------------------------|
+| ``UFO_CONSOLE_DATABASE_URL`` | the product database, read only (default: ``PRODUCTO_DATABASE_URL``, then ``UFO_DATABASE_URL``) |
+| ``UFO_CONSOLE_LUIGID_DB``    | luigid's task-history database (each task's runs), read only; empty: not shown |
+| ``UFO_CONSOLE_TRUST_PROXY``  | ``1``: behind the proxy, which names the logged-in user in ``X-Ufo-User``; the console may then listen on other addresses than 127.0.0.1 |
+| ``UFO_CONSOLE_PRODUCTO_URL`` | producto, for the links to a date's figures (default ``/`` behind the proxy) |
+| ``UFO_CONSOLE_LUIGID_URL``   | luigid's UI (default ``/luigi`` behind the proxy)            |
+| ``UFO_CONSOLE_HISTORY_URL``  | Spark's history server (default ``UFO_SPARK_HISTORY_URL``, ``/history`` behind the proxy) |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from etl.adapters.database.loader import normalise_url
+
+
+class ConsoleConfigError(ValueError):
+    """A console setting that cannot be used; the message says what to set."""
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    database_url: str
+    luigid_db: str | None
+    trust_proxy: bool
+    producto_url: str | None
+    luigid_url: str | None
+    history_url: str | None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ConsoleSettings:
+        env = os.environ if environ is None else environ
+
+        def given(*names: str) -> str | None:
+            return next((env[n].strip() for n in names if env.get(n, "").strip()), None)
+
+        url = given("UFO_CONSOLE_DATABASE_URL", "PRODUCTO_DATABASE_URL", "UFO_DATABASE_URL")
+        if not url:
+            raise ConsoleConfigError(
+                "no database: set UFO_CONSOLE_DATABASE_URL to the product database (a read-only "
+                "role is enough), e.g. postgresql://ufo_reader:PASSWORD@127.0.0.1:5432/ufo"
+            )
+        trust = given("UFO_CONSOLE_TRUST_PROXY") or "0"
+        if trust not in ("0", "1"):
+            raise ConsoleConfigError(f"UFO_CONSOLE_TRUST_PROXY={trust!r}: give 1 or 0")
+        proxied = trust == "1"
+        luigid_db = given("UFO_CONSOLE_LUIGID_DB")
+
+        def link(name: str, behind_proxy: str, *fallbacks: str) -> str | None:
+            found = given(name, *fallbacks) or (behind_proxy if proxied else None)
+            return found.rstrip("/") if found else None
+
+        return cls(
+            database_url=normalise_url(url),
+            luigid_db=normalise_url(luigid_db) if luigid_db else None,
+            trust_proxy=proxied,
+            producto_url=link("UFO_CONSOLE_PRODUCTO_URL", "/"),
+            luigid_url=link("UFO_CONSOLE_LUIGID_URL", "/luigi"),
+            history_url=link("UFO_CONSOLE_HISTORY_URL", "/history", "UFO_SPARK_HISTORY_URL"),
+        )

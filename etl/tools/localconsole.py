@@ -1,0 +1,48 @@
+"""The console in the local product (``make up``): ``python -m etl.console`` on 127.0.0.1.
+
+It reads the demo's database, lake and luigid's task history (the database luigid's config in
+``RUN_DIR/luigid/luigi.cfg`` names) and links to the local servers. Its actions carry the name
+of the user who runs ``make up``; with the proxy (PROXY_USERS set) the proxy's logged-in user's,
+and then it is used through the proxy at ``/console/``. Its log is ``RUN_DIR/logs/console.log``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from etl.tools.ports import HOST
+from etl.tools.services import Service, http_ok, run_dir
+
+CONSOLE = Service("console", marker="etl.console")
+
+
+def start(
+    env: dict[str, str], port: int, producto: str | None, luigid: str, history: str,
+    proxied: bool,
+) -> str:  # fmt: skip
+    """The console at ``port`` unless it runs, over the demo in ``env``; its address."""
+    address = f"http://{HOST}:{port}"
+    if CONSOLE.running_pid() is None:
+        CONSOLE.address = address
+    given = dict(os.environ, **env)
+    given.update(
+        UFO_CONSOLE_LUIGID_DB=given.get("UFO_CONSOLE_LUIGID_DB") or luigid_history_url() or "",
+        UFO_CONSOLE_PRODUCTO_URL=producto or "", UFO_CONSOLE_LUIGID_URL=luigid,
+        UFO_CONSOLE_HISTORY_URL=history, UFO_CONSOLE_TRUST_PROXY="1" if proxied else "0",
+    )  # fmt: skip
+    CONSOLE.start(
+        [sys.executable, "-m", "etl.console", "--host", HOST, "--port", str(port)],
+        given,
+        lambda: http_ok(f"{address}/health"),
+    )
+    return CONSOLE.recorded_address() or address
+
+
+def luigid_history_url() -> str | None:
+    """luigid's task-history database on the demo's PostgreSQL, as its luigi.cfg names it."""
+    config = run_dir() / "luigid" / "luigi.cfg"
+    for line in config.read_text().splitlines() if config.exists() else []:
+        if line.startswith("db_connection = "):
+            return line.removeprefix("db_connection = ").strip()
+    return None

@@ -79,13 +79,20 @@ fi
 # 5. Stand-ins for the third-party images, built from that base (the product's own Dockerfiles
 #    are built later by compose, unchanged, with these as their base-image build arguments).
 build_standin() {  # name tag
-  local name="$1" tag="$2" ctx="$STATE/context-$1"
-  if [ "${UFO_REBUILD_STANDINS:-0}" = 1 ] || ! docker image inspect "$tag" >/dev/null 2>&1; then
+  local name="$1" tag="$2" ctx="$STATE/context-$1" sum built
+  # Built again when its files or the images it is built on changed since (a label keeps what
+  # it was built from).
+  sum="$( (cd "$REPO/.ci/standins/$name" && find . -type f -exec sha256sum {} + | sort
+           bases="$BASE_IMAGE"; [ "$name" = python ] || bases="$bases ufo-ci/python:3.11-slim-bookworm"
+           docker image inspect -f '{{.Id}}' $bases 2>/dev/null || true
+          ) | sha256sum | cut -c1-16)"
+  built="$(docker image inspect -f '{{ index .Config.Labels "ufo.standin.sum" }}' "$tag" 2>/dev/null || true)"
+  if [ "${UFO_REBUILD_STANDINS:-0}" = 1 ] || [ "$built" != "$sum" ]; then
     say "building stand-in $tag"
     rm -rf "$ctx" && cp -r "$REPO/.ci/standins/$name" "$ctx"
     # The python stand-in carries the host's CA bundle (HTTPS is intercepted by a proxy).
     cp /etc/ssl/certs/ca-certificates.crt "$ctx/host-ca-bundle.crt"
-    docker build --network host -t "$tag" \
+    docker build --network host -t "$tag" --label "ufo.standin.sum=$sum" \
       --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg PYTHON_IMAGE=ufo-ci/python:3.11-slim-bookworm \
       "$ctx" >"$STATE/build-$name.log" 2>&1 || { tail -30 "$STATE/build-$name.log"; exit 1; }
     rm -rf "$ctx"

@@ -85,6 +85,12 @@ SETTINGS: dict[str, Setting] = {
         "the address of that history server: a finished Spark step's link (luigid's tracking "
         "URL, the `done:` line) points at its application there",
     ),
+    "console_url": Setting(
+        "UFO_CONSOLE_URL", "console_url", None, parsers.text,
+        "the operations console's address (`http://127.0.0.1:8090`; `/console` behind the "
+        "proxy): luigid's page of a running task links to its run date there (its tracking "
+        "URL; AggregateUFOsByState's links to its Spark application instead)",
+    ),
     "stale_attempts": Setting(
         "UFO_STALE_ATTEMPT_HOURS", "stale_attempt_hours", "6", parsers.hours,
         "hours after which an attempt directory nothing published (an interrupted run) is "
@@ -181,6 +187,7 @@ class Settings:
     spark_ui_port: int
     spark_events: str | None
     spark_history: str | None
+    console_url: str | None
     stale_attempts: dt.timedelta
     reject_rows: int
     checks: str | None

@@ -106,7 +106,7 @@ API = 'curl -s "http://127.0.0.1:8000/api/v1/runs/$RUN_DATE'
 PORTS_TEST = "tests/producto/test_local_ports.py"
 RUNS: dict[str, tuple[str, str]] = {
     "make pyspark": (f"{PORTS_TEST}::test_make_pyspark_reads_the_lake_on_the_warm_server", "verbatim in a terminal, on free ports"),
-    "make up UFO_RUN_DIR=/tmp/second/.run PORT=9000 LUIGID_PORT=9082 SPARK_HISTORY_PORT=19080 SPARK_CONNECT_PORT=16002": (f"{PORTS_TEST}::test_a_second_local_product_runs_beside_the_first_on_make_variables_alone", "with another run directory and free ports"),
+    "make up UFO_RUN_DIR=/tmp/second/.run PORT=9000 LUIGID_PORT=9082 SPARK_HISTORY_PORT=19080 SPARK_CONNECT_PORT=16002 CONSOLE_PORT=9090": (f"{PORTS_TEST}::test_a_second_local_product_runs_beside_the_first_on_make_variables_alone", "with another run directory and free ports"),
     "make stop UFO_RUN_DIR=/tmp/second/.run": (f"{PORTS_TEST}::test_a_second_local_product_runs_beside_the_first_on_make_variables_alone", "with that run directory"),
     ".venv/bin/spark-submit --version": ("tests/tools/test_venvspark.py::test_spark_submit_runs_with_a_path_that_lacks_the_virtualenv", "verbatim, with a PATH that lacks .venv/bin"),
     "PROXY_USERS='alice:$2b$12$...' make up": (f"{LOCAL}::test_make_up_runs_the_product_and_make_stop_stops_everything", "with a real user's hash, on free ports"),

@@ -44,7 +44,7 @@ def problems(env: dict[str, str]) -> list[str]:
             found.append(f"{name} may contain only letters, digits, '-' and '_'.")
         elif len(value) < MIN_LENGTH:
             found.append(f"{name} must have at least {MIN_LENGTH} characters.")
-    return found + proxy_problems(env)
+    return found + proxy_problems(env) + console_problems(env)
 
 
 def proxy_problems(env: dict[str, str]) -> list[str]:
@@ -59,6 +59,29 @@ def proxy_problems(env: dict[str, str]) -> list[str]:
             "(python -m etl.tools.proxyuser NAME)."
         ]
     return proxy_users.problems(text)
+
+
+def console_problems(env: dict[str, str]) -> list[str]:
+    """CONSOLE_S3_SECRET_ACCESS_KEY: required with the `proxy` profile, which runs the console."""
+    profiles = [p.strip() for p in env.get("COMPOSE_PROFILES", "").split(",")]
+    value = env.get("CONSOLE_S3_SECRET_ACCESS_KEY", "")
+    if "proxy" not in profiles and not value:
+        return []
+    if not value:
+        return [
+            "CONSOLE_S3_SECRET_ACCESS_KEY is empty but COMPOSE_PROFILES has `proxy`, which runs "
+            "the console: set a secret of its own (its S3 user may use lake/requests/ only)."
+        ]
+    if value.lower().startswith("change-me"):
+        return [
+            f"CONSOLE_S3_SECRET_ACCESS_KEY is still the placeholder {value!r} from .env.example: "
+            "set a secret of your own in .env."
+        ]
+    if value == env.get("S3_SECRET_ACCESS_KEY"):
+        return ["CONSOLE_S3_SECRET_ACCESS_KEY must differ from S3_SECRET_ACCESS_KEY."]
+    if len(value) < MIN_LENGTH:
+        return [f"CONSOLE_S3_SECRET_ACCESS_KEY must have at least {MIN_LENGTH} characters."]
+    return []
 
 
 def main() -> int:

@@ -40,6 +40,8 @@ HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
 PAGE = 100
 MAX_FORM = 16 * 1024
+#: A log served whole at most (a run's log is a few kilobytes; a runaway one stays in the lake).
+LOG_WHOLE = 32 * 1024 * 1024
 REQUEST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.ya?ml")
 PREFIX = re.compile(r"(/[A-Za-z0-9._-]+)*")
 FORCING = {"": "not forced", "force": "forced", "force_upstream": "forced with all it needs"}
@@ -157,9 +159,13 @@ def create_app(lake: Lake, settings: ConsoleSettings, dates: RunDatesView,
     def request_log(name: str) -> Response:
         _check_name(name)
         rel = f"{REQUESTS}/{name.rsplit('.', 1)[0]}.log"
-        if lake.size(rel) is None:
+        if not lake.exists(rel):
             raise HTTPException(404, f"{name} has no log (yet)")
-        return PlainTextResponse(lake.read_bytes(rel).decode("utf-8", "replace"))
+        data, size = lake.read_head(rel, LOG_WHOLE)
+        text = data.decode("utf-8", "replace")
+        if size > LOG_WHOLE:
+            text += f"\n[the log goes on: {size:,} bytes in all, at {lake.uri(rel)}]\n"
+        return PlainTextResponse(text)
 
     @app.get("/audit", response_class=HTMLResponse)
     def audit(request: Request) -> Response:

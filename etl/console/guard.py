@@ -9,8 +9,9 @@ pages set a random value in a cookie (HttpOnly, SameSite=Strict, Secure behind t
 put in each form the value with its signature, a keyed hash (HMAC) of the value and the user
 under a key of this process. A POST is accepted only when the form's token matches the cookie
 and is signed for the user who sends it, and when the browser does not say it comes from
-another site (``Sec-Fetch-Site``, ``Origin``). The proxy refuses cross-site POSTs too: each
-check alone suffices. A console started again has a new key: its old pages ask to be reloaded.
+another site (``Sec-Fetch-Site``; ``Origin`` against ``Host`` without the proxy, which checks
+it against the Host the browser used). The proxy refuses cross-site POSTs too: each check
+alone suffices. A console started again has a new key: its old pages ask to be reloaded.
 """
 
 from __future__ import annotations
@@ -72,8 +73,11 @@ class Guard:
         site = request.headers.get("sec-fetch-site", "")
         if site in ("cross-site", "same-site"):
             raise Refused("refused: the action was sent from another site")
+        # Behind the proxy, the Host the console sees is the proxy's configured name, not the
+        # one the browser used: the proxy compares Origin with the browser's Host itself.
         origin = request.headers.get("origin")
-        if origin is not None and urlsplit(origin).netloc != request.headers.get("host", ""):
+        host = request.headers.get("host", "")
+        if not self.trust_proxy and origin is not None and urlsplit(origin).netloc != host:
             raise Refused("refused: the action was sent from another site")
         user = self.user(request)
         if user is None:

@@ -79,14 +79,9 @@ class Views:
     def log(self, name: str) -> RequestLog | None:
         """A request's run log (its start, when it is long), None when it has none."""
         rel = f"{REQUESTS}/{name.rsplit('.', 1)[0]}.log"
-        size = self.lake.size(rel)
-        if size is None:
+        if not self.lake.exists(rel):
             return None
-        data = (
-            self.lake.read_limited(rel, LOG_SHOWN)
-            if size > LOG_SHOWN
-            else self.lake.read_bytes(rel)
-        )
+        data, size = self.lake.read_head(rel, LOG_SHOWN)
         return RequestLog(data.decode("utf-8", "replace"), size, size > LOG_SHOWN)
 
     def spark_links(self, log: str) -> list[SparkLink]:

@@ -77,6 +77,18 @@ class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
         # progress(): [started, when last said, every how many seconds, whether said]
         self._progress: list | None = None
 
+    def link_console(self) -> None:
+        """Point luigid's page of this running task at its run date(s) in the console
+        (UFO_CONSOLE_URL), where its requests, logs and fixes are."""
+        console = self.settings.console_url
+        if not console or not callable(getattr(self, "set_tracking_url", None)):
+            return  # no console, or not run by a Luigi worker (which sets set_tracking_url)
+        console, days = console.rstrip("/"), self.dates
+        if len(days) == 1:
+            self.set_tracking_url(f"{console}/dates/{days[0]}")
+        else:
+            self.set_tracking_url(f"{console}/?from={days[0]}&to={days[-1]}&all_loaded=0")
+
     def to_str_params(self, only_significant: bool = False, only_public: bool = False) -> dict:
         # What the worker sends luigid. Luigi creates a batch task in luigid without the
         # parameters' visibilities, so luigid would show its hidden ones: leave ``force``,

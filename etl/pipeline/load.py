@@ -79,6 +79,7 @@ class TopStatesToDatabase(UfoTask):
         return [d for d in dates if d in loaded]
 
     def run(self) -> None:
+        self.link_console()
         settings = self.settings
         url = settings.require_database_url()
         inputs = self.input()

@@ -21,6 +21,7 @@ class ReadUFOs(UfoTask):
         return {day: RawTarget(self.lake, day) for day in self.dates}
 
     def run(self) -> None:
+        self.link_console()
         uri = self.settings.require_source()
         shown = redact.redact_source(uri)
         self.lake.check()

@@ -55,6 +55,7 @@ class TopTenStates(UfoTask):
         return {day: TopTenTarget(self.lake, day) for day in self.dates}
 
     def run(self) -> None:
+        self.link_console()
         # The snapshot checks first: a held date gets its checks report and nothing else, so
         # what users see (its previous top ten, the database) stays as it was.
         started = time.monotonic()

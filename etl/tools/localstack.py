@@ -244,6 +244,8 @@ def _start_all(env: dict[str, str], wanted: dict[str, int]) -> None:
     worker_env.pop("UFO_LOCAL_SCHEDULER", None)  # this worker uses the luigid started above
     worker_env.setdefault("UFO_SPARK_HISTORY_URL", history_address)
     worker_env.setdefault("UFO_SPARK_REMOTE", connect_address)  # its Spark steps run warm
+    console = "/console" if "proxy" in wanted else f"http://{HOST}:{wanted['console']}"
+    worker_env.setdefault("UFO_CONSOLE_URL", console)  # luigid's task pages link to it
     worker_env[MARKER] = str(run_dir().resolve())  # inherited by its runs: see leftover_runs
     requests = f"{env.get('UFO_STORAGE', 'lake')}/requests/"
     if "://" not in requests:  # a local lake: the folder the README writes requests into
@@ -259,7 +261,6 @@ def _start_all(env: dict[str, str], wanted: dict[str, int]) -> None:
     producto_address = f"http://{HOST}:{wanted['producto']}"
     if PRODUCTO.running_pid() is None:
         PRODUCTO.address = producto_address
-    console = "/console" if "proxy" in wanted else f"http://{HOST}:{wanted['console']}"
     PRODUCTO.start(
         [sys.executable, "-m", "producto", "--host", HOST, "--port", str(wanted["producto"])],
         dict(os.environ, **env, PRODUCTO_CONSOLE_URL=console),

@@ -37,16 +37,19 @@ class Claim:
     worker: str
     heartbeat: float | None  # seconds since the epoch; None when the claim gives none
     lease: float | None
+    since: float | None = None  # when the worker claimed it (the run's start); None: not said
 
     @staticmethod
-    def render(worker: str, lease: float) -> str:
+    def render(worker: str, lease: float, since: float | None = None) -> str:
         now = time.time()
+        since = now if since is None else since
         return yaml.safe_dump(
             {
                 "worker": worker,
                 "heartbeat": round(now, 3),
                 "heartbeat_utc": dt.datetime.fromtimestamp(now, dt.UTC).isoformat("T", "seconds"),
                 "lease": lease,
+                "since": round(since, 3),
             },
             sort_keys=False,
         )
@@ -66,7 +69,10 @@ class Claim:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
             return float(value) if ok else None
 
-        return Claim(str(doc["worker"]), number(doc.get("heartbeat")), number(doc.get("lease")))
+        return Claim(
+            str(doc["worker"]), number(doc.get("heartbeat")), number(doc.get("lease")),
+            number(doc.get("since")),
+        )  # fmt: skip
 
 
 class Heartbeat:
@@ -101,12 +107,14 @@ class Heartbeat:
         while not self._done.wait(self.lease / 3):
             try:
                 text = self.lake.read_optional(self.rel)
-                holder = Claim.parse(text).worker if text is not None else "nobody"
+                claim = Claim.parse(text) if text is not None else None
+                holder = claim.worker if claim is not None else "nobody"
                 if holder != self.worker_id:
                     self.holder = holder
                     self.lost.set()
                     return
-                self.lake.write_text(self.rel, Claim.render(self.worker_id, self.lease))
+                since = claim.since if claim is not None else None  # kept: when it started
+                self.lake.write_text(self.rel, Claim.render(self.worker_id, self.lease, since))
             except Exception as err:
                 # A lake hiccup: the lease outlasts a missed beat or two, and the next beat
                 # retries. If beats keep failing, another worker takes over and the next

@@ -194,7 +194,8 @@ def _described(item) -> str:
         return f"{item.reason} ({request.name})"
     if item.state == "running":
         beat = request.heartbeat.isoformat(timespec="seconds") if request.heartbeat else "?"
-        return f"{request.task} by {request.worker}, alive at {beat} ({request.name})"
+        since = f", since {request.started}" if request.started else ""
+        return f"{request.task} by {request.worker}{since}, alive at {beat} ({request.name})"
     if item.state == "requested":
         by = f" by {request.requested_by}" if request.requested_by else ""
         return f"{request.task} waits, asked{by} ({request.name})"

@@ -53,7 +53,7 @@ class RequestState:
     requested_at: str | None = None
     worker: str | None = None  # running: who holds it; done/error: who ran it
     heartbeat: dt.datetime | None = None  # running: its worker's last sign of life
-    started: str | None = None
+    started: str | None = None  # running: since when (its claim); done/error: when it began
     finished: str | None = None  # done/error: when (UTC, ISO), the order of results
     error: str | None = None  # error: the one-line reason
 
@@ -126,13 +126,14 @@ class RequestStates:
         claim = self._claim(name, now)
         if claim is None:
             return state
-        worker, beat = claim
+        worker, beat, since = claim
+        started = since.isoformat(timespec="seconds") if since else None
         return RequestState(**{**state.__dict__, "status": "running", "worker": worker,
-                               "heartbeat": beat})  # fmt: skip
+                               "heartbeat": beat, "started": started})  # fmt: skip
 
-    def _claim(self, name: str, now: float) -> tuple[str, dt.datetime] | None:
-        """(worker, last heartbeat) of a live claim on ``name``; None: unclaimed, or its
-        worker presumed dead (the request waits for another to take it over)."""
+    def _claim(self, name: str, now: float) -> tuple[str, dt.datetime, dt.datetime | None] | None:
+        """(worker, last heartbeat, when it claimed the request) of a live claim on ``name``;
+        None: unclaimed, or its worker presumed dead (the request waits to be taken over)."""
         rel = f"{CLAIMS}/{name}"
         text = self.lake.read_optional(rel)
         if text is None:
@@ -146,7 +147,8 @@ class RequestStates:
                 return None
         if now - beat > (claim.lease or self.lease):
             return None
-        return claim.worker, dt.datetime.fromtimestamp(beat, dt.UTC)
+        since = dt.datetime.fromtimestamp(claim.since, dt.UTC) if claim.since else None
+        return claim.worker, dt.datetime.fromtimestamp(beat, dt.UTC), since
 
     def _result(self, rel: str, name: str) -> RequestState | None:
         try:

@@ -11,6 +11,8 @@ its result as a run request's would, ``requests/schedule-DATE-WHENZ-RANDOM.done.
 ``.error.yaml`` (``requested_by: the daily schedule``) with its log beside it as ``.log``, so
 whatever reads results tells a night that failed from one that never ran. It is not a request:
 no worker runs it. A result the lake cannot take is a warning in the log; the schedule goes on.
+A replica whose run luigid gave to another replica (Luigi's ``already_running`` exit code)
+leaves nothing and alerts nobody: the replica that runs it records how it ends.
 """
 
 from __future__ import annotations
@@ -92,10 +94,17 @@ class DailySchedule:
                 timeout=self.timeout, secrets=self.secrets, log_path=log_path, stop=self.stopping,
             )  # fmt: skip
             reason = self._report(day, run)
-            if self.lake is not None and not run.stopped:
+            if self.lake is not None and not run.stopped and not self._others(run):
                 due = dt.datetime.combine(self.last_day, self.at, self.zone)
                 self._record(day, due, started, run, reason, log_path)
         return run
+
+    @staticmethod
+    def _others(run: RunOutcome) -> bool:
+        """Whether luigid gave the run to another worker (a replica's schedule took it first):
+        Luigi's ``already_running`` exit code ([retcode] in luigi.cfg)."""
+        code = luigi.configuration.get_config().getint("retcode", "already_running", 10)
+        return not run.timed_out and not run.stopped and code != 0 and run.exit_code == code
 
     def _report(self, day: str, run: RunOutcome) -> str | None:
         """Log how the run for ``day`` ended, and alert a failed one; its reason if it failed."""
@@ -114,6 +123,12 @@ class DailySchedule:
                 "{date: %s}); the schedule goes on tomorrow after %s %s.",
                 day, seconds_text(self.timeout), day, day, day, self.at.strftime("%H:%M"), self.zone,
             )  # fmt: skip
+        elif self._others(run):
+            logger.info(
+                "schedule: the run for %s is another worker's (luigid runs it there; exit code "
+                "%s): that worker records how it ends", day, run.exit_code,
+            )  # fmt: skip
+            return None
         elif run.exit_code != 0:
             logger.error(
                 "schedule: the run for %s failed (exit code %s)%s",

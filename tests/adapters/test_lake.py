@@ -36,3 +36,34 @@ def test_an_s3_copy_is_made_by_the_server(s3, s3_endpoint, monkeypatch):
     lake.copy("top10/date=2019-03-01/top_states.csv", "top10/date=2019-03-02/top_states.csv")
     body = s3.get_object(Bucket=BUCKET, Key="lake/top10/date=2019-03-02/top_states.csv")["Body"]
     assert body.read() == b"period,rank\nall,1\n"
+
+
+def _heads(lake) -> None:
+    """A long log's first bytes and whole size, a short one's whole, an empty one's nothing."""
+    log = "".join(f"line {n}\n" for n in range(10_000))
+    lake.write_text("requests/r.log", log)
+    lake.write_text("requests/empty.log", "")
+    assert lake.read_head("requests/r.log", 100) == (log.encode()[:100], len(log))
+    assert lake.read_head("requests/r.log", 10**9) == (log.encode(), len(log))
+    assert lake.read_head("requests/empty.log", 100) == (b"", 0)
+
+
+def test_the_head_of_a_file_and_its_size(tmp_path):
+    import os
+
+    import pytest
+
+    from etl.adapters.lake.base import NotAFile
+
+    lake = open_lake(str(tmp_path / "lake"))
+    _heads(lake)
+    os.symlink("/etc/passwd", tmp_path / "lake" / "requests" / "link.log")
+    with pytest.raises(NotAFile):
+        lake.read_head("requests/link.log", 100)
+
+
+def test_the_head_of_an_s3_object_and_its_size(s3, s3_endpoint, monkeypatch):
+    from tests.support import BUCKET
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    _heads(open_lake(f"s3://{BUCKET}/lake"))

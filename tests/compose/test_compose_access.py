@@ -32,7 +32,8 @@ from tests.support import REAL_RUN_DATE, REPO
 pytestmark = [pytest.mark.compose, pytest.mark.shared_data, pytest.mark.timeout(900)]
 
 ROUTES = ["/", "/api/v1/runs", "/luigi/", "/luigi/api/task_list", "/spark/", "/spark/json/",
-          "/history/", "/history/api/v1/applications"]  # fmt: skip
+          "/history/", "/history/api/v1/applications", "/console/",
+          f"/console/dates/{REAL_RUN_DATE}"]  # fmt: skip
 SCREENSHOTS = REPO / "test-output" / "proxy"
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -160,6 +161,10 @@ def browser():
         ("history-application", "/history/history/{app}/jobs/", "text=Spark Jobs"),
         # A running application's own UI, through the master: the Spark Connect server's.
         ("running-application", "/proxy/{running}/jobs/", "text=Spark Jobs"),
+        # The console: the run's date loaded, its page with luigid's tasks (from the history
+        # database, as the read-only role) and the run's Spark application.
+        ("console", "/console/", f"tr[data-date='{REAL_RUN_DATE}'][data-state='loaded']"),
+        ("console-date", f"/console/dates/{REAL_RUN_DATE}", "#tasks tr[data-task='ReadUFOs']"),
     ],
 )
 def test_each_ui_renders_under_its_prefix_in_chromium(stack, browser, name, path, shows):
@@ -208,6 +213,52 @@ def _check_policy(text: str, failed: list[str]) -> None:
     if elsewhere and not elsewhere.group(1).startswith(f"https://127.0.0.1:{PROXY_PORT}/"):
         return
     failed.append(f"refused by the CSP: {text}")
+
+
+def test_the_console_reruns_a_date_as_the_logged_in_user_and_refuses_forgeries(stack, browser):
+    """Through the proxy, logged in as alice: a re-run of the run's date asked for by the
+    console's form, written with its S3 user, run by the worker service, followed to its end;
+    a POST from another site, or without the page's token, refused with nothing written."""
+    context = browser.new_context(
+        http_credentials={"username": PROXY_USER, "password": PROXY_PASSWORD},
+        ignore_https_errors=True, viewport={"width": 1280, "height": 900},
+    )  # fmt: skip
+    page = context.new_page()
+    try:
+        base = f"https://127.0.0.1:{PROXY_PORT}/console"
+        page.goto(f"{base}/", timeout=60_000)
+        assert page.text_content("#user") == f"signed in as {PROXY_USER}"
+        page.click(f"button[data-rerun='{REAL_RUN_DATE}']")
+        page.wait_for_url(f"{base}/requests/rerun-{REAL_RUN_DATE}-*.yaml", timeout=60_000)
+        assert page.text_content("#by") == PROXY_USER
+        # The date is loaded: the worker's run finds it complete, and the request ends done.
+        page.wait_for_selector("#status[data-status='done']", timeout=240_000)
+        name = page.url.rsplit("/", 1)[1]
+        page.goto(f"{base}/audit")
+        row = page.query_selector(f"tr[data-request='{name}']")
+        assert row is not None and row.query_selector(".by").text_content() == PROXY_USER
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "console-audit.png"), full_page=True)
+        # Forgeries, with alice's login: from another site (the proxy refuses it), and from no
+        # page of the console (no token: the console refuses it).
+        before = page.query_selector_all("tr[data-request]")
+        pem = _certificate()
+        login = "Basic " + base64.b64encode(f"{PROXY_USER}:{PROXY_PASSWORD}".encode()).decode()
+        for extra, said in (({"Sec-Fetch-Site": "cross-site"}, "another site"),
+                            ({"Origin": f"https://127.0.0.1:{PROXY_PORT}"}, "token")):  # fmt: skip
+            conn = http.client.HTTPSConnection(
+                "127.0.0.1", PROXY_PORT, context=ssl.create_default_context(cadata=pem), timeout=30
+            )
+            conn.request("POST", "/console/actions/rerun", body=f"date={REAL_RUN_DATE}",
+                         headers={"Authorization": login, **extra,
+                                  "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+            answer = conn.getresponse()
+            assert answer.status == 403 and said in answer.read().decode(), extra
+            conn.close()
+        page.goto(f"{base}/audit")
+        assert len(page.query_selector_all("tr[data-request]")) == len(before)
+    finally:
+        context.close()
 
 
 def test_the_self_signed_certificate_is_made_once_and_kept(stack):

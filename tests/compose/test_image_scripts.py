@@ -153,8 +153,9 @@ def _example_values() -> dict[str, str]:
 
 def test_check_env_refuses_every_placeholder_of_env_example():
     found = check_env.problems(_example_values())
-    assert len(found) == len(check_env.CHECKED)
-    for name, line in zip(check_env.CHECKED, found):
+    names = [*check_env.CHECKED, "CONSOLE_S3_SECRET_ACCESS_KEY"]  # the last: set, so checked
+    assert len(found) == len(names)
+    for name, line in zip(names, found):
         assert line.startswith(f"{name} is still the placeholder 'change-me"), line
 
 
@@ -177,7 +178,8 @@ def test_check_env_wants_bcrypt_users_for_the_proxy():
     good = {"POSTGRES_PASSWORD": "x7Gq-2Lp_9", "UFO_READONLY_PASSWORD": "Rr8_kk-00z",
             "S3_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}  # fmt: skip
     alice, bob = entry("alice", "a long passphrase"), entry("bob.k", "another passphrase")
-    with_proxy = {**good, "COMPOSE_PROFILES": "minio,proxy"}
+    with_proxy = {**good, "COMPOSE_PROFILES": "minio,proxy",
+                  "CONSOLE_S3_SECRET_ACCESS_KEY": "k3y-of-the-console"}  # fmt: skip
     assert check_env.problems({**with_proxy, "PROXY_USERS": f"{alice} {bob}"}) == []
     assert check_env.problems({**good, "PROXY_USERS": ""}) == []  # no proxy: no users needed
     [empty] = check_env.problems({**with_proxy, "PROXY_USERS": " "})
@@ -187,6 +189,25 @@ def test_check_env_wants_bcrypt_users_for_the_proxy():
         [line] = check_env.problems({**with_proxy, "PROXY_USERS": f"{wrong} {bob}"})
         assert "the password hash of user alice" in line and "proxyuser alice" in line
         assert wrong.split(":", 1)[1] not in line
+
+
+@pytest.mark.parametrize("value,said", [
+    ("", "CONSOLE_S3_SECRET_ACCESS_KEY is empty but COMPOSE_PROFILES has `proxy`"),
+    ("change-me-console", "still the placeholder"),
+    ("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "must differ from S3_SECRET_ACCESS_KEY"),
+    ("short", "at least 8 characters"),
+])  # fmt: skip
+def test_check_env_wants_a_secret_of_its_own_for_the_consoles_s3_user(value, said):
+    from etl.tools.proxyuser import entry
+
+    env = {"POSTGRES_PASSWORD": "x7Gq-2Lp_9", "UFO_READONLY_PASSWORD": "Rr8_kk-00z",
+           "S3_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+           "COMPOSE_PROFILES": "minio,proxy", "PROXY_USERS": entry("alice", "a passphrase"),
+           "CONSOLE_S3_SECRET_ACCESS_KEY": value}  # fmt: skip
+    [line] = check_env.problems(env)
+    assert said in line
+    without_proxy = {**env, "COMPOSE_PROFILES": "minio", "CONSOLE_S3_SECRET_ACCESS_KEY": ""}
+    assert check_env.problems(without_proxy) == []
 
 
 def test_check_env_exits_1_with_the_reasons(monkeypatch, capsys):

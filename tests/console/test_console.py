@@ -95,6 +95,7 @@ def console(postgres, tmp_path_factory):
     (requests / ".claims").mkdir()
     (requests / ".claims" / "busy.yaml").write_text(
         f"worker: host-b:17:abc\nheartbeat: {time.time()}\nlease: 86400.0\n"
+        "since: 1553839200.0\n"  # 2019-03-29 06:00:00 UTC
     )
     yield started
     stop_console(started)
@@ -111,7 +112,8 @@ def test_the_run_dates_page_shows_each_dates_state(console):
     assert REASON in failed and "broken.yaml" in failed
     assert "12 valid, 4 rejected" in body.split('data-date="2019-03-27"')[1].split("</tr>")[0]
     assert "asked by dave" in body.split('data-date="2019-03-25"')[1].split("</tr>")[0]
-    assert "host-b:17:abc" in body.split('data-date="2019-03-24"')[1].split("</tr>")[0]
+    running = body.split('data-date="2019-03-24"')[1].split("</tr>")[0]
+    assert "host-b:17:abc" in running and "since 2019-03-29 06:00:00" in running
     # Loaded, failed and missing dates can be run again from their row; not those asked for.
     rerun = set(re.findall(r'data-rerun="([\d-]+)"', body))
     assert rerun == {d for d, s in EXPECTED.items() if s not in ("requested", "running")}
@@ -330,3 +332,68 @@ def test_without_the_proxy_it_listens_on_loopback_only(database_url, tmp_path):
     )  # fmt: skip
     assert found.returncode == 2
     assert "127.0.0.1 only" in found.stderr and "UFO_CONSOLE_TRUST_PROXY=1" in found.stderr
+
+
+def test_a_page_of_ten_years_of_run_dates_is_quick(postgres, tmp_path):
+    """3,652 loaded dates and a year of results: each page of 100 through HTTP, whole."""
+    import statistics
+
+    import sqlalchemy as sa
+
+    from tests.support import new_database
+
+    url = new_database(postgres)
+    insert_runs(url, [])
+    first, last = dt.date(2010, 1, 1), dt.date(2019, 12, 31)  # 3,652 dates
+    with sa.create_engine(url).begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO ufo_runs (run_date, finished_at, source, input, header_repeat, "
+            "duplicate, after_run_date, valid, rejected, rejected_by_reason, layout) "
+            "SELECT d::date, now(), 's3://incoming/nuforc_index.csv', 1000, 1, 2, 3, 990, 4, "
+            """'{"state": 4}'::jsonb, 'index' """
+            "FROM generate_series(CAST(:first AS date), CAST(:last AS date), interval '1 day') d"
+        ), {"first": first, "last": last})  # fmt: skip
+    console = start_console(tmp_path, url)
+    try:
+        for n in range(365):
+            day = last - dt.timedelta(days=n)
+            (console.requests / f"r{n}.done.yaml").write_text(yaml.safe_dump({
+                "request": f"task: ReadUFOs\nparams: {{date: {day}}}\n", "status": "done",
+                "worker": "w", "started": "2020-01-01T00:00:00+00:00",
+                "finished": "2020-01-01T00:00:01+00:00", "exit_code": 0,
+            }))  # fmt: skip
+        timings = []
+        for offset in (0, 1800, 3600, 0, 1800, 3600):
+            started = time.perf_counter()
+            status, _h, body = console.call("GET", f"/?from=2019-10-03&to={last}&offset={offset}")
+            timings.append(time.perf_counter() - started)
+            assert status == 200
+            shown = rows(body)
+            assert len(shown) == min(100, 3652 - offset)
+            assert max(shown) == (last - dt.timedelta(days=offset)).isoformat()
+            assert set(shown.values()) == {"loaded"}
+            assert re.search(r"\d+–\d+ of 3652\b", body), re.findall(r"\d+–\d+ of \d+", body)
+        cold, warm = timings[0], statistics.median(timings[1:])
+        print(f"\nconsole page of 100 of 3,652 loaded dates: first {cold * 1000:.0f} ms, "
+              f"then median {warm * 1000:.0f} ms")  # fmt: skip
+        assert cold < 2.0 and warm < 1.0
+    finally:
+        stop_console(console)
+
+
+def test_a_database_that_does_not_answer_is_said_in_one_line(tmp_path):
+    """The console stays up and says what failed, on every page that needs the database."""
+    from tests.support import free_port
+
+    url = f"postgresql+psycopg2://ufo_reader:pw@127.0.0.1:{free_port()}/ufo"
+    console = start_console(tmp_path, url, UFO_DB_CONNECT_TIMEOUT="2")
+    try:
+        for path in ("/", "/dates/2019-03-28"):
+            status, _h, body = console.call("GET", path)
+            assert status == 503, body
+            message = re.search(r'<p class="error" id="message">(.*?)</p>', body, re.S).group(1)
+            assert "127.0.0.1" in message and "Traceback" not in body and "pw" not in message
+        assert console.call("GET", "/health")[0] == 200
+        assert console.call("GET", "/audit")[0] == 200  # the lake alone
+    finally:
+        stop_console(console)

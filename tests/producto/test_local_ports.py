@@ -1,6 +1,6 @@
 """Two local products on one machine, each started with make variables alone: their own
-UFO_RUN_DIR and ports (PORT, LUIGID_PORT, SPARK_HISTORY_PORT, SPARK_CONNECT_PORT); a taken port
-refused before anything starts; `make pyspark` on the warm server; the hints and messages that
+UFO_RUN_DIR and ports (PORT, LUIGID_PORT, SPARK_HISTORY_PORT, SPARK_CONNECT_PORT,
+CONSOLE_PORT); a taken port refused before anything starts; `make pyspark` on the warm server; the hints and messages that
 name those ports; the stopped database's message; a real file's run date.
 
 Every port is a free one, never a default; everything started is stopped in a `finally`.
@@ -21,7 +21,7 @@ from tests.support import REPO, SHARED_UFO, Terminal, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
-SERVERS = ("PORT", "LUIGID_PORT", "SPARK_HISTORY_PORT", "SPARK_CONNECT_PORT")
+SERVERS = ("PORT", "LUIGID_PORT", "SPARK_HISTORY_PORT", "SPARK_CONNECT_PORT", "CONSOLE_PORT")
 REAL_SMALL = SHARED_UFO / "nuforc_index_2020-01-18_update.csv"
 
 

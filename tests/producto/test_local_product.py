@@ -279,7 +279,7 @@ def test_make_up_runs_the_product_and_make_stop_stops_everything(demo):
         assert request(proxied, f"/history/history/{application['id']}/jobs/").status == 200
         assert request(proxied, "/spark/").status == 404  # no master: Spark runs in one process
         assert (run_dir / "proxy" / "tls" / "tls.crt").is_file()
-        console_through_the_proxy(up.stdout, proxy_port, password, values)
+        console_through_the_proxy(up.stdout, proxy_port, password, values, luigid_port)
         again = make("up", env)
         assert again.stdout.count("already running") == 7
         pids = {p.stem: json.loads(p.read_text())["pid"] for p in (run_dir / "pids").glob("*.json")}
@@ -297,13 +297,14 @@ def test_make_up_runs_the_product_and_make_stop_stops_everything(demo):
 
 
 def console_through_the_proxy(
-    printed: str, proxy_port: int, password: str, values: dict[str, str]
+    printed: str, proxy_port: int, password: str, values: dict[str, str], luigid_port: int
 ) -> None:
     """The console, in Chromium through the proxy logged in as alice: the demo's date loaded;
     a backfill of two new dates asked for by its form, confirmed, run by the worker service
     (warm, on the Spark Connect server) and followed on the request's page to its end; the
-    dates then loaded, each with luigid's tasks and its Spark session; the demo's date links to
-    its figures in producto."""
+    dates then loaded, each with luigid's tasks and its Spark session; luigid's pages of the
+    backfill's tasks link back to the console; the demo's date links to its figures in
+    producto."""
     base = f"https://localhost:{proxy_port}/console"
     assert f"console (run dates)     {base}/ " in printed
     day = dt.date.fromisoformat(values["RUN_DATE"])
@@ -329,6 +330,11 @@ def console_through_the_proxy(
                   for row in page.query_selector_all("#tasks tr[data-task]")}  # fmt: skip
         assert states.get("TopStatesToDatabase") == "DONE", states
         assert page.query_selector(".spark-link[href*='/connect/session/?id=']") is not None
+        query = {"status": "DONE", "upstream_status": "", "search": "ReadUFOs"}
+        listed = get(f"http://127.0.0.1:{luigid_port}/api/task_list?data="
+                     + urllib.parse.quote(json.dumps(query)))[1]  # fmt: skip
+        links = {t.get("tracking_url") for t in json.loads(listed)["response"].values()}
+        assert f"/console/?from={first}&to={last}&all_loaded=0" in links, links
         page.goto(f"{base}/dates/{day}")  # the demo's date: its figures in producto
         page.click("#producto-link")
         page.wait_for_url(f"**/?run_date={day}")

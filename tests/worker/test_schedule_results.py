@@ -281,3 +281,31 @@ def test_the_service_leaves_its_scheduled_runs_result_under_its_own_id(tmp_path)
     assert NAME.fullmatch(path.name.removesuffix(".done.yaml")).group(1) == yesterday.isoformat()
     assert path.with_name(path.name.replace(".done.yaml", ".log")).exists()
     assert not (requests / ".claims").exists()
+
+
+def test_a_run_luigid_gave_to_another_replica_leaves_nothing_and_alerts_nobody(
+    tmp_path, monkeypatch, caplog
+):
+    """Two replicas' schedules ask for the same date: luigid runs it on one, and the other's
+    run ends with Luigi's already_running code (luigi.cfg's [retcode], 10). That one is no
+    failure: no result (the replica that runs it writes one), no alert. A failed run (30), on
+    the same schedule's next day, is alerted as ever: the alert path works here."""
+    lake = open_lake(str(tmp_path / "lake"))
+    requests = tmp_path / "lake" / "requests"
+    caplog.set_level(logging.INFO, logger="ufo.worker")
+    with HttpSink() as sink:
+        monkeypatch.setenv("UFO_ALERT_WEBHOOK", f"{sink.url}/hook")
+        schedule = DailySchedule(AT, UTC, ["--local-scheduler"], lake=lake)
+        runs_end(tmp_path, monkeypatch, "10", "HOOK run by another worker")
+        assert schedule.run_if_due(at("2019-03-30")).exit_code == 10
+        assert results(requests) == {}
+        assert "schedule: the run for 2019-03-29 is another worker's" in caplog.text
+        assert "failed" not in caplog.text
+        runs_end(tmp_path, monkeypatch, "30", "ufo: error: HOOK failed")
+        assert schedule.run_if_due(at("2019-03-31")).exit_code == 30
+        [(_path, post)] = sink.wait_for(1)  # the failure's alert only
+        assert post["alert"]["failures"][0]["dates"] == ["2019-03-30"]
+        time.sleep(0.5)
+        assert len(sink.posts) == 1
+    [name] = [n for n in results(requests) if n.endswith(".yaml")]
+    assert name.startswith("schedule-2019-03-30-") and name.endswith(".error.yaml")

@@ -56,6 +56,8 @@ def test_a_killed_workers_request_is_taken_over_after_its_lease(tmp_path):
             "a heartbeat",
             timeout=5,
         )
+        # Each heartbeat keeps when the worker claimed it: the run's start, which readers show.
+        assert read_claim(claim)["since"] == before["since"] <= before["heartbeat"]
         # While it lives, another worker leaves the request alone.
         other = run_worker(env, "--lease", LEASE, timeout=60)
         assert other.returncode == 0, other.stdout[-3000:]

@@ -84,6 +84,11 @@ class Lake:
         """
         raise NotImplementedError
 
+    def read_head(self, rel: str, limit: int) -> tuple[bytes, int]:
+        """The first ``limit`` bytes of a regular file and its whole size (a log shown from its
+        start, however long it grew). NotAFile for a symlink or special file."""
+        raise NotImplementedError
+
     def read_text(self, rel: str) -> str:
         """The whole UTF-8 text of a (small) file, its bytes decoded as they are (a quoted
         field's \\r\\n stays \\r\\n)."""

@@ -81,19 +81,29 @@ class LocalLake(Lake):
     def read_bytes(self, rel: str) -> bytes:
         return Path(self._path(rel)).read_bytes()
 
-    def read_limited(self, rel: str, limit: int) -> bytes:
-        # O_NOFOLLOW refuses a symlink in the same step that opens the file, so the check cannot
-        # be raced; O_NONBLOCK keeps a FIFO from blocking the open.
+    def _open_regular(self, rel: str):
+        """The file opened for reading, refused unless it is a regular file: O_NOFOLLOW refuses
+        a symlink in the same step that opens it, so the check cannot be raced; O_NONBLOCK keeps
+        a FIFO from blocking the open."""
         try:
             fd = os.open(self._path(rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as err:
             if err.errno == errno.ELOOP:
                 raise NotAFile(f"{self.uri(rel)} is a symlink") from err
             raise
-        with os.fdopen(fd, "rb") as handle:
+        handle = os.fdopen(fd, "rb")
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            handle.close()
+            raise NotAFile(f"{self.uri(rel)} is not a regular file")
+        return handle
+
+    def read_head(self, rel: str, limit: int) -> tuple[bytes, int]:
+        with self._open_regular(rel) as handle:
+            return handle.read(limit), os.fstat(handle.fileno()).st_size
+
+    def read_limited(self, rel: str, limit: int) -> bytes:
+        with self._open_regular(rel) as handle:
             info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise NotAFile(f"{self.uri(rel)} is not a regular file")
             if info.st_size > limit:
                 raise TooLarge(f"{self.uri(rel)} is {info.st_size} bytes", info.st_size)
             data = handle.read(limit + 1)

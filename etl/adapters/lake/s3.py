@@ -116,6 +116,21 @@ class S3Lake(Lake):
             raise TooLarge(f"{self.uri(rel)} is over {limit} bytes", len(data))
         return data
 
+    def read_head(self, rel: str, limit: int) -> tuple[bytes, int]:
+        # Its size first (a HEAD), then a GET of its first bytes only.
+        size = self.size(rel)
+        if size is None:
+            raise FileNotFoundError(self.uri(rel))
+        if size == 0 or limit <= 0:
+            return b"", size
+        response = self._guard(lambda: self._s3.get_object(
+            Bucket=self.bucket, Key=self._key(rel), Range=f"bytes=0-{limit - 1}"), rel)  # fmt: skip
+        body = response["Body"]
+        try:
+            return body.read(limit), size
+        finally:
+            body.close()
+
     def put_file(self, local_path: str, rel: str) -> None:
         uri = self.uri(rel)
         self._guard(lambda: self.client.put(local_path, uri), rel)

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode
 
@@ -62,7 +65,16 @@ def create_app(lake: Lake, settings: ConsoleSettings, dates: RunDatesView,
     """The console over ``lake`` (its requests), the run dates of ``dates``."""
     guard = guard or Guard(settings.trust_proxy)
     views = Views(lake, settings, dates)
-    app = FastAPI(title="UFO pipeline console", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @asynccontextmanager
+    async def warm(_app: FastAPI) -> AsyncIterator[None]:
+        # The first page is as quick as the next: its templates compiled and the requests'
+        # results read (each is read once) while the server starts, in the background.
+        threading.Thread(target=_warm, args=(views,), name="warm", daemon=True).start()
+        yield
+
+    app = FastAPI(title="UFO pipeline console", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=warm)  # fmt: skip
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     def root(request: Request) -> str:
@@ -214,6 +226,16 @@ def create_app(lake: Lake, settings: ConsoleSettings, dates: RunDatesView,
         return RedirectResponse(f"{root(request)}/requests/{name}", status_code=303)
 
     return app
+
+
+def _warm(views: Views) -> None:
+    for name in ("dates.html", "date.html", "request.html", "audit.html", "confirm.html",
+                 "error.html"):  # fmt: skip
+        templates.get_template(name)
+    try:
+        views.requests.all()
+    except Exception:  # the lake is down: the first page says so
+        pass
 
 
 def _date(text: str | None) -> dt.date | None:

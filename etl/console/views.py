@@ -57,7 +57,8 @@ class Views:
         self.lake = lake
         self.settings = settings
         self.dates = dates
-        self.requests = RequestStates(lake, dates.zone, dates.requests.lease)
+        # The view's own reader: each finished request is read once, for both.
+        self.requests: RequestStates = dates.requests
 
     def run_date(self, day: dt.date) -> RunDate:
         state = self.dates.page(day, day, limit=1).dates[0]

@@ -19,10 +19,12 @@ def test_each_server_has_its_variable_and_default():
         "history": 18080,
         "connect": 15002,
         "proxy": 8443,
+        "console": 8090,
     }
     given = {"PORT": "9000", "SPARK_HISTORY_PORT": "19080", "SPARK_CONNECT_PORT": ""}
     assert ports.wanted(given) == {
         "producto": 9000, "luigid": 8082, "history": 19080, "connect": 15002, "proxy": 8443,
+        "console": 8090,
     }  # fmt: skip
     # A hint repeats what differs from the defaults, so its command opens what it names.
     assert ports.changed(given) == " PORT=9000 SPARK_HISTORY_PORT=19080"

@@ -170,13 +170,13 @@ def create_app(lake: Lake, settings: ConsoleSettings, dates: RunDatesView,
     @app.get("/requests/{name}/log", response_class=PlainTextResponse)
     def request_log(name: str) -> Response:
         _check_name(name)
-        rel = f"{REQUESTS}/{name.rsplit('.', 1)[0]}.log"
-        if not lake.exists(rel):
+        log = views.log(name, LOG_WHOLE)
+        if log is None:
             raise HTTPException(404, f"{name} has no log (yet)")
-        data, size = lake.read_head(rel, LOG_WHOLE)
-        text = data.decode("utf-8", "replace")
-        if size > LOG_WHOLE:
-            text += f"\n[the log goes on: {size:,} bytes in all, at {lake.uri(rel)}]\n"
+        text = log.text
+        if log.cut:
+            where = lake.uri(views.log_path(name))
+            text += f"\n[the log goes on: {log.size:,} bytes in all, at {where}]\n"
         return PlainTextResponse(text)
 
     @app.get("/audit", response_class=HTMLResponse)

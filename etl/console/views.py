@@ -77,13 +77,19 @@ class Views:
                 spark += [link for link in self.spark_links(log.text) if link not in spark]
         return RunDate(state, found_tasks, error, concerned, spark)
 
-    def log(self, name: str) -> RequestLog | None:
-        """A request's run log (its start, when it is long), None when it has none."""
-        rel = f"{REQUESTS}/{name.rsplit('.', 1)[0]}.log"
+    def log(self, name: str, limit: int = LOG_SHOWN) -> RequestLog | None:
+        """A request's run log (its first ``limit`` bytes, when it is longer), None when it
+        has none."""
+        rel = self.log_path(name)
         if not self.lake.exists(rel):
             return None
-        data, size = self.lake.read_head(rel, LOG_SHOWN)
-        return RequestLog(data.decode("utf-8", "replace"), size, size > LOG_SHOWN)
+        data, size = self.lake.read_head(rel, limit)
+        return RequestLog(data.decode("utf-8", "replace"), size, size > limit)
+
+    @staticmethod
+    def log_path(name: str) -> str:
+        """Where the worker leaves the run log of request ``name``."""
+        return f"{REQUESTS}/{name.rsplit('.', 1)[0]}.log"
 
     def spark_links(self, log: str) -> list[SparkLink]:
         """The Spark applications a run's log names: each cold run's page in the history

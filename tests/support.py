@@ -12,13 +12,14 @@ import os
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from etl.tools.ports import free_port  # noqa: F401  (the tests' ports: outside the ephemeral range)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_UFO = REPO.parent / "shared" / "data" / "ufo"
@@ -43,13 +44,6 @@ def shared_file(name: str) -> Path:
     if not path.is_file():
         pytest.skip(f"needs the real NUFORC data in {SHARED_UFO} (absent on this machine)")
     return path
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (nothing listens on it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Terminal:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from urllib.parse import urlsplit
 
 from etl.adapters import spark
 from etl.errors import UfoError
+from etl.tools.ports import free_port
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 
@@ -60,13 +60,6 @@ def command(
         argv += ["--conf", f"{key}={value}"]
     env = {"SPARK_HOME": str(home), "SPARK_LOCAL_IP": host}
     return [*argv, "spark-internal"], env
-
-
-def free_port(host: str) -> int:
-    """A port free on ``host`` now (for the server's UI, which Spark binds a moment later)."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
 
 
 def live_ui(log: Path) -> str | None:

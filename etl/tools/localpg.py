@@ -12,13 +12,13 @@ import hashlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from etl.errors import DatabaseError
+from etl.tools.ports import free_port
 
 DATABASE = "ufo"
 
@@ -41,12 +41,6 @@ def _postgres_can_enter(path: Path) -> bool:
         ["runuser", "-u", "postgres", "--", "test", "-x", str(path)], check=False
     )
     return probe.returncode == 0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -94,7 +88,7 @@ class LocalPostgres:
                 # Already up (an earlier demo left it running): its port is in postmaster.pid.
                 self.port = int((self.data_dir / "postmaster.pid").read_text().splitlines()[3])
             else:
-                self.port = self.port or _free_port()
+                self.port = self.port or free_port()
                 self._run(
                     _bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.directory / "postgres.log"),
                     "-w", "-t", "60", "-o", f"-h 127.0.0.1 -p {self.port} -k {self.directory}",

@@ -187,7 +187,7 @@ def start_history(env: dict[str, str], port: int) -> str:
 def start_connect(env: dict[str, str], port: int) -> str:
     """A Spark Connect server on 127.0.0.1:``port`` for the worker's warm runs; its address."""
     address = f"sc://{HOST}:{port}"
-    ui_port = connect.free_port(HOST)
+    ui_port = ports.free_port(HOST)
     argv, extra = connect.command(port, HOST, env.get("UFO_SPARK_EVENTS"), ui_port)
     _start_server(CONNECT, address, argv, dict(env, **extra),
                   lambda: spark.connect_answers(address, timeout=1))  # fmt: skip

@@ -17,6 +17,7 @@ here: it takes a free port of its own, kept in ``demo.env``. A new server is one
 from __future__ import annotations
 
 import os
+import random
 import shlex
 import socket
 from collections.abc import Iterable, Mapping
@@ -88,6 +89,46 @@ def make_args(env: Mapping[str, str] | None = None) -> str:
     given = env.get("UFO_RUN_DIR", "")
     run_dir = f" UFO_RUN_DIR={shlex.quote(given)}" if given and Path(given) != Path(".run") else ""
     return run_dir + changed(env)
+
+
+_HANDED_OUT: set[int] = set()
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range of source ports for outgoing connections (Linux's default when it
+    cannot be read)."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
+
+
+def free_port(host: str = HOST) -> int:
+    """A port nothing holds on ``host`` now, for a server that binds it a moment later.
+
+    Taken below the kernel's ephemeral range (from 20000 up, clear of every default above): a
+    port the kernel hands out itself (``bind(0)``) comes from the range it also numbers outgoing
+    connections from, so any client connecting in the moment between (a database driver, a
+    Spark executor) can take it first. Not the same port twice in one process."""
+    low, high = 20000, ephemeral_range()[0]
+    if high - low < 1000:  # an unusual kernel setting: fall back to the kernel's choice
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            return probe.getsockname()[1]
+    pick = random.SystemRandom()
+    for _ in range(200):
+        number = pick.randrange(low, high)
+        if number in _HANDED_OUT:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, number))
+            except OSError:
+                continue
+        _HANDED_OUT.add(number)
+        return number
+    raise LocalStackError(f"no free port found on {host} between {low} and {high}")
 
 
 def taken(number: int) -> bool:

@@ -66,3 +66,31 @@ def test_a_taken_port_is_named_with_its_variable_unless_its_server_runs():
         assert f"\n  PORT={taken}  (producto, the web app)\n" in str(err.value)
         assert f"\n  SPARK_CONNECT_PORT={other}  (the Spark Connect server)\n" in str(err.value)
         assert str(err.value).endswith("make up PORT=N1 SPARK_CONNECT_PORT=N2")
+
+
+def test_a_free_port_is_below_the_kernels_ephemeral_range_and_free():
+    """The port a server is given a moment before it binds is not one an outgoing connection
+    can take in between: the kernel numbers those from its ephemeral range."""
+    low = ports.ephemeral_range()[0]
+    given = [ports.free_port() for _ in range(50)]
+    assert len(set(given)) == 50  # never the same one twice in a process
+    assert all(20000 <= number < low for number in given)
+    for number in given[:5]:
+        with socket.socket() as server:
+            server.bind((ports.HOST, number))  # nothing holds it
+
+
+def test_a_free_port_skips_a_port_a_server_holds(monkeypatch):
+    with socket.socket() as holder:
+        holder.bind((ports.HOST, 0))
+        held = holder.getsockname()[1]
+        monkeypatch.setattr(ports, "ephemeral_range", lambda: (held + 1000, 60999))
+        choices = iter([held, held, held + 1])
+
+        class Pick:
+            def randrange(self, low, high):
+                return next(choices)
+
+        monkeypatch.setattr(ports.random, "SystemRandom", Pick)
+        monkeypatch.setattr(ports, "_HANDED_OUT", set())
+        assert ports.free_port() == held + 1

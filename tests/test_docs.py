@@ -177,6 +177,10 @@ NOT_RUN: dict[str, str] = {
     "make bench": "about half an hour of timings; no test asserts a timing (bench/run.py checks its results against DuckDB itself)",
     "PROXY_USERS='alice:$2b$12$... bob:$2b$12$...'": "a line of .env, not a command; tests/compose/conftest.py writes such a line",
     "COMPOSE_PROFILES=minio,proxy": "a line of .env, not a command; tests/compose/conftest.py writes such a line",
+    "docker compose -f docker-compose.yml -f docker-images/several-hosts/main.yml up -d": "one Docker engine and no network but loopback here; tests/compose/test_several_hosts_files.py checks the compose files with docker compose config, and tests/hosts runs the stack's processes across network namespaces",
+    "cp docker-images/several-hosts/join.env.example join.env": "one Docker engine and no network but loopback here; tests/compose/test_several_hosts_files.py checks the compose files with docker compose config, and tests/hosts runs the stack's processes across network namespaces; the test reads join.env.example as copied",
+    "docker compose -f docker-images/several-hosts/join.yml --env-file join.env --profile spark up -d": "one Docker engine and no network but loopback here; tests/compose/test_several_hosts_files.py checks the compose files with docker compose config, and tests/hosts runs the stack's processes across network namespaces",
+    "docker compose -f docker-images/several-hosts/join.yml --env-file join.env --profile luigi up -d": "one Docker engine and no network but loopback here; tests/compose/test_several_hosts_files.py checks the compose files with docker compose config, and tests/hosts runs the stack's processes across network namespaces",
 }  # fmt: skip
 
 

@@ -44,7 +44,7 @@ def problems(env: dict[str, str]) -> list[str]:
             found.append(f"{name} may contain only letters, digits, '-' and '_'.")
         elif len(value) < MIN_LENGTH:
             found.append(f"{name} must have at least {MIN_LENGTH} characters.")
-    return found + proxy_problems(env) + console_problems(env)
+    return found + proxy_problems(env) + console_problems(env) + several_hosts_problems(env)
 
 
 def proxy_problems(env: dict[str, str]) -> list[str]:
@@ -82,6 +82,31 @@ def console_problems(env: dict[str, str]) -> list[str]:
     if len(value) < MIN_LENGTH:
         return [f"CONSOLE_S3_SECRET_ACCESS_KEY must have at least {MIN_LENGTH} characters."]
     return []
+
+
+def several_hosts_problems(env: dict[str, str]) -> list[str]:
+    """The main host of several (UFO_HOST_ADDRESS set, docker-images/several-hosts/main.yml):
+    Spark's RPC needs its secret, and the services it publishes speak plain text, which only a
+    private network between the hosts may carry."""
+    address = env.get("UFO_HOST_ADDRESS", "").strip()
+    if not address:
+        return []
+    found = []
+    secret = env.get("SPARK_AUTH_SECRET", "")
+    if len(secret) < 16 or secret.lower().startswith("change-me"):
+        found.append(
+            "SPARK_AUTH_SECRET must be a secret of at least 16 characters, the same on every "
+            "host (e.g. `openssl rand -hex 24`)."
+        )
+    if address.startswith("127.") or address in ("localhost", "::1"):
+        found.append(f"UFO_HOST_ADDRESS={address} is loopback: give this host's network address.")
+    if env.get("UFO_PRIVATE_NETWORK", "").strip().lower() not in ("yes", "1", "true"):
+        found.append(
+            f"UFO_HOST_ADDRESS={address} publishes PostgreSQL, the S3 store and luigid in plain "
+            "text: set UFO_PRIVATE_NETWORK=yes only if the hosts share a private network "
+            "(docs/how-to/several-hosts.md)."
+        )
+    return found
 
 
 def main() -> int:

@@ -11,7 +11,8 @@ the user's home at start-up (never into an image layer):
   history server reads), ``spark.ufo.jdbc.*`` for the interactive shell
   (from ``UFO_SHELL_DATABASE_URL`` only: compose gives it the read-only role, never the owner
   that ``UFO_DATABASE_URL`` carries) and any ``key=value`` pairs listed (one per line or
-  separated by spaces) in ``UFO_SPARK_CONF``.
+  separated by spaces) in ``UFO_SPARK_CONF``; with ``SPARK_AUTH_SECRET`` (a stack on several
+  hosts), Spark's authentication and encryption of its RPC, the same secret on every host.
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ def spark_defaults(env: dict[str, str]) -> str:
         if url.password:
             # Spark redacts keys containing "password" in its UI and logs.
             lines.append(f"spark.ufo.jdbc.password {url.password}")
+    secret = env.get("SPARK_AUTH_SECRET")
+    if secret:  # several hosts: Spark's RPC between them is authenticated and encrypted
+        lines.append("spark.authenticate true")
+        lines.append(f"spark.authenticate.secret {secret}")  # redacted in Spark's UI and logs
+        lines.append("spark.network.crypto.enabled true")
     events = env.get("UFO_SPARK_EVENTS")
     if events:  # every Spark application of the container: the pipeline's, Connect's, a shell's
         lines.append("spark.eventLog.enabled true")

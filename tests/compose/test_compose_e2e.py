@@ -249,6 +249,11 @@ def test_the_history_server_keeps_the_finished_application_and_links_point_there
         time.sleep(2)
     [listed] = [a for a in get_json(f"{history}/api/v1/applications") if a["id"] == app["id"]]
     assert listed["attempts"][0]["completed"] is True
+    # It read the event log from the lake's store, the only place the driver wrote it: no
+    # volume is shared between the services (tests/compose/test_static.py).
+    folder = f"spark-events/eventlog_v2_{app['id']}/"
+    found = s3_client(stack).list_objects_v2(Bucket=BUCKET, Prefix=folder)
+    assert [o["Key"].rsplit("/", 1)[1] for o in found.get("Contents", [])], found
     page = f"{history}/history/{app['id']}/jobs/"
     with urllib.request.urlopen(page, timeout=30) as response:
         assert response.status == 200 and "AggregateUFOsByState" in response.read().decode()

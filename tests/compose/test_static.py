@@ -285,6 +285,43 @@ def test_spark_connect_is_a_profile_bound_to_loopback_with_a_healthcheck():
     assert service["environment"]["UFO_STORAGE"].startswith("s3://")
 
 
+def test_no_volume_is_shared_between_services():
+    """Each service reaches every other over the network only, so any of them can move to
+    another host: a named volume belongs to one service (its replicas' own state), and a
+    host directory is mounted read-only (the input reports)."""
+    for files in ((COMPOSE_FILE,), (COMPOSE_FILE, CI_OVERRIDE)):
+        services = resolved(*files, profiles="minio,connect,proxy")["services"]
+        owners: dict[str, list[str]] = {}
+        for name, service in services.items():
+            for volume in service.get("volumes", []):
+                if volume["type"] == "volume":
+                    owners.setdefault(volume["source"], []).append(name)
+                else:
+                    assert volume.get("read_only"), (name, volume)
+        assert {v: o for v, o in owners.items() if len(o) > 1} == {}
+
+
+def test_spark_event_logs_are_on_the_lakes_store_for_every_writer_and_the_history_server():
+    for files in ((COMPOSE_FILE,), (COMPOSE_FILE, CI_OVERRIDE)):
+        services = resolved(*files)["services"]
+        where = f"s3a://{_example_value('S3_BUCKET')}/spark-events"
+        for name in ("luigi_worker", "spark-connect"):
+            assert services[name]["environment"]["UFO_SPARK_EVENTS"] == where, name
+        history = services["spark-history"]
+        assert (
+            f"-Dspark.history.fs.logDirectory={where}"
+            in history["environment"]["SPARK_HISTORY_OPTS"].split()
+        )
+        # It reads the store with the lake's keys and endpoint (the entrypoint's S3A settings),
+        # once the bucket and the log folder's marker exist.
+        assert (
+            history["environment"]["AWS_ENDPOINT_URL"]
+            == services["luigi_worker"]["environment"]["AWS_ENDPOINT_URL"]
+        )
+        assert "create-bucket" in history["depends_on"]
+        assert 'Key="spark-events/"' in " ".join(services["create-bucket"]["command"])
+
+
 def test_ci_runs_the_lake_on_the_s3_service_through_s3a():
     from tests.s3a import HADOOP_33_SETTINGS
 
@@ -294,7 +331,7 @@ def test_ci_runs_the_lake_on_the_s3_service_through_s3a():
     assert worker["environment"]["AWS_ENDPOINT_URL"] == "http://minio:19000"
     assert worker["build"]["args"]["S3A_JARS"] == "local"
     assert not any(v.get("target") == "/lake" for v in worker.get("volumes", []))
-    for name in ("luigi_worker", "spark-worker", "spark-connect"):
+    for name in ("luigi_worker", "spark-worker", "spark-connect", "spark-history"):
         conf = dict(
             pair.split("=", 1) for pair in ci[name]["environment"]["UFO_SPARK_CONF"].split()
         )

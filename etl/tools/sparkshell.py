@@ -1,7 +1,8 @@
 """``make pyspark``: a PySpark shell over the demo's lake.
 
-On the Spark Connect server of ``make up`` when it answers (``UFO_SPARK_REMOTE`` in
-``demo.env``): no JVM of its own, the server's warm engine. Otherwise local Spark on this
+On the cluster that ``SPARK_MASTER`` names (``spark://HOST:7077``), when it is not a local
+master. Else on the Spark Connect server of ``make up`` when it answers (``UFO_SPARK_REMOTE``
+in ``demo.env``): no JVM of its own, the server's warm engine. Otherwise local Spark on this
 machine. Either way the shell starts with ``lake`` (``LakePaths``): where each dataset's
 published files are, read from the run dates' manifests, so that reading an aggregate is one
 line, e.g. ``spark.read.parquet(*lake.aggregated())``.
@@ -107,7 +108,17 @@ def main() -> int:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     pyspark = str(Path(sys.executable).parent / "pyspark")
     remote = values.get("UFO_SPARK_REMOTE", "")
-    if remote and spark.connect_answers(remote, timeout=1):
+    master = os.environ.get("SPARK_MASTER", "").strip()
+    if master and not master.startswith("local"):
+        # A cluster the user names: its executors reach this driver at this host's address
+        # (SPARK_LOCAL_IP when the user gives one), and run their Python with their own.
+        say(f"PySpark on the cluster {master} (SPARK_MASTER)")
+        for name in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED", "SPARK_LOCAL_IP"):
+            env.pop(name, None)
+        if os.environ.get("SPARK_LOCAL_IP"):
+            env["SPARK_LOCAL_IP"] = os.environ["SPARK_LOCAL_IP"]
+        argv = [pyspark, "--master", master]
+    elif remote and spark.connect_answers(remote, timeout=1):
         say(f"PySpark on the Spark Connect server {remote} (`make up`'s)")
         argv = [pyspark, "--remote", remote]
     else:

@@ -64,3 +64,57 @@ def test_the_local_install_runs_the_chain_on_a_cluster_without_python_settings(
     assert [a["state"] for a in apps] == ["FINISHED"], spark_cluster.state()
     expected = reference.classify(source.read_bytes(), date)
     assert loaded_top_rows(database_url, date) == expected_top_rows(expected)
+
+
+@pytest.mark.timeout(300)
+def test_make_pyspark_opens_a_shell_on_the_cluster_spark_master_names(spark_cluster, tmp_path):
+    """`SPARK_MASTER=spark://... make pyspark`, typed in a terminal with the virtualenv off
+    PATH: the shell's executors are the cluster's, they run Python (a lambda) and read the
+    lake through the shell's `lake` helper; the application is the cluster's, and ends with
+    the shell."""
+    import json
+    import os
+    import re
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tests.cluster.support import wait_until
+    from tests.support import REPO, Terminal
+
+    run_dir, lake = tmp_path / "run", tmp_path / "lake"
+    part = "_attempts/a/aggregated/date=2019-03-29/part-0.parquet"
+    (lake / part).parent.mkdir(parents=True)
+    counts = {"month": ["2019-01", "2019-02", "2019-02"], "state": ["WA", "CA", "WA"]}
+    pq.write_table(pa.table({**counts, "sightings": pa.array([5, 7, 4], pa.int64())}), lake / part)
+    manifest = lake / "aggregated/date=2019-03-29/_MANIFEST.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(json.dumps({"files": {"aggregated": [part]}}))
+    run_dir.mkdir()
+    (run_dir / "demo.env").write_text(f"UFO_STORAGE={lake}\nUFO_RUN_DIR={run_dir}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UFO_", "SPARK_", "PYSPARK"))}
+    env["PATH"] = os.pathsep.join(
+        p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(str(REPO / ".venv"))
+    )
+    env.update(SPARK_MASTER=spark_cluster.master_url, SPARK_LOCAL_IP="127.0.0.1", TERM="dumb",
+               UFO_RUN_DIR=str(run_dir))  # fmt: skip
+    before = len(spark_cluster.completed_apps("PySparkShell"))
+
+    with Terminal(["make", "--no-print-directory", "pyspark"], env, cwd=REPO) as terminal:
+        terminal.type(
+            "print('squares', sc.parallelize(range(100), 4).map(lambda x: x * x).sum())",
+            "print('master', sc.master)",
+            "spark.read.parquet(*lake.aggregated()).groupBy('state').sum('sightings').orderBy('state').show()",
+            "exit()",
+        )  # fmt: skip
+        terminal.read(timeout=240)
+    shown = terminal.output.decode(errors="replace")
+    assert f"PySpark on the cluster {spark_cluster.master_url} (SPARK_MASTER)" in shown
+    assert "squares 328350" in shown, shown[-3000:]  # sum of squares below 100, by hand
+    assert f"master {spark_cluster.master_url}" in shown
+    assert re.search(r"\|\s*CA\|\s*7\|\s*\r?\n\|\s*WA\|\s*9\|", shown), shown[-3000:]
+    finished = wait_until(
+        lambda: len(spark_cluster.completed_apps("PySparkShell")) > before,
+        "the shell's application to end at the master", 60,
+    )  # fmt: skip
+    assert finished

@@ -34,6 +34,7 @@ import datetime as dt
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -379,6 +380,51 @@ def test_secrets_stay_where_they_are_needed(stack):
         assert "DATABASE_URL" not in env, service
     master = stack.compose("exec", "-T", "spark-master", "env").stdout
     assert stack.env["S3_SECRET_ACCESS_KEY"] not in master
+
+
+#: A driver that registers with the master, then ends (spark-submit's program).
+PROBE_APP = (
+    "from pyspark.sql import SparkSession\n"
+    "spark = SparkSession.builder.appName('auth-probe').getOrCreate()\n"
+    "print('REGISTERED', flush=True)\n"
+    "spark.stop()\n"
+)
+
+
+def test_spark_refuses_a_driver_without_the_stacks_secret(stack):
+    """Spark's RPC is authenticated and encrypted (SPARK_AUTH_SECRET, what a stack on several
+    hosts needs): a driver with no authentication, or with a wrong secret, is refused by the
+    master and never registers; one with the stack's secret (from the container's
+    spark-defaults.conf) registers. The three run at once; the refused ones are cut short."""
+    probe = """
+printf %s "$1" > /tmp/probe.py
+probe() {
+  name=$1; limit=$2; shift 2
+  (timeout "$limit" spark-submit --master "$SPARK_MASTER" "$@" /tmp/probe.py \\
+     > "/tmp/probe-$name.log" 2>&1; echo "== $name exit $?" >> "/tmp/probe-$name.log") &
+}
+probe none 30 --conf spark.authenticate=false --conf spark.network.crypto.enabled=false
+probe wrong 30 --conf spark.authenticate.secret=not-the-stacks-secret
+probe right 150
+wait
+cat /tmp/probe-none.log /tmp/probe-wrong.log /tmp/probe-right.log
+"""
+    out = stack.compose(
+        "exec", "-T", "luigi_worker", "sh", "-c", probe, "probe", PROBE_APP, timeout=240
+    ).stdout
+    logs = dict(zip(("none", "wrong", "right"), out.split("== ")[:3], strict=True))
+    codes = dict(re.findall(r"== (\w+) exit (\d+)", out))
+    assert codes["right"] == "0" and "REGISTERED" in logs["right"], logs["right"][-3000:]
+    for name in ("none", "wrong"):
+        assert codes[name] != "0" and "REGISTERED" not in logs[name], logs[name][-3000:]
+    # The master asked the driver without authentication to prove itself.
+    assert "Expected SaslMessage" in logs["none"], logs["none"][-3000:]
+    assert stack.env["SPARK_AUTH_SECRET"] not in out
+    master = get_json(f"http://127.0.0.1:{SPARK_UI_PORT}/json/")
+    probes = [
+        a for a in master["completedapps"] + master["activeapps"] if a["name"] == "auth-probe"
+    ]
+    assert [a["state"] for a in probes] == ["FINISHED"], probes  # the right one, only
 
 
 def test_check_env_refuses_the_placeholders_of_env_example(stack, tmp_path):

@@ -62,6 +62,7 @@ def compose_config(
         args += ["-f", str(file)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
     env.setdefault("CI_HOSTNAME", socket.gethostname())  # the CI override needs it
+    env.setdefault("SPARK_AUTH_SECRET", "a-secret-for-compose-config")  # and this
     env.update(env_vars)
     return subprocess.run(
         [*args, "config", *output], cwd=REPO, env=env, capture_output=True, text=True, timeout=60

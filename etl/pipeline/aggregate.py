@@ -15,7 +15,7 @@ from etl.pipeline import lineage
 from etl.pipeline.base import UfoTask
 from etl.pipeline.read import ReadUFOs
 from etl.pipeline.reporting import span
-from etl.pipeline.spark_submit import ProjectSparkSubmitTask
+from etl.pipeline.spark_submit import ProjectSparkSubmitTask, SparkJobError
 from etl.pipeline.targets import AGGREGATED, AggregateTarget, raw_records
 from etl.redact import redact_source
 from spark_jobs import AGGREGATE_BY_STATE, layouts
@@ -107,15 +107,31 @@ class AggregateUFOsByState(UfoTask, ProjectSparkSubmitTask):
         finally:
             self._raw = None
 
+    #: Spark runs of one task run: a second when the first lost a host with blocks the job
+    #: cannot compute again (its local checkpoints); Spark itself recovers every other loss.
+    SPARK_RUNS = 2
+
     def _run(self, started: float) -> None:
         reads = [self.lake.uri(raw_records(m)) for m in self.raw_manifests().values()]
-        try:
-            with lineage.spark_application(self, reads, [self.lake.uri(self.attempt)]) as conf:
-                self.extra_conf = conf
-                self.submit()
-        except Exception:
-            self.lake.remove(self.attempt)  # nothing was published: leave nothing behind
-            raise
+        for run in range(1, self.SPARK_RUNS + 1):
+            try:
+                with lineage.spark_application(self, reads, [self.lake.uri(self.attempt)]) as conf:
+                    self.extra_conf = conf
+                    self.submit()
+                break
+            except Exception as err:
+                self.lake.remove(self.attempt)  # nothing was published: leave nothing behind
+                if (
+                    not (isinstance(err, SparkJobError) and err.lost_executor)
+                    or run == self.SPARK_RUNS
+                ):
+                    raise
+                logger.warning(
+                    "%s: a Spark executor's host was lost with classified rows only it held; "
+                    "running the Spark step again, in a fresh attempt (%d of %d)",
+                    self.label, run + 1, self.SPARK_RUNS,
+                )  # fmt: skip
+                del self.attempt  # the next run writes into a new attempt directory
         spark_seconds = time.monotonic() - started
         job = json.loads(self.lake.read_text(f"{self.attempt}/_job.json"))
         self.point_at_history(job)

@@ -13,6 +13,7 @@ leaking the environment.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import sys
 
@@ -29,8 +30,20 @@ from etl.settings import load_settings
 logger = logging.getLogger("ufo")
 
 
+#: Spark's error class when an executor that held a local checkpoint's blocks is gone (its
+#: host lost mid-run): the blocks cannot be computed again, the job must start over.
+LOST_CHECKPOINT = "CHECKPOINT_RDD_BLOCK_ID_NOT_FOUND"
+#: The first line naming Spark's error class (``[CLASS] message``) or an exception.
+_CAUSE = re.compile(r"\[[A-Z][A-Z0-9_.]+\] \S|^\S*(Exception|Error): \S")
+
+
 class SparkJobError(DataError):
-    """spark-submit failed; carries the job's own error line and the tail of its output."""
+    """spark-submit failed; carries the job's own error line and the tail of its output.
+
+    ``lost_executor``: it failed because an executor's host went away with blocks the job
+    cannot compute again; a new run of the job on the remaining executors can succeed."""
+
+    lost_executor = False
 
     @classmethod
     def from_run_error(cls, err: ExternalProgramRunError) -> SparkJobError:
@@ -42,7 +55,12 @@ class SparkJobError(DataError):
         if job_errors:
             return cls(job_errors[-1].removeprefix("error: ") + " Fix the source and run again.")
         tail = "\n".join(stderr.splitlines()[-40:])
-        return cls(f"spark-submit failed ({err.message}); last lines of its output:\n{tail}")
+        # The cause comes first in Spark's output; its last lines are often the shutdown's.
+        cause = next((line.strip() for line in lines if _CAUSE.search(line)), None)
+        said = f"; the first error it reported: {cause[:500]}" if cause else ""
+        found = cls(f"spark-submit failed ({err.message}){said}; last lines of its output:\n{tail}")
+        found.lost_executor = any(LOST_CHECKPOINT in line for line in lines)
+        return found
 
 
 class ProjectSparkSubmitTask(SparkSubmitTask):

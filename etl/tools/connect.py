@@ -41,10 +41,11 @@ def check_local(remote: str | None) -> None:
 
 
 def command(
-    port: int, host: str, events: str | None, ui_port: int = 0
+    port: int, host: str, events: str | None, ui_port: int = 0, master: str = "local[*]"
 ) -> tuple[list[str], dict[str, str]]:
     """The server's command line and environment (event logs to ``events`` when given; its
-    live UI on ``ui_port``, any free port when 0)."""
+    live UI on ``ui_port``, any free port when 0; its executors on ``master``: this machine's
+    cores, or a cluster's)."""
     home = Path(find_spec("pyspark").origin).parent  # the pip package is a whole Spark
     conf = {
         "spark.connect.grpc.binding.address": host,
@@ -55,7 +56,7 @@ def command(
         **(spark.event_log_conf(events) if events else {}),
     }
     argv = [str(home / "bin" / "spark-submit"), "--class", SERVER_CLASS,
-            "--name", "Spark Connect server", "--master", "local[*]"]  # fmt: skip
+            "--name", "Spark Connect server", "--master", master]  # fmt: skip
     for key, value in conf.items():
         argv += ["--conf", f"{key}={value}"]
     env = {"SPARK_HOME": str(home), "SPARK_LOCAL_IP": host}

@@ -354,3 +354,32 @@ def test_a_task_is_named_as_a_person_names_it_in_error_and_done_lines():
         of=TopStatesToDatabase, start=dt.date(2019, 1, 1), stop=dt.date(2019, 2, 1)
     )
     assert label(backfill).startswith("RangeDaily(") and "_" not in label(backfill).split("(")[0]
+
+
+def test_a_spark_failure_names_its_first_cause_and_a_lost_checkpoint_is_worth_a_new_run():
+    """Spark's output ends with its shutdown's noise; the cause is the first error it reported
+    (here the lost host's checkpoint, as the several-hosts test meets it: tests/hosts)."""
+    from luigi.contrib.external_program import ExternalProgramRunError
+
+    from etl.pipeline.spark_submit import SparkJobError
+
+    stderr = (
+        "INFO DAGScheduler: Job 4 failed\n"
+        "org.apache.spark.SparkException: [CHECKPOINT_RDD_BLOCK_ID_NOT_FOUND] Checkpoint block "
+        "rdd_11_3 not found! Either the executor that originally checkpointed this partition is "
+        "no longer alive, or the original RDD is unpersisted.\n"
+        + "\tat org.apache.spark.rdd.LocalCheckpointRDD.compute(LocalCheckpointRDD.scala:69)\n"
+        * 60
+        + "Caused by: java.util.concurrent.TimeoutException: Cannot receive any reply in 20 s\n"
+        "INFO SparkContext: Successfully stopped SparkContext\n"
+    )
+    err = ExternalProgramRunError("failed", ["spark-submit"], env={}, stdout="", stderr=stderr)
+    found = SparkJobError.from_run_error(err)
+    assert found.lost_executor is True
+    assert "the first error it reported: org.apache.spark.SparkException: " \
+           "[CHECKPOINT_RDD_BLOCK_ID_NOT_FOUND] Checkpoint block rdd_11_3" in str(found)  # fmt: skip
+    other = ExternalProgramRunError("failed", ["spark-submit"], env={}, stdout="",
+                                    stderr="java.lang.OutOfMemoryError: Java heap space\n")  # fmt: skip
+    found = SparkJobError.from_run_error(other)
+    assert found.lost_executor is False
+    assert "the first error it reported: java.lang.OutOfMemoryError: Java heap space" in str(found)

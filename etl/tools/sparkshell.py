@@ -1,7 +1,7 @@
 """``make pyspark``: a PySpark shell over the demo's lake.
 
-On the cluster that ``SPARK_MASTER`` names (``spark://HOST:7077``), when it is not a local
-master. Else on the Spark Connect server of ``make up`` when it answers (``UFO_SPARK_REMOTE``
+On the cluster that ``SPARK_MASTER`` (or luigi.cfg's ``[ufo] spark_master``) names
+(``spark://HOST:7077``), when it is not a local master. Else on the Spark Connect server of ``make up`` when it answers (``UFO_SPARK_REMOTE``
 in ``demo.env``): no JVM of its own, the server's warm engine. Otherwise local Spark on this
 machine. Either way the shell starts with ``lake`` (``LakePaths``): where each dataset's
 published files are, read from the run dates' manifests, so that reading an aggregate is one
@@ -21,6 +21,7 @@ from etl.adapters import spark
 from etl.adapters.lake import Lake
 from etl.adapters.manifests import Manifests, partition
 from etl.errors import UfoError
+from etl.settings import setting
 from etl.tools.localstack import read_env
 from etl.tools.services import REPO, run_dir, say
 
@@ -108,8 +109,8 @@ def main() -> int:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     pyspark = str(Path(sys.executable).parent / "pyspark")
     remote = values.get("UFO_SPARK_REMOTE", "")
-    master = os.environ.get("SPARK_MASTER", "").strip()
-    if master and not master.startswith("local"):
+    master = setting("spark_master")  # SPARK_MASTER, or luigi.cfg's [ufo] spark_master
+    if not master.startswith("local"):
         # A cluster the user names: its executors reach this driver at this host's address
         # (SPARK_LOCAL_IP when the user gives one), and run their Python with their own.
         say(f"PySpark on the cluster {master} (SPARK_MASTER)")

@@ -171,3 +171,28 @@ def s3_env(
 ):
     """The environment of a pipeline run (or a worker) whose lake is on the moto server."""
     return pipeline_env(storage, database_url, source, AWS_ENDPOINT_URL=endpoint, **CREDENTIALS)
+
+
+def write_aggregate_lake(lake: Path, date: str = "2019-03-29") -> None:
+    """A lake with one published aggregate, as the pipeline lays it out (an attempt's file named
+    by the date's manifest): WA 5 + 4 = 9 and CA 7 sightings, for the PySpark shell tests."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    part = f"_attempts/a/aggregated/date={date}/part-0.parquet"
+    (lake / part).parent.mkdir(parents=True)
+    counts = {"month": ["2019-01", "2019-02", "2019-02"], "state": ["WA", "CA", "WA"]}
+    pq.write_table(pa.table({**counts, "sightings": pa.array([5, 7, 4], pa.int64())}), lake / part)
+    manifest = lake / f"aggregated/date={date}/_MANIFEST.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(json.dumps({"files": {"aggregated": [part]}}))
+
+
+def path_without_virtualenv(path: str) -> str:
+    """``path`` (a PATH value) without this repository's virtualenv: as a user who never
+    activated it."""
+    return os.pathsep.join(
+        p for p in path.split(os.pathsep) if not p.startswith(str(REPO / ".venv"))
+    )

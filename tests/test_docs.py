@@ -8,7 +8,6 @@ runs it (or in NOT_RUN with the reason), so a new command nobody runs fails this
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -267,26 +266,17 @@ def test_the_tutorials_failing_run_says_what_to_fix_and_its_fix_runs(tmp_path):
 @pytest.mark.spark
 def test_the_tutorials_pyspark_session_reads_a_dates_counts(tmp_path):
     """The tutorial's shell command in a terminal, then its snippet, over a lake of one date."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    from tests.support import path_without_virtualenv, write_aggregate_lake
 
     text = (REPO / "docs" / "tutorial.md").read_text()
     step = text.split("## 6. A PySpark session", 1)[1].split("\n## ", 1)[0]
     [command] = [c for c in shown_commands(step) if c.startswith(".venv/bin/pyspark")]
     snippet = re.search(r"```python\n(.*?)```", step, re.S).group(1)
     lake = tmp_path / "lake"
-    part = "_attempts/a/aggregated/date=2019-03-29/part-0.parquet"
-    (lake / part).parent.mkdir(parents=True)
-    counts = {"month": ["2019-01", "2019-02", "2019-02"], "state": ["WA", "CA", "WA"]}
-    pq.write_table(pa.table({**counts, "sightings": pa.array([5, 7, 4], pa.int64())}), lake / part)
-    manifest = lake / "aggregated/date=2019-03-29/_MANIFEST.json"
-    manifest.parent.mkdir(parents=True)
-    manifest.write_text(json.dumps({"files": {"aggregated": [part]}}))
+    write_aggregate_lake(lake)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UFO_", "SPARK_"))}
     # As a user who never activated the virtualenv: its bin is not on PATH.
-    env["PATH"] = os.pathsep.join(
-        p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(str(REPO / ".venv"))
-    )
+    env["PATH"] = path_without_virtualenv(env.get("PATH", ""))
     env.update(UFO_STORAGE=str(lake), SPARK_LOCAL_IP="127.0.0.1", TERM="dumb")
 
     with Terminal(["bash", "-c", command], env) as terminal:  # as a user types the command

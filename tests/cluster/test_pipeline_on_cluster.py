@@ -72,30 +72,18 @@ def test_make_pyspark_opens_a_shell_on_the_cluster_spark_master_names(spark_clus
     PATH: the shell's executors are the cluster's, they run Python (a lambda) and read the
     lake through the shell's `lake` helper; the application is the cluster's, and ends with
     the shell."""
-    import json
     import os
     import re
 
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     from tests.cluster.support import wait_until
-    from tests.support import REPO, Terminal
+    from tests.support import REPO, Terminal, path_without_virtualenv, write_aggregate_lake
 
     run_dir, lake = tmp_path / "run", tmp_path / "lake"
-    part = "_attempts/a/aggregated/date=2019-03-29/part-0.parquet"
-    (lake / part).parent.mkdir(parents=True)
-    counts = {"month": ["2019-01", "2019-02", "2019-02"], "state": ["WA", "CA", "WA"]}
-    pq.write_table(pa.table({**counts, "sightings": pa.array([5, 7, 4], pa.int64())}), lake / part)
-    manifest = lake / "aggregated/date=2019-03-29/_MANIFEST.json"
-    manifest.parent.mkdir(parents=True)
-    manifest.write_text(json.dumps({"files": {"aggregated": [part]}}))
+    write_aggregate_lake(lake)
     run_dir.mkdir()
     (run_dir / "demo.env").write_text(f"UFO_STORAGE={lake}\nUFO_RUN_DIR={run_dir}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UFO_", "SPARK_", "PYSPARK"))}
-    env["PATH"] = os.pathsep.join(
-        p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(str(REPO / ".venv"))
-    )
+    env["PATH"] = path_without_virtualenv(env.get("PATH", ""))
     env.update(SPARK_MASTER=spark_cluster.master_url, SPARK_LOCAL_IP="127.0.0.1", TERM="dumb",
                UFO_RUN_DIR=str(run_dir))  # fmt: skip
     before = len(spark_cluster.completed_apps("PySparkShell"))

@@ -17,7 +17,6 @@ The stack itself across hosts runs in tests/hosts (processes in network namespac
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import secrets
 import shutil
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.compose.test_image_scripts import IMAGE_DIR, _load, check_env, entrypoint
 from tests.compose.test_static import COMPOSE_FILE, SECRETS, compose_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,21 +37,11 @@ MAIN, JOIN, JOIN_ENV = (
     HOSTS_DIR / "join.yml",
     HOSTS_DIR / "join.env.example",
 )
-IMAGE_DIR = REPO / "docker-images" / "pipeline"
 ADDRESS = "10.0.0.5"  # the main host, as a user writes it
 SECRET = secrets.token_hex(16)
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"image_{name}", IMAGE_DIR / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 check_join = _load("check_join")
-check_env = _load("check_env")
-entrypoint = _load("entrypoint")
 
 
 def _config(*files: Path, env_file: Path | None = None, **env: str) -> dict:

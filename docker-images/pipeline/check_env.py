@@ -62,11 +62,16 @@ def proxy_problems(env: dict[str, str]) -> list[str]:
 
 
 def console_problems(env: dict[str, str]) -> list[str]:
-    """CONSOLE_S3_SECRET_ACCESS_KEY: required with the `proxy` profile, which runs the console."""
+    """CONSOLE_S3_SECRET_ACCESS_KEY and CONSOLE_PROXY_KEY: required with the `proxy` profile,
+    which runs the console."""
     profiles = [p.strip() for p in env.get("COMPOSE_PROFILES", "").split(",")]
     value = env.get("CONSOLE_S3_SECRET_ACCESS_KEY", "")
     if "proxy" not in profiles and not value:
         return []
+    return _console_s3_problems(env, value) + console_key_problems(env)
+
+
+def _console_s3_problems(env: dict[str, str], value: str) -> list[str]:
     if not value:
         return [
             "CONSOLE_S3_SECRET_ACCESS_KEY is empty but COMPOSE_PROFILES has `proxy`, which runs "
@@ -81,6 +86,26 @@ def console_problems(env: dict[str, str]) -> list[str]:
         return ["CONSOLE_S3_SECRET_ACCESS_KEY must differ from S3_SECRET_ACCESS_KEY."]
     if len(value) < MIN_LENGTH:
         return [f"CONSOLE_S3_SECRET_ACCESS_KEY must have at least {MIN_LENGTH} characters."]
+    return []
+
+
+#: The console's key from the proxy (etl/proxy/config.py CONSOLE_KEY: the same rule).
+CONSOLE_KEY = re.compile(r"^[A-Za-z0-9_-]{32,256}$")
+
+
+def console_key_problems(env: dict[str, str]) -> list[str]:
+    """CONSOLE_PROXY_KEY: with the console, what the proxy proves its requests with."""
+    value = env.get("CONSOLE_PROXY_KEY", "")
+    if value.lower().startswith("change-me"):
+        return [
+            f"CONSOLE_PROXY_KEY is still the placeholder {value!r} from .env.example: set a "
+            "key of your own in .env (e.g. `openssl rand -hex 24`)."
+        ]
+    if not CONSOLE_KEY.match(value):
+        return [
+            "CONSOLE_PROXY_KEY must be 32 to 256 letters, digits, '-' or '_' (e.g. `openssl "
+            "rand -hex 24`): the proxy sends it to the console, which refuses requests without it."
+        ]
     return []
 
 

@@ -63,7 +63,7 @@ SECURITY_HEADERS = {
 def create_app(lake: Lake, settings: ConsoleSettings, dates: RunDatesView,
                guard: Guard | None = None) -> FastAPI:  # fmt: skip
     """The console over ``lake`` (its requests), the run dates of ``dates``."""
-    guard = guard or Guard(settings.trust_proxy)
+    guard = guard or Guard(settings.trust_proxy, proxy_key=settings.proxy_key)
     views = Views(lake, settings, dates)
 
     @asynccontextmanager
@@ -101,7 +101,14 @@ def create_app(lake: Lake, settings: ConsoleSettings, dates: RunDatesView,
 
     @app.middleware("http")
     async def headers(request: Request, call_next):
-        answer = await call_next(request)
+        if request.url.path != "/health" and not guard.from_proxy(request):
+            # Behind the proxy, whatever reaches the port without the proxy's key (a local
+            # user, another container) is refused: it could name any user.
+            answer = PlainTextResponse(
+                "refused: this console answers through its proxy only\n", status_code=403
+            )
+        else:
+            answer = await call_next(request)
         for key, value in SECURITY_HEADERS.items():
             answer.headers.setdefault(key, value)
         return answer

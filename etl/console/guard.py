@@ -2,7 +2,10 @@
 
 Who: behind the proxy (``UFO_CONSOLE_TRUST_PROXY=1``) the user the proxy logged in, which it
 names in ``X-Ufo-User`` (it never passes a client's own); otherwise the user the console runs
-as (``make up``: the person at this machine). A header of that name is ignored then.
+as (``make up``: the person at this machine). A header of that name is ignored then. Behind the
+proxy, a request is the proxy's only when it carries the key the two share
+(``X-Ufo-Proxy-Key``): anything else that reaches the console's port (a local user, another
+container) is refused whatever user it names, pages included (``from_proxy``).
 
 An action is a POST with a token that a page of another site cannot know: the console's
 pages set a random value in a cookie (HttpOnly, SameSite=Strict, Secure behind the proxy) and
@@ -28,6 +31,7 @@ from etl.worker.requests import BadRequest
 
 COOKIE = "ufo_console_token"
 USER_HEADER = "x-ufo-user"
+KEY_HEADER = "x-ufo-proxy-key"
 
 
 class Refused(Exception):
@@ -35,15 +39,28 @@ class Refused(Exception):
 
 
 class Guard:
-    def __init__(self, trust_proxy: bool, key: bytes | None = None):
+    def __init__(self, trust_proxy: bool, key: bytes | None = None, proxy_key: str | None = None):
+        if trust_proxy and not proxy_key:
+            raise ValueError("behind the proxy the console needs the proxy's key")
         self.trust_proxy = trust_proxy
         self.key = key or secrets.token_bytes(32)
+        self._proxy_key = (proxy_key or "").encode()
         self._local = None if trust_proxy else requester()
+
+    def from_proxy(self, request: Request) -> bool:
+        """Whether the request may be served: always without the proxy (the console listens on
+        loopback then); behind it, only when it carries the proxy's key."""
+        if not self.trust_proxy:
+            return True
+        given = request.headers.get(KEY_HEADER, "").encode()
+        return hmac.compare_digest(given, self._proxy_key)
 
     def user(self, request: Request) -> str | None:
         """Who is asking, checked as a request's ``requested_by`` is; None: nobody known."""
         if not self.trust_proxy:
             return self._local
+        if not self.from_proxy(request):
+            return None
         name = request.headers.get(USER_HEADER, "").strip()
         if not name:
             return None

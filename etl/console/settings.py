@@ -5,6 +5,7 @@
 | ``UFO_CONSOLE_DATABASE_URL`` | the product database, read only (default: ``PRODUCTO_DATABASE_URL``, then ``UFO_DATABASE_URL``) |
 | ``UFO_CONSOLE_LUIGID_DB``    | luigid's task-history database (each task's runs), read only; empty: not shown |
 | ``UFO_CONSOLE_TRUST_PROXY``  | ``1``: behind the proxy, which names the logged-in user in ``X-Ufo-User``; the console may then listen on other addresses than 127.0.0.1 |
+| ``UFO_CONSOLE_PROXY_KEY``    | with ``UFO_CONSOLE_TRUST_PROXY=1``, required: the secret the proxy sends in ``X-Ufo-Proxy-Key`` (its ``PROXY_CONSOLE_KEY``); a request without it is refused, whoever it names |
 | ``UFO_CONSOLE_PRODUCTO_URL`` | producto, for the links to a date's figures (default ``/`` behind the proxy) |
 | ``UFO_CONSOLE_LUIGID_URL``   | luigid's UI (default ``/luigi`` behind the proxy)            |
 | ``UFO_CONSOLE_HISTORY_URL``  | Spark's history server (default ``UFO_SPARK_HISTORY_URL``, ``/history`` behind the proxy) |
@@ -17,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from etl.adapters.database.loader import normalise_url
+from etl.proxy.config import CONSOLE_KEY as PROXY_KEY
+from etl.proxy.config import CONSOLE_KEY_RULE as PROXY_KEY_RULE
 
 
 class ConsoleConfigError(ValueError):
@@ -28,6 +31,7 @@ class ConsoleSettings:
     database_url: str
     luigid_db: str | None
     trust_proxy: bool
+    proxy_key: str | None
     producto_url: str | None
     luigid_url: str | None
     history_url: str | None
@@ -49,6 +53,12 @@ class ConsoleSettings:
         if trust not in ("0", "1"):
             raise ConsoleConfigError(f"UFO_CONSOLE_TRUST_PROXY={trust!r}: give 1 or 0")
         proxied = trust == "1"
+        key = given("UFO_CONSOLE_PROXY_KEY")
+        if proxied and not (key and PROXY_KEY.fullmatch(key)):
+            raise ConsoleConfigError(
+                "UFO_CONSOLE_TRUST_PROXY=1 needs UFO_CONSOLE_PROXY_KEY: the secret the proxy "
+                f"sends in X-Ufo-Proxy-Key (its PROXY_CONSOLE_KEY), {PROXY_KEY_RULE}"
+            )
         luigid_db = given("UFO_CONSOLE_LUIGID_DB")
 
         def link(name: str, behind_proxy: str, *fallbacks: str) -> str | None:
@@ -59,6 +69,7 @@ class ConsoleSettings:
             database_url=normalise_url(url),
             luigid_db=normalise_url(luigid_db) if luigid_db else None,
             trust_proxy=proxied,
+            proxy_key=key if proxied else None,
             producto_url=link("UFO_CONSOLE_PRODUCTO_URL", "/"),
             luigid_url=link("UFO_CONSOLE_LUIGID_URL", "/luigi"),
             history_url=link("UFO_CONSOLE_HISTORY_URL", "/history", "UFO_SPARK_HISTORY_URL"),

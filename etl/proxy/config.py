@@ -16,6 +16,10 @@ _CHECKOUT_TEMPLATE = Path(__file__).resolve().parents[2] / "docker-images/proxy/
 _IMAGE_TEMPLATE = Path("/etc/ufo-proxy/nginx.conf.template")
 HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 UPSTREAM = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}")
+#: The key the proxy sends the console (X-Ufo-Proxy-Key) so that it knows a request is the
+#: proxy's: long and random, and safe in nginx's configuration.
+CONSOLE_KEY = re.compile(r"[A-Za-z0-9_-]{32,256}")
+CONSOLE_KEY_RULE = "32 to 256 letters, digits, '-' or '_' (e.g. `openssl rand -hex 24`)"
 LISTEN = re.compile(r"((\[[0-9A-Fa-f:.]+\]|[0-9.]+|[A-Za-z0-9.-]+):)?(\d{1,5})")
 #: The services behind the proxy: (setting, default in the compose stack, template section).
 SERVICES = (
@@ -23,7 +27,7 @@ SERVICES = (
     ("PROXY_LUIGID", "luigid:8082", "LUIGID"),
     ("PROXY_SPARK", "spark-master:8080", "SPARK"),
     ("PROXY_HISTORY", "spark-history:18080", "HISTORY"),
-    # Off unless given: the compose stack does not run the console yet (make up gives it).
+    # Off unless given (with PROXY_CONSOLE_KEY, the key the console wants from the proxy).
     ("PROXY_CONSOLE", "", "CONSOLE"),
 )
 
@@ -42,6 +46,7 @@ class Settings:
     public_port: int
     rate: int
     upstreams: dict[str, str | None]  # template section -> host:port, None when switched off
+    console_key: str | None  # sent to the console only (X-Ufo-Proxy-Key)
     template: Path
     run_dir: Path
     state_dir: Path
@@ -94,6 +99,14 @@ def load(env: dict[str, str] | None = None) -> Settings:
         raise SettingsError(
             "PROXY_PRODUCTO is off: producto is the proxy's home page; give HOST:PORT"
         )
+    console_key = env.get("PROXY_CONSOLE_KEY", "").strip() or None
+    if upstreams["CONSOLE"] is not None and not (
+        console_key and CONSOLE_KEY.fullmatch(console_key)
+    ):
+        raise SettingsError(
+            "PROXY_CONSOLE is on but PROXY_CONSOLE_KEY is not a key: give the console's "
+            f"UFO_CONSOLE_PROXY_KEY, {CONSOLE_KEY_RULE}"
+        )
     # A checkout's own template first: the image has none beside the package, only its own.
     template = Path(env.get("PROXY_TEMPLATE", "") or (
         _CHECKOUT_TEMPLATE if _CHECKOUT_TEMPLATE.exists() else _IMAGE_TEMPLATE
@@ -105,6 +118,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         public_port=_number(env, "PROXY_PUBLIC_PORT", matched.group(3), int, 1, 65535),
         rate=_number(env, "PROXY_RATE", "20", int, 1, 100_000),
         upstreams=upstreams,
+        console_key=console_key if upstreams["CONSOLE"] else None,
         template=template,
         run_dir=Path(env.get("PROXY_RUN_DIR", "") or "/run/ufo-proxy"),
         state_dir=Path(env.get("PROXY_STATE_DIR", "") or "/var/lib/ufo-proxy"),
@@ -127,6 +141,8 @@ def render(settings: Settings, cert: Path, key: Path, verifier: str, as_root: bo
         text = _section(text, section, keep=upstream is not None)
         if upstream:
             text = text.replace(f"@{section}@", upstream)
+    if settings.console_key:
+        text = text.replace("@CONSOLE_KEY@", settings.console_key)
     values = {
         # nginx started as root runs its workers as nobody; as anyone else, as that user.
         "USER": "user nobody nogroup;" if as_root else "",

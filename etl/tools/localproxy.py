@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from etl.tools import localconsole
 from etl.tools.ports import HOST
 from etl.tools.services import LocalStackError, Service, run_dir
 
@@ -60,6 +61,7 @@ def environment(
         "PROXY_SPARK": "off",
         "PROXY_HISTORY": urlsplit(history).netloc,
         "PROXY_CONSOLE": urlsplit(console).netloc if console else "off",
+        "PROXY_CONSOLE_KEY": localconsole.proxy_key() if console else "",
         "PROXY_RUN_DIR": str(home / "run"),
         "PROXY_STATE_DIR": str(home / "tls"),
         "PROXY_LOG_DIR": str(home / "logs"),

@@ -53,6 +53,8 @@ def stack(tmp_path_factory):
         # The console's own S3 user (its keys and the stack's one-shot create-console-user).
         "CONSOLE_S3_ACCESS_KEY_ID": "ufo-console",
         "CONSOLE_S3_SECRET_ACCESS_KEY": secrets.token_hex(12),
+        # What the proxy proves its requests to the console with.
+        "CONSOLE_PROXY_KEY": secrets.token_hex(24),
         # Spark's RPC authenticated and encrypted, as on several hosts (.ci/docker-compose.ci.yml).
         "SPARK_AUTH_SECRET": secrets.token_hex(24),
         "COMPOSE_PROFILES": "minio,connect,proxy",

@@ -261,6 +261,27 @@ def test_the_console_reruns_a_date_as_the_logged_in_user_and_refuses_forgeries(s
         context.close()
 
 
+#: The console's own port in CI's stack (.ci/docker-compose.ci.yml: the host's network).
+CONSOLE_PORT = 18090
+
+
+def test_the_console_refuses_whoever_reaches_its_port_around_the_proxy(stack):
+    """Any process on the console's network (here: the host's) can reach its port: without the
+    proxy's key, naming a user gets it neither a page nor an action."""
+    for method, path, body in (("GET", "/", None), ("GET", f"/dates/{REAL_RUN_DATE}", None),
+                               ("GET", "/audit", None),
+                               ("POST", "/actions/rerun", f"date={REAL_RUN_DATE}&token=x.y")):  # fmt: skip
+        for key in ({}, {"X-Ufo-Proxy-Key": "guess-" * 8}):
+            conn = http.client.HTTPConnection("127.0.0.1", CONSOLE_PORT, timeout=30)
+            conn.request(method, path, body=body, headers={
+                "X-Ufo-User": PROXY_USER, "Content-Type": "application/x-www-form-urlencoded",
+                **key})  # fmt: skip
+            answer = conn.getresponse()
+            text = answer.read().decode()
+            conn.close()
+            assert answer.status == 403 and "through its proxy only" in text, (method, path)
+
+
 def test_the_self_signed_certificate_is_made_once_and_kept(stack):
     before = _certificate()
     stack.compose("restart", "proxy", timeout=120)

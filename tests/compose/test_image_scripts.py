@@ -153,7 +153,8 @@ def _example_values() -> dict[str, str]:
 
 def test_check_env_refuses_every_placeholder_of_env_example():
     found = check_env.problems(_example_values())
-    names = [*check_env.CHECKED, "CONSOLE_S3_SECRET_ACCESS_KEY"]  # the last: set, so checked
+    # The console's two: its S3 secret is set, so both are checked.
+    names = [*check_env.CHECKED, "CONSOLE_S3_SECRET_ACCESS_KEY", "CONSOLE_PROXY_KEY"]
     assert len(found) == len(names)
     for name, line in zip(names, found):
         assert line.startswith(f"{name} is still the placeholder 'change-me"), line
@@ -179,7 +180,8 @@ def test_check_env_wants_bcrypt_users_for_the_proxy():
             "S3_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}  # fmt: skip
     alice, bob = entry("alice", "a long passphrase"), entry("bob.k", "another passphrase")
     with_proxy = {**good, "COMPOSE_PROFILES": "minio,proxy",
-                  "CONSOLE_S3_SECRET_ACCESS_KEY": "k3y-of-the-console"}  # fmt: skip
+                  "CONSOLE_S3_SECRET_ACCESS_KEY": "k3y-of-the-console",
+                  "CONSOLE_PROXY_KEY": "Qe0-kp_4" * 5}  # fmt: skip
     assert check_env.problems({**with_proxy, "PROXY_USERS": f"{alice} {bob}"}) == []
     assert check_env.problems({**good, "PROXY_USERS": ""}) == []  # no proxy: no users needed
     [empty] = check_env.problems({**with_proxy, "PROXY_USERS": " "})
@@ -203,11 +205,29 @@ def test_check_env_wants_a_secret_of_its_own_for_the_consoles_s3_user(value, sai
     env = {"POSTGRES_PASSWORD": "x7Gq-2Lp_9", "UFO_READONLY_PASSWORD": "Rr8_kk-00z",
            "S3_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
            "COMPOSE_PROFILES": "minio,proxy", "PROXY_USERS": entry("alice", "a passphrase"),
-           "CONSOLE_S3_SECRET_ACCESS_KEY": value}  # fmt: skip
+           "CONSOLE_S3_SECRET_ACCESS_KEY": value, "CONSOLE_PROXY_KEY": "Qe0-kp_4" * 5}  # fmt: skip
     [line] = check_env.problems(env)
     assert said in line
     without_proxy = {**env, "COMPOSE_PROFILES": "minio", "CONSOLE_S3_SECRET_ACCESS_KEY": ""}
     assert check_env.problems(without_proxy) == []
+
+
+@pytest.mark.parametrize("value,said", [
+    ("", "CONSOLE_PROXY_KEY must be 32 to 256"),
+    ("change-me-console-proxy-key", "still the placeholder"),
+    ("short-key", "CONSOLE_PROXY_KEY must be 32 to 256"),
+    ("x" * 40 + '";\n  proxy_pass http://evil', "CONSOLE_PROXY_KEY must be 32 to 256"),
+])  # fmt: skip
+def test_check_env_wants_a_key_between_the_proxy_and_the_console(value, said):
+    from etl.tools.proxyuser import entry
+
+    env = {"POSTGRES_PASSWORD": "x7Gq-2Lp_9", "UFO_READONLY_PASSWORD": "Rr8_kk-00z",
+           "S3_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+           "COMPOSE_PROFILES": "minio,proxy", "PROXY_USERS": entry("alice", "a passphrase"),
+           "CONSOLE_S3_SECRET_ACCESS_KEY": "k3y-of-the-console", "CONSOLE_PROXY_KEY": value}  # fmt: skip
+    [line] = check_env.problems(env)
+    assert said in line and (not value or value not in line or value.startswith("change-me"))
+    assert check_env.problems({**env, "CONSOLE_PROXY_KEY": "Qe0-kp_4" * 5}) == []
 
 
 def test_check_env_exits_1_with_the_reasons(monkeypatch, capsys):

@@ -229,7 +229,7 @@ def test_every_service_waits_for_the_placeholder_check():
     assert check["command"] == ["ufo-check-env"] and check.get("restart") == "no"
     assert set(check["environment"]) == {
         "POSTGRES_PASSWORD", "UFO_READONLY_PASSWORD", "S3_SECRET_ACCESS_KEY", "PROXY_USERS",
-        "COMPOSE_PROFILES", "CONSOLE_S3_SECRET_ACCESS_KEY",
+        "COMPOSE_PROFILES", "CONSOLE_S3_SECRET_ACCESS_KEY", "CONSOLE_PROXY_KEY",
     }  # fmt: skip
     late = [n for n in services if n != "check-env" and not _waits_for(services, n, "check-env")]
     assert not late, f"these services start before check-env has passed: {late}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import os
 import re
 import subprocess
 import sys
@@ -293,11 +294,16 @@ def test_a_request_the_worker_would_refuse_is_not_written(console, verb, form, s
     assert lake_files(console) == before
 
 
+PROXY_KEY = "Qe0-kp_4" * 5
+
+
 def test_behind_the_proxy_the_logged_in_user_asks(postgres, tmp_path, database_url):
     insert_runs(database_url, [])
-    console = start_console(tmp_path, database_url, UFO_CONSOLE_TRUST_PROXY="1")
+    console = start_console(tmp_path, database_url, UFO_CONSOLE_TRUST_PROXY="1",
+                            UFO_CONSOLE_PROXY_KEY=PROXY_KEY)  # fmt: skip
     try:
-        alice = {"X-Ufo-User": "alice", "X-Forwarded-Prefix": "/console"}
+        proxy = {"X-Ufo-Proxy-Key": PROXY_KEY, "X-Forwarded-Prefix": "/console"}
+        alice = {**proxy, "X-Ufo-User": "alice"}
         _s, headers, body = console.call("GET", "/", headers=alice)
         assert "signed in as alice" in body
         assert 'href="/console/static/console.css"' in body
@@ -307,7 +313,7 @@ def test_behind_the_proxy_the_logged_in_user_asks(postgres, tmp_path, database_u
         token = re.search(r'name="token" value="([^"]+)"', body).group(1)
         # Alice's page's token is not Bob's, nor nobody's.
         form = {"token": token, "date": "2019-03-30"}
-        for who in ({"X-Ufo-User": "bob"}, {}):
+        for who in ({**proxy, "X-Ufo-User": "bob"}, proxy):
             status, _h, refused = console.call("POST", "/actions/rerun", form, who)
             assert status == 403, refused
         assert not list(console.requests.glob("*.yaml"))
@@ -316,11 +322,75 @@ def test_behind_the_proxy_the_logged_in_user_asks(postgres, tmp_path, database_u
         [written] = console.requests.glob("*.yaml")
         assert yaml.safe_load(written.read_text())["requested_by"] == "alice"
         # A prefix that is not a path is not used.
-        _s, _h, odd = console.call("GET", "/", headers={"X-Ufo-User": "alice",
+        _s, _h, odd = console.call("GET", "/", headers={**alice,
                                                         "X-Forwarded-Prefix": '"><script>'})  # fmt: skip
         assert "<script>" not in odd and 'href="/static/console.css"' in odd
     finally:
         stop_console(console)
+
+
+#: Who reaches the console's port around the proxy: no key, a guess, the key cut or padded, two
+#: lines of it (one right), the key in another header.
+AROUND_THE_PROXY = [
+    {},
+    {"X-Ufo-Proxy-Key": "x" * len(PROXY_KEY)},
+    {"X-Ufo-Proxy-Key": PROXY_KEY[:-1]},
+    {"X-Ufo-Proxy-Key": PROXY_KEY + "x"},
+    {"X-Ufo-Proxy-Key": PROXY_KEY.lower()},
+    {"X-Ufo-Proxy-Key": f"{PROXY_KEY}, {PROXY_KEY}"},
+    {"X-Ufo-Proxy-Key-": PROXY_KEY},
+    {"Cookie": f"x-ufo-proxy-key={PROXY_KEY}"},
+]
+
+
+def test_behind_the_proxy_a_request_without_the_proxys_key_is_refused_on_every_route(
+    postgres, tmp_path, database_url
+):
+    """Behind the proxy the console believes the user a request names; whoever reaches its
+    port directly (another user of the machine, another container) must not be believed: no
+    page, no action, whichever user and token it brings."""
+    insert_runs(database_url, [])
+    console = start_console(tmp_path, database_url, UFO_CONSOLE_TRUST_PROXY="1",
+                            UFO_CONSOLE_PROXY_KEY=PROXY_KEY)  # fmt: skip
+    try:
+        good = {"X-Ufo-Proxy-Key": PROXY_KEY, "X-Ufo-User": "alice"}
+        _s, _h, body = console.call("GET", "/", headers=good)
+        token = re.search(r'name="token" value="([^"]+)"', body).group(1)
+        routes = [*(r for r in ROUTES if r != "/health"), "/nowhere"]
+        for headers in AROUND_THE_PROXY:
+            sent = {**headers, "X-Ufo-User": "alice"}
+            for path in routes:
+                for method in ("GET", "HEAD"):
+                    status, _h, answer = console.call(method, path, headers=sent)
+                    assert status == 403, (headers, method, path, status)
+                    assert "alice" not in answer and "2019-" not in answer, (headers, path)
+            for verb in ACTIONS:
+                form = {"token": token, "date": "2019-03-30", "start": "2019-03-01",
+                        "end": "2019-03-02", "confirmed": "1"}  # fmt: skip
+                status, _h, _b = console.call("POST", f"/actions/{verb}", form, sent)
+                assert status == 403, (headers, verb, status)
+        assert not list(console.requests.iterdir())
+        # The proxy's own request still works: the refusals were the key's.
+        status, _h, _b = console.call("POST", "/actions/rerun", {"token": token,
+                                      "date": "2019-03-30"}, good)  # fmt: skip
+        assert status == 303
+        assert console.call("GET", "/health")[0] == 200  # the health check needs no key
+    finally:
+        stop_console(console)
+
+
+@pytest.mark.parametrize("key", ["", "short", PROXY_KEY + '"; x'])
+def test_behind_the_proxy_the_console_will_not_start_without_a_key(database_url, tmp_path, key):
+    env = {"UFO_CONSOLE_DATABASE_URL": database_url, "UFO_STORAGE": str(tmp_path),
+           "UFO_CONSOLE_TRUST_PROXY": "1", "UFO_CONSOLE_PROXY_KEY": key}  # fmt: skip
+    found = subprocess.run(
+        [sys.executable, "-m", "etl.console", "--port", "1"], cwd=REPO,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("UFO_")}, **env},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert found.returncode == 2, found.stderr
+    assert "needs UFO_CONSOLE_PROXY_KEY" in found.stderr
+    assert not key or key not in found.stderr  # a key is never printed
 
 
 def test_without_the_proxy_it_listens_on_loopback_only(database_url, tmp_path):

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from etl.tools import proxyuser
-from tests.proxy.support import Target
+from tests.proxy.support import CONSOLE_KEY, Target
 from tests.support import REPO, free_port, have
 
 USER, PASSWORD = "alice", secrets.token_urlsafe(18)
@@ -105,6 +105,7 @@ class RunningProxy:
             "PROXY_STATE_DIR": str(tmp / "state"),
             "PROXY_LOG_DIR": str(tmp / "logs"),
             "PROXY_TLS_DIR": str(tmp / "tls"),
+            "PROXY_CONSOLE_KEY": CONSOLE_KEY,
             **{name: rec.address for name, rec in self.recorders.items()},
             **(env_extra or {}),
         }

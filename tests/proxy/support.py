@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 #: body. Anything else reaching an upstream came from a client and is a leak.
 ALLOWED_UPSTREAM = {
     "host", "connection", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-context",
-    "x-forwarded-prefix", "x-ufo-user", "accept", "accept-encoding", "accept-language",
+    "x-forwarded-prefix", "x-ufo-user", "x-ufo-proxy-key", "accept", "accept-encoding", "accept-language",
     "cache-control", "content-type", "cookie", "if-modified-since", "if-none-match", "range",
     "if-range", "origin", "referer", "sec-fetch-site", "user-agent", "x-requested-with",
     "content-length",
 }  # fmt: skip
+#: The key the tests' proxy sends the console (PROXY_CONSOLE_KEY).
+CONSOLE_KEY = "k3y-0f-the-pr0xy-f0r-the-c0ns0le-only"
 #: What a client forges: forwarding headers, a proxy's auth headers (the console's X-Ufo-User
 #: among them), an override of the method or the path, and a scheme.
 FORGED = {
@@ -42,6 +44,7 @@ FORGED = {
     "X-HTTP-Method-Override": "DELETE",
     "X-Remote-User": "admin",
     "X-Ufo-User": "admin",
+    "X-Ufo-Proxy-Key": "a-key-the-client-made-up-of-32-chars-or-more",
     "Proxy": "http://evil.example:3128",
 }
 #: TLS 1.2 suites the proxy may accept: ECDHE key exchange and an AEAD cipher.

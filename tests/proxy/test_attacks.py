@@ -14,6 +14,7 @@ import pytest
 from tests.proxy.conftest import PUBLIC_NAME, USER
 from tests.proxy.support import (
     ALLOWED_UPSTREAM,
+    CONSOLE_KEY,
     FORGED,
     LUIGID_READS,
     LUIGID_WRITES,
@@ -92,6 +93,9 @@ def test_an_upstream_receives_only_the_headers_the_proxy_decides(proxy, path, up
     assert headers.get("x-forwarded-context") == expected_context
     expected_prefix = "/console" if upstream == "PROXY_CONSOLE" else None
     assert headers.get("x-forwarded-prefix") == expected_prefix  # never the client's "/evil"
+    # The console's key goes to the console alone, and is the proxy's, never the client's.
+    expected_key = CONSOLE_KEY if upstream == "PROXY_CONSOLE" else None
+    assert headers.get("x-ufo-proxy-key") == expected_key
 
 
 def test_a_path_reaches_the_workers_page_as_the_client_encoded_it(proxy):

@@ -12,8 +12,9 @@ from etl.proxy import config
 from etl.tools import localproxy
 from tests.proxy.support import ALLOWED_UPSTREAM
 
+KEY = "Qe0-kp_4" * 5
 ENV = {"PROXY_USERS": "x", "PROXY_HOSTNAME": "ufo.example.org", "PROXY_PUBLIC_PORT": "443",
-       "PROXY_CONSOLE": "console:8090"}  # fmt: skip
+       "PROXY_CONSOLE": "console:8090", "PROXY_CONSOLE_KEY": KEY}  # fmt: skip
 
 
 def _rendered(env: dict[str, str] | None = None, as_root: bool = False) -> str:
@@ -110,6 +111,22 @@ def test_the_local_products_proxy_puts_the_console_behind_it_when_given(monkeypa
     assert config.load(localproxy.environment(8443, *servers)).upstreams["CONSOLE"] is None
 
 
+def test_the_consoles_key_is_sent_on_its_route_only():
+    text = _rendered()
+    [(_, http)] = blocks(text, "http")
+    shared = dict(
+        re.findall(r"^\s*proxy_set_header (\S+) ([^;]*);", http.split("server {")[0], re.M)
+    )
+    assert shared["X-Ufo-Proxy-Key"] == "$ufo_console_key"
+    [(_, mapped)] = [(h, b) for h, b in blocks(text, "map") if "$ufo_console_key" in h]
+    assert re.findall(r"^\s*(\S+)\s+(\S+);", mapped, re.M) == [("~^/console/", f'"{KEY}"'),
+                                                              ("default", '""')]  # fmt: skip
+    assert text.count(KEY) == 1
+    off = _rendered({"PROXY_CONSOLE": "off", "PROXY_CONSOLE_KEY": ""})
+    [(_, mapped)] = [(h, b) for h, b in blocks(off, "map") if "$ufo_console_key" in h]
+    assert re.findall(r"^\s*(\S+)\s+(\S+);", mapped, re.M) == [("default", '""')]
+
+
 def test_the_public_host_and_tls_settings_are_the_ones_given():
     text = _rendered()
     assert "proxy_set_header Host ufo.example.org;" in text  # port 443 is not written
@@ -134,6 +151,10 @@ def test_a_service_switched_off_answers_404_and_has_no_upstream():
         ("PROXY_LUIGID", "luigid:8082\n}"),
         ("PROXY_CONSOLE", "console:8090; proxy_set_header X-Ufo-User admin"),
         ("PROXY_CONSOLE", "http://console:8090"),
+        ("PROXY_CONSOLE_KEY", ""),
+        ("PROXY_CONSOLE_KEY", "too-short"),
+        ("PROXY_CONSOLE_KEY", KEY + '"; proxy_set_header X-Ufo-User admin; #'),
+        ("PROXY_CONSOLE_KEY", KEY + "\n}"),
         ("PROXY_HOSTNAME", "evil.example; add_header X 1"),
         ("PROXY_HOSTNAME", "-bad"),
         ("PROXY_LISTEN", "8443 default_server"),

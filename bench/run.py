@@ -220,9 +220,15 @@ def main(argv: list[str] | None = None) -> int:
         base.setdefault("PYSPARK_PYTHON", sys.executable)
         try:
             # Daily latency, cold and warm, interleaved with its baseline.
-            from etl.adapters import spark
+            from etl.adapters import classarchive, spark
 
-            archive = spark.driver_java_options(spark.default_spark_submit())
+            # The archive's options and the shared Spark home they are valid for.
+            archive_env = dict(
+                base, **classarchive.driver_environment(spark.default_spark_submit())
+            )
+            archive = []
+            if "SPARK_HOME" in archive_env:
+                archive = classarchive.driver_java_options(spark.default_spark_submit())
             noop, noop_archive, chain, warm = [], [], [], []
             with connect_server(tmp) as remote:
                 # One run first, untimed: the server's first query compiles its engine once.
@@ -232,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                 for i in range(args.repeat):
                     noop.append(noop_spark_submit(tmp, base))
                     if archive:
-                        noop_archive.append(noop_spark_submit(tmp, base, archive))
+                        noop_archive.append(noop_spark_submit(tmp, archive_env, archive))
                     env = dict(
                         base, UFO_STORAGE=str(tmp / f"chain{i}"), UFO_SOURCE=str(args.source)
                     )

@@ -4,7 +4,7 @@ The master comes from SPARK_MASTER (or ``[ufo] spark_master``), other flags from
 ``[spark]``. With UFO_SPARK_REMOTE (``[ufo] spark_remote``) and its server answering, the job
 runs instead as a session of that Spark Connect server: the job's Python with SPARK_REMOTE set,
 no driver JVM of its own (warm). Added to Luigi's task: the driver's class archive and, for a
-driver that works briefly, the quick JIT only (``etl/adapters/spark.py``),
+driver that works briefly, the quick JIT only (``etl/adapters/classarchive.py``, ``spark.py``),
 spark-submit dying with the Luigi process that started it, its whole output kept under
 ``$UFO_LOG_DIR/spark/``, and a failure reported by the job's own ``error:`` line without
 leaking the environment.
@@ -22,7 +22,7 @@ from luigi.contrib.external_program import ExternalProgramRunError
 from luigi.contrib.spark import SparkSubmitTask
 
 from etl import logs
-from etl.adapters import spark
+from etl.adapters import classarchive, spark
 from etl.errors import DataError
 from etl.redact import redact_source
 from etl.settings import load_settings
@@ -146,7 +146,7 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
             return super().driver_java_options
         quick = not self.master.startswith("local") or self.runs_briefly()
         options = [spark.QUICK_JIT if quick else "", super().driver_java_options or ""]
-        options += spark.driver_java_options(self.spark_submit)
+        options += classarchive.driver_java_options(self.spark_submit)
         return " ".join(o for o in options if o) or None
 
     #: The live UI found in the job's output (in the process Luigi reads that output with).
@@ -200,6 +200,8 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
             return env
         for name in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED"):  # a new application
             env.pop(name, None)
+        if self.deploy_mode != "cluster":  # the driver runs here: from the archive's Spark home
+            env.update(classarchive.driver_environment(self.spark_submit))
         if self.master.startswith("local"):
             # Local mode: the Python workers are this interpreter, with its packages; the
             # driver and its UI listen on this machine only (Spark binds to every interface).

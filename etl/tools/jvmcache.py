@@ -1,10 +1,12 @@
 """Make the Spark driver's class archive: about 5 s off every spark-submit.
 
-``python -m etl.tools.jvmcache`` makes the archive once per Spark and Java installation by
+``python -m etl.tools.jvmcache`` makes the archive once per Spark and Java on this machine by
 running the Spark job on a small generated sample (``make demo`` does it the first time). That
 took 35 s on an idle 2-core machine and 99 s on a busy one: the estimate it prints is the last
-build's time on this machine when there was one, and it ticks while it runs.
-``etl/adapters/spark.py`` says what the archive is and when the driver uses it.
+build's time on this machine when there was one, and it ticks while it runs. Another install of
+the same Spark (a second clone, a new virtualenv) finds the archive made and only matches itself
+to it (under a second). ``etl/adapters/classarchive.py`` says what the archive is, why it is
+shared that way, and when the driver uses it.
 """
 
 from __future__ import annotations
@@ -20,25 +22,25 @@ import time
 from pathlib import Path
 
 from etl.adapters import source
-from etl.adapters.spark import archive_path, default_spark_submit
+from etl.adapters.classarchive import DriverArchive, cache_dir, driver_archive, prune
+from etl.adapters.spark import default_spark_submit
 from etl.tools import sample
 from etl.tools.ticker import ticking
 from spark_jobs import AGGREGATE_BY_STATE
 
 #: Rows of the generated sample the archive is trained on (the job loads the classes it needs).
 TRAINING_ROWS = 5000
-#: Archives kept in the cache, the newest first (each about 160 MB).
-KEEP_ARCHIVES = 3
 #: The last build's seconds, beside the archives: the next build's estimate.
 LAST_BUILD = "last-build-seconds"
 
 
 def build(spark_submit: str, timeout: float = 600) -> Path:
-    """Make this installation's archive (replacing any) from one run of the Spark job."""
-    path = archive_path(spark_submit)
-    if path is None:
+    """Make this Spark and Java's archive (replacing any) from one run of the Spark job, in the
+    shared Spark home it is valid for."""
+    found = driver_archive(spark_submit)
+    if found is None:
         raise RuntimeError("no java or no Spark jars found: install Java 17 and pyspark first")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = found.path
     with tempfile.TemporaryDirectory(prefix="ufo-jvm-") as tmp:
         work = Path(tmp)
         day = dt.date(2019, 3, 29)
@@ -55,7 +57,8 @@ def build(spark_submit: str, timeout: float = 600) -> Path:
             "--snapshot", f"{day}=file://{work / 'records.parquet'}",
             "--output", f"file://{work / 'out'}",
         ]  # fmt: skip
-        env = dict(os.environ, PYSPARK_PYTHON=os.environ.get("PYSPARK_PYTHON", sys.executable))
+        env = dict(os.environ, PYSPARK_PYTHON=os.environ.get("PYSPARK_PYTHON", sys.executable),
+                   SPARK_HOME=str(found.home))  # fmt: skip
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
         if done.returncode != 0 or not partial.is_file():
             tail = (done.stdout + done.stderr)[-2000:]
@@ -64,21 +67,8 @@ def build(spark_submit: str, timeout: float = 600) -> Path:
         staged = path.with_name(f".{path.name}.{os.getpid()}")
         shutil.move(partial, staged)
         os.replace(staged, path)
-    prune(path)
+    prune(found)
     return path
-
-
-def prune(current: Path) -> None:
-    """Remove the archives beside ``current`` but the newest ``KEEP_ARCHIVES - 1``: those of
-    earlier installations (an upgraded Spark or Java) go, while one machine may still run the
-    pipeline from more than one virtualenv (each its own archive)."""
-    others = sorted(
-        (p for p in current.parent.glob("spark-driver-*.jsa") if p != current),
-        key=lambda p: p.stat().st_mtime,
-        reverse=True,
-    )
-    for old in others[KEEP_ARCHIVES - 1 :]:
-        old.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,12 +82,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     spark_submit = args.spark_submit or default_spark_submit()
-    path = archive_path(spark_submit)
-    if args.if_missing and path is not None and path.is_file():
+    try:
+        found: DriverArchive | None = driver_archive(spark_submit)  # matched to this install
+    except OSError as err:
+        print(f"ufo: warning: no class archive: the cache cannot be written: {err}",
+              file=sys.stderr)  # fmt: skip
+        return 0 if args.if_missing else 1
+    if args.if_missing and found is not None and found.path.is_file():
         return 0
     message = (
-        "Making the Spark driver's class archive: once per Spark and Java install, "
-        f"{estimate(path)}; every later spark-submit starts about 5 s sooner"
+        "Making the Spark driver's class archive: once per Spark and Java on this machine, "
+        f"{estimate(cache_dir())}; every later spark-submit starts about 5 s sooner"
     )
     started = time.monotonic()
     try:
@@ -108,16 +103,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ufo: {level}: no class archive made: {err}", file=sys.stderr)
         return 0 if args.if_missing else 1
     seconds = time.monotonic() - started
-    (built.parent / LAST_BUILD).write_text(f"{seconds:.0f}\n")
+    (cache_dir() / LAST_BUILD).write_text(f"{seconds:.0f}\n")
     size = built.stat().st_size >> 20
     print(f"Spark driver class archive: {built} ({size} MB, {seconds:.0f} s)")
     return 0
 
 
-def estimate(path: Path | None) -> str:
+def estimate(cache: Path) -> str:
     """How long a build takes here: the last one's time on this machine, else the range seen."""
     try:
-        last = int((path.parent / LAST_BUILD).read_text().strip()) if path else None
+        last = int((cache / LAST_BUILD).read_text().strip())
     except (OSError, ValueError):
         last = None
     if last:

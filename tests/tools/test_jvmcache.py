@@ -1,34 +1,44 @@
 """The Spark driver's class archive: which one belongs to an installation, and when it is used.
 
-A fake Java and Spark installation (real files in a temporary folder) stands in for the real
-ones here: what is tested is the choice of archive, not Java (tests/tools/test_jvm_archive.py
-makes and maps a real one).
+Fake Java and Spark installations (real files in a temporary folder) stand in for the real
+ones here: what is tested is the choice of home and archive, not Java
+(tests/tools/test_jvm_archive.py makes a real one and maps it from a second install).
 """
 
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 
 import luigi
 import pytest
 
-from etl.adapters import spark as spark_runtime
+from etl.adapters import classarchive
 from etl.pipeline import AggregateUFOsByState
 from etl.tools import jvmcache
 
 D = "2019-03-29"
 
 
+def _spark(home: Path, sql: bytes = b"jar spark-sql") -> Path:
+    """A Spark install at ``home``: two jars, a script, a Python library; its spark-submit."""
+    (home / "bin").mkdir(parents=True)
+    (home / "jars").mkdir()
+    (home / "python" / "lib").mkdir(parents=True)
+    (home / "jars" / "spark-core.jar").write_bytes(b"jar spark-core")
+    (home / "jars" / "spark-sql.jar").write_bytes(sql)
+    (home / "python" / "lib" / "pyspark.zip").write_bytes(b"zip")
+    (home / "bin" / "spark-class").write_text("#!/bin/sh\n")
+    submit = home / "bin" / "spark-submit"
+    submit.write_text("#!/bin/sh\n")
+    return submit
+
+
 @pytest.fixture
 def install(tmp_path, monkeypatch):
     """A Spark home with two jars and a spark-submit, a JAVA_HOME, and an empty cache."""
-    home = tmp_path / "spark"
-    (home / "bin").mkdir(parents=True)
-    (home / "jars").mkdir()
-    for name in ("spark-core.jar", "spark-sql.jar"):
-        (home / "jars" / name).write_bytes(b"jar " + name.encode())
-    submit = home / "bin" / "spark-submit"
-    submit.write_text("#!/bin/sh\n")
+    submit = _spark(tmp_path / "spark")
     java_home = tmp_path / "java"
     (java_home / "bin").mkdir(parents=True)
     (java_home / "bin" / "java").write_text("#!/bin/sh\n")
@@ -39,34 +49,56 @@ def install(tmp_path, monkeypatch):
     return submit
 
 
-def test_an_archive_belongs_to_one_java_and_one_set_of_spark_jars(install):
-    first = spark_runtime.archive_path(str(install))
-    assert first.parent == install.parent.parent.parent / "cache"
-    assert spark_runtime.archive_path(str(install)) == first  # stable
-    jar = install.parent.parent / "jars" / "spark-sql.jar"
-    jar.write_bytes(b"another build of spark-sql")
-    assert spark_runtime.archive_path(str(install)) != first  # Spark upgraded: another archive
-    second = spark_runtime.archive_path(str(install))
-    java = install.parent.parent.parent / "java" / "bin" / "java"
+def test_installs_of_the_same_spark_share_one_home_and_one_archive(install, tmp_path):
+    first = classarchive.driver_archive(str(install))
+    assert first.home.parent == tmp_path / "cache" and first.path.parent == first.home
+    # A second clone's virtualenv: the same files at another path, written at another time.
+    time.sleep(0.01)
+    other = _spark(tmp_path / "clone" / "spark")
+    assert classarchive.driver_archive(str(other)) == first
+    # The home holds the install's files, linked (no second copy on one file system).
+    jar = first.home / "jars" / "spark-sql.jar"
+    assert jar.read_bytes() == b"jar spark-sql"
+    assert jar.stat().st_ino == (install.parent.parent / "jars" / "spark-sql.jar").stat().st_ino
+    assert (first.home / "bin" / "spark-class").is_file()
+    assert (first.home / "python" / "lib" / "pyspark.zip").is_file()
+    # Another Spark (one jar's bytes differ, however its size and time): another home.
+    upgraded = _spark(tmp_path / "upgraded" / "spark", sql=b"jar spark-SQL")
+    assert classarchive.driver_archive(str(upgraded)).home != first.home
+    # Another Java build: the same home, another archive.
+    java = tmp_path / "java" / "bin" / "java"
     os.utime(java, ns=(1, 1))
-    assert spark_runtime.archive_path(str(install)) not in (first, second)  # another Java
+    again = classarchive.driver_archive(str(install))
+    assert again.home == first.home and again.path != first.path
+
+
+def test_a_run_never_reads_the_jars_to_match_an_install_it_is_matched_once(install):
+    assert classarchive.driver_archive(str(install), create=False) is None
+    made = classarchive.driver_archive(str(install))
+    assert classarchive.driver_archive(str(install), create=False) == made
+    # A jar rewritten with another size: the install is another one, not matched yet.
+    (install.parent.parent / "jars" / "spark-core.jar").write_bytes(b"jar spark-core 2")
+    assert classarchive.driver_archive(str(install), create=False) is None
 
 
 def test_no_java_or_no_jars_means_no_archive(install, monkeypatch, tmp_path):
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "nowhere"))
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    assert spark_runtime.archive_path(str(install)) is None
-    assert spark_runtime.driver_java_options(str(install)) == []
+    assert classarchive.driver_archive(str(install)) is None
+    assert classarchive.driver_java_options(str(install)) == classarchive.NO_VERIFY
+    assert classarchive.driver_environment(str(install)) == {}
 
 
 def test_the_archive_is_used_only_when_it_exists_and_is_not_turned_off(install, monkeypatch):
-    assert spark_runtime.driver_java_options(str(install)) == []
-    path = spark_runtime.archive_path(str(install))
-    path.parent.mkdir(parents=True)
-    path.write_bytes(b"archive")
-    assert spark_runtime.driver_java_options(str(install)) == [f"-XX:SharedArchiveFile={path}"]
+    found = classarchive.driver_archive(str(install))
+    assert classarchive.driver_java_options(str(install)) == classarchive.NO_VERIFY
+    assert classarchive.driver_environment(str(install)) == {}
+    found.path.write_bytes(b"archive")
+    assert classarchive.driver_java_options(str(install)) == [f"-XX:SharedArchiveFile={found.path}"]
+    assert classarchive.driver_environment(str(install)) == {"SPARK_HOME": str(found.home)}
     monkeypatch.setenv("UFO_JVM_ARCHIVE", "off")
-    assert spark_runtime.driver_java_options(str(install)) == []
+    assert classarchive.driver_java_options(str(install)) == classarchive.NO_VERIFY
+    assert classarchive.driver_environment(str(install)) == {}
 
 
 def _command(install, monkeypatch, tmp_path, **spark):
@@ -90,32 +122,41 @@ def _command(install, monkeypatch, tmp_path, **spark):
 def test_the_spark_step_starts_its_driver_with_the_archive_beside_the_configured_options(
     install, monkeypatch, tmp_path
 ):
-    path = spark_runtime.archive_path(str(install))
-    path.parent.mkdir(parents=True)
-    path.write_bytes(b"archive")
+    found = classarchive.driver_archive(str(install))
+    found.path.write_bytes(b"archive")
     command = _command(install, monkeypatch, tmp_path, driver_java_options="-Dx=1")
     options = command[command.index("--driver-java-options") + 1]
-    assert options == f"-Dx=1 -XX:SharedArchiveFile={path}"
+    assert options == f"-Dx=1 -XX:SharedArchiveFile={found.path}"
+    task = AggregateUFOsByState(date=luigi.DateParameter().parse(D))
+    monkeypatch.setattr(type(task), "spark_submit", property(lambda _self: str(install)))
+    assert task.program_environment()["SPARK_HOME"] == str(found.home)
     # In cluster mode the driver runs elsewhere: the archive on this machine is no use there.
     command = _command(install, monkeypatch, tmp_path, deploy_mode="cluster")
     assert "--driver-java-options" not in command
 
 
-def test_older_archives_are_pruned_to_the_newest_few(tmp_path):
-    archives = [tmp_path / f"spark-driver-{i:016x}.jsa" for i in range(5)]
-    for age, path in enumerate(reversed(archives)):
-        path.write_bytes(b"archive")
-        os.utime(path, (1_000_000 - age, 1_000_000 - age))  # archives[0] is the oldest
-    (tmp_path / "notes.txt").write_text("not an archive")
-    jvmcache.prune(archives[0])
-    kept = sorted(p.name for p in tmp_path.iterdir())
-    expected = [archives[0], *archives[-(jvmcache.KEEP_ARCHIVES - 1) :]]
-    assert kept == sorted(["notes.txt", *(p.name for p in expected)])
+def test_older_homes_and_archives_are_pruned(install, tmp_path):
+    current = classarchive.driver_archive(str(install))
+    current.path.write_bytes(b"archive")
+    (current.home / "driver-0000000000000000.jsa").write_bytes(b"another java's")
+    olds = []
+    for age in range(4):
+        home = _spark(tmp_path / f"old{age}" / "spark", sql=f"old {age}".encode())
+        found = classarchive.driver_archive(str(home))
+        os.utime(found.home, (1_000_000 - age, 1_000_000 - age))  # old0 the newest of them
+        olds.append(found)
+    (tmp_path / "cache" / "spark-driver-0123456789abcdef.jsa").write_bytes(b"an earlier release's")
+    classarchive.prune(current)
+    kept = sorted(p.name for p in (tmp_path / "cache").glob("spark-*"))
+    assert kept == sorted(a.home.name for a in [current, *olds[: classarchive.KEEP_HOMES - 1]])
+    assert [p.name for p in current.home.glob("*.jsa")] == [current.path.name]
+    memos = {m.read_text().strip() for m in (tmp_path / "cache" / "installs").iterdir()}
+    assert memos == {n.removeprefix("spark-home-") for n in kept}
 
 
 def test_the_estimate_is_the_last_build_on_this_machine_else_the_range_seen(tmp_path):
-    archive = tmp_path / "spark-driver-0000000000000001.jsa"
-    assert jvmcache.estimate(archive) == "35 s on an idle 2-core machine, up to 100 s on a busy one"
+    assert (
+        jvmcache.estimate(tmp_path) == "35 s on an idle 2-core machine, up to 100 s on a busy one"
+    )
     (tmp_path / jvmcache.LAST_BUILD).write_text("57\n")
-    assert jvmcache.estimate(archive).startswith("about 57 s (the last build on this machine)")
-    assert jvmcache.estimate(None).startswith("35 s")  # no Java or no Spark jars: no archive
+    assert jvmcache.estimate(tmp_path).startswith("about 57 s (the last build on this machine)")

@@ -47,7 +47,14 @@ MAX_FORM = 16 * 1024
 LOG_WHOLE = 32 * 1024 * 1024
 REQUEST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.ya?ml")
 PREFIX = re.compile(r"(/[A-Za-z0-9._-]+)*")
-FORCING = {"": "not forced", "force": "forced", "force_upstream": "forced with all it needs"}
+#: How a re-run may be forced: not, the task alone, with all it needs, or anew from a task of the
+#: chain on (up to the task asked for).
+FORCING = {
+    "": "not forced",
+    "force": "forced",
+    "force_upstream": "forced with all it needs",
+    **{f"from:{task}": f"anew from {task} on" for task in ALLOWED_TASKS},
+}
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -215,12 +222,14 @@ def create_app(lake: Lake, settings: ConsoleSettings, dates: RunDatesView,
             days = f"{form.get('first', '').strip()}..{form.get('last', '').strip()}"
         if forcing not in FORCING or task not in ALLOWED_TASKS:
             raise HTTPException(400, f"task: one of {', '.join(ALLOWED_TASKS)}; forcing: "
-                                     "force or force_upstream, or none")  # fmt: skip
+                                     "force, force_upstream or from:TASK, or none")  # fmt: skip
         try:
             if verb == "rerun" and (".." in days or "," in days):
                 raise BadRequest("a re-run takes one date: backfill a range")
             request_ = draft(verb, days, task=task, force=forcing == "force",
-                             force_upstream=forcing == "force_upstream", by=user)  # fmt: skip
+                             force_upstream=forcing == "force_upstream",
+                             force_from=forcing.removeprefix("from:") or None
+                             if forcing.startswith("from:") else None, by=user)  # fmt: skip
         except BadRequest as err:
             return render(request, "error.html", {
                 "title": "Not requested", "message": f"the worker would refuse it: {err}",

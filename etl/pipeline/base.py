@@ -23,6 +23,9 @@ from etl.settings import Settings, load_settings
 
 logger = logging.getLogger("ufo")
 
+#: The pipeline's tasks in the order they run: ``force_from`` names one of them.
+CHAIN = ("ReadUFOs", "AggregateUFOsByState", "TopTenStates", "TopStatesToDatabase")
+
 
 @functools.lru_cache(maxsize=8)
 def _lake(uri: str) -> Lake:
@@ -55,6 +58,16 @@ class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
         significant=False,
         visibility=luigi.parameter.ParameterVisibility.HIDDEN,
         description="Like --force, for this task and every task upstream of it.",
+    )
+    force_from = luigi.ChoiceParameter(
+        default="",
+        choices=("", *CHAIN),
+        var_type=str,
+        significant=False,
+        visibility=luigi.parameter.ParameterVisibility.HIDDEN,
+        description="Run again from this task of the chain on: it and every task after it up "
+        "to this one (e.g. AggregateUFOsByState: the Spark step, the ranking and the load), "
+        "each replacing its outputs; the tasks before it are used as they are.",
     )
 
     # An operational record, not part of the task's identity: TopTenStates checks the snapshot.
@@ -92,10 +105,10 @@ class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
     def to_str_params(self, only_significant: bool = False, only_public: bool = False) -> dict:
         # What the worker sends luigid. Luigi creates a batch task in luigid without the
         # parameters' visibilities, so luigid would show its hidden ones: leave ``force``,
-        # ``force_upstream`` and ``accept_checks`` out while they are off (their default, what a
+        # ``force_upstream``, ``force_from`` and ``accept_checks`` out while they are off (their default, what a
         # task is rebuilt with).
         params = super().to_str_params(only_significant, only_public)
-        for name in ("force", "force_upstream", "accept_checks"):
+        for name in ("force", "force_upstream", "force_from", "accept_checks"):
             if not getattr(self, name):
                 params.pop(name, None)
         return params
@@ -113,8 +126,19 @@ class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
             report_failure(self, err)
             raise
 
+    @property
+    def forced(self) -> bool:
+        """Whether this task runs again even if done: ``--force``, ``--force-upstream``, or a
+        ``--force-from`` task at or before it in the chain."""
+        if self.force or self.force_upstream:
+            return True
+        name = type(self).__name__
+        return bool(self.force_from) and name in CHAIN and (
+            CHAIN.index(name) >= CHAIN.index(self.force_from)
+        )  # fmt: skip
+
     def _complete(self) -> bool:
-        if not (self.force or self.force_upstream):
+        if not self.forced:
             return super().complete()
         outputs = luigi.task.flatten(self.output())
         if self._forced_baseline is None:
@@ -126,10 +150,11 @@ class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
         )
 
     def upstream(self, cls: type[UfoTask]) -> UfoTask:
-        """The task ``cls`` for the same run date(s), forced when this one is forced upstream."""
+        """The task ``cls`` for the same run date(s), forced when this one is forced upstream
+        (or ``cls`` comes at or after the ``force_from`` task)."""
         return cls(
             date=self.date, force=self.force_upstream, force_upstream=self.force_upstream,
-            accept_checks=self.accept_checks,
+            force_from=self.force_from, accept_checks=self.accept_checks,
         )  # fmt: skip
 
     # Read at use, not cached on the task: Luigi reuses task instances within a process, and a

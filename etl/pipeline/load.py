@@ -65,7 +65,7 @@ class TopStatesToDatabase(UfoTask):
         return {day: database.RunLoadedTarget(url, day) for day in self.dates}
 
     def _complete(self) -> bool:
-        if self.force or self.force_upstream:
+        if self.forced:
             return super()._complete()
         # One query for a batch's dates, not one per date.
         url = self.settings.require_database_url()

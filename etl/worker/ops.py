@@ -48,7 +48,7 @@ class Draft:
 
     @property
     def forced(self) -> bool:
-        return any(self.request.params.get(p) == "__flag__" for p in ("force", "force_upstream"))
+        return self.request.forced
 
 
 def draft(
@@ -58,6 +58,7 @@ def draft(
     task: str = DEFAULT_TASK,
     force: bool = False,
     force_upstream: bool = False,
+    force_from: str | None = None,
     by: str | None = None,
     now: dt.datetime | None = None,
 ) -> Draft:
@@ -69,6 +70,8 @@ def draft(
         params["force"] = True
     if force_upstream:
         params["force_upstream"] = True
+    if force_from:
+        params["force_from"] = force_from
     doc = {
         "task": task,
         "params": params,
@@ -81,6 +84,14 @@ def draft(
     span = days[0].isoformat() if len(days) == 1 else f"{days[0]}-to-{days[-1]}"
     name = f"{verb}-{span}-{now:%Y%m%dT%H%M%SZ}-{os.urandom(3).hex()}.yaml"
     return Draft(name, text, request, days)
+
+
+def forcing_text(params: dict[str, str]) -> str:
+    """How a request's parameters force it, as a person reads it (empty: not forced)."""
+    if params.get("force_from"):
+        return f" forced from {params['force_from']} on"
+    forced = {"force": " forced", "force_upstream": " forced with all it needs"}
+    return "".join(v for k, v in forced.items() if params.get(k) == "__flag__")
 
 
 def submit(lake: Lake, request: Draft) -> str:

@@ -2,9 +2,10 @@
 
     python -m etl.worker runs [--from DATE] [--to DATE] [--all-loaded] [--state STATE ...]
                               [--offset N] [--limit N] [--json]
-    python -m etl.worker rerun DATE [--task TASK] [--force | --force-upstream] [--yes] [--by NAME]
-    python -m etl.worker backfill FIRST..LAST [--task TASK] [--force | --force-upstream]
-                                  [--yes] [--by NAME]
+    python -m etl.worker rerun DATE [--task TASK] [--force | --force-upstream | --from TASK]
+                               [--yes] [--by NAME]
+    python -m etl.worker backfill FIRST..LAST [--task TASK] [--force | --force-upstream |
+                                  --from TASK] [--yes] [--by NAME]
     python -m etl.worker follow REQUEST [--timeout S] [--poll S]
 
 ``rerun`` and ``backfill`` write a run request for the worker and print its name; a forced one,
@@ -24,7 +25,15 @@ import sys
 from etl.adapters.lake import open_lake
 from etl.errors import UfoError
 from etl.settings import load_settings
-from etl.worker.ops import DEFAULT_TASK, Draft, draft, follow, request_name, submit
+from etl.worker.ops import (
+    DEFAULT_TASK,
+    Draft,
+    draft,
+    follow,
+    forcing_text,
+    request_name,
+    submit,
+)
 from etl.worker.requests import ALLOWED_TASKS, BadRequest
 from etl.worker.rundates_view import MAX_LIMIT, STATES, Page, RunDatesView
 
@@ -70,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
         forcing.add_argument("--force", action="store_true", help="run the task even if done")
         forcing.add_argument("--force-upstream", action="store_true",
                              help="run the task and every task it needs anew")  # fmt: skip
+        forcing.add_argument("--from", dest="force_from", choices=ALLOWED_TASKS,
+                             help="run anew from this task of the chain on, up to --task "
+                             "(e.g. AggregateUFOsByState: the Spark step, ranking and load)")  # fmt: skip
         cmd.add_argument("--yes", action="store_true", help="confirm a forced run or a range")
         cmd.add_argument("--by", help="who asks (default: this user)")
     follow_ = sub.add_parser("follow", help="wait for a request's outcome")
@@ -114,7 +126,7 @@ def _request(parser: argparse.ArgumentParser, lake, args) -> int:
     try:
         request = draft(
             args.command, dates, task=args.task, force=args.force,
-            force_upstream=args.force_upstream, by=args.by,
+            force_upstream=args.force_upstream, force_from=args.force_from, by=args.by,
         )  # fmt: skip
     except BadRequest as err:
         parser.error(f"the worker would refuse this request, so it was not written: {err}")
@@ -127,9 +139,7 @@ def _request(parser: argparse.ArgumentParser, lake, args) -> int:
 def _summary(request: Draft) -> str:
     days = request.dates
     span = str(days[0]) if len(days) == 1 else f"{len(days)} dates, {days[0]}..{days[-1]}"
-    forced = {"force": " forced", "force_upstream": " forced with all it needs"}
-    how = "".join(v for k, v in forced.items() if request.request.params.get(k) == "__flag__")
-    return f"{request.request.task}{how} for {span}"
+    return f"{request.request.task}{forcing_text(request.request.params)} for {span}"
 
 
 def _confirmed(yes: bool, request: Draft) -> bool:

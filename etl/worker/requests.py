@@ -1,7 +1,8 @@
 """Run requests: YAML files dropped under ``{UFO_STORAGE}/requests/``, read and checked.
 
     task: TopStatesToDatabase        # one of the pipeline's tasks
-    params: {date: 2019-03-29, force: true}
+    params: {date: 2019-03-29, force: true}   # or force_upstream: true, or
+                                              # force_from: AggregateUFOsByState
     env: {UFO_SOURCE: s3://incoming/nuforc_index.csv}   # optional; only UFO_SOURCE
     requested_by: alice                   # optional, the audit record: who asked
     requested_at: 2019-03-30T08:00:00+00:00   # optional: when (an ISO timestamp)
@@ -81,6 +82,14 @@ class Request:
     env: dict[str, str]
     audit: dict[str, str] = field(default_factory=dict)  # requested_by, requested_at if given
 
+    @property
+    def forced(self) -> bool:
+        """Whether it runs a task again even if done (force, force_upstream or force_from)."""
+        flags = ("force", "force_upstream")
+        return any(self.params.get(p) == "__flag__" for p in flags) or bool(
+            self.params.get("force_from")
+        )
+
     def argv(self, scheduler: list[str]) -> list[str]:
         args = [sys.executable, "-m", "luigi", "--module", "etl", self.task, *scheduler]
         for name, value in self.params.items():
@@ -147,7 +156,17 @@ def parse_request(text: str) -> Request:
             params[name] = "__flag__" if parsed else "__off__"
         else:
             params[name] = param.serialize(parsed)
+    _check_force_from(task, params.get("force_from"))
     return Request(task=task, params=params, env=env, audit=audit)
+
+
+def _check_force_from(task: str, first: str | None) -> None:
+    """force_from names a task at or before the one requested: one after it would never run."""
+    if first and ALLOWED_TASKS.index(first) > ALLOWED_TASKS.index(task):
+        raise BadRequest(
+            f"force_from {first} comes after {task} in the chain, so nothing would run again: "
+            f"request TopStatesToDatabase (or a task from {first} on) instead"
+        )
 
 
 _INCOMPLETE = (

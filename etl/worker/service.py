@@ -278,8 +278,7 @@ class RequestRunner:
     ) -> tuple[str, dict[str, object]]:
         """Run a valid request; (status, what its result records)."""
         dates = luigid.request_dates(request.params) if self.luigid_url else set()
-        forced = any(request.params.get(p) == "__flag__" for p in ("force", "force_upstream"))
-        if self.luigid_url and forced:
+        if self.luigid_url and request.forced:
             enabled = luigid.re_enable(
                 self.luigid_url, luigid.disabled_tasks(self.luigid_url, dates)
             )

@@ -216,8 +216,9 @@ def _check_policy(text: str, failed: list[str]) -> None:
 
 
 def test_the_console_reruns_a_date_as_the_logged_in_user_and_refuses_forgeries(stack, browser):
-    """Through the proxy, logged in as alice: a re-run of the run's date asked for by the
-    console's form, written with its S3 user, run by the worker service, followed to its end;
+    """Through the proxy, logged in as alice: a re-run of the run's date from TopTenStates on,
+    asked for by the console's forms, written with its S3 user, run by the worker service (the
+    ranking and the load again, not the tasks before them), followed to its end;
     a POST from another site, or without the page's token, refused with nothing written."""
     context = browser.new_context(
         http_credentials={"username": PROXY_USER, "password": PROXY_PASSWORD},
@@ -228,11 +229,22 @@ def test_the_console_reruns_a_date_as_the_logged_in_user_and_refuses_forgeries(s
         base = f"https://127.0.0.1:{PROXY_PORT}/console"
         page.goto(f"{base}/", timeout=60_000)
         assert page.text_content("#user") == f"signed in as {PROXY_USER}"
-        page.click(f"button[data-rerun='{REAL_RUN_DATE}']")
+        # The date is loaded: its row leads to its page, where it is re-run anew from the
+        # ranking on (confirmed first), which the worker service runs without Spark.
+        page.click(f"a[data-rerun='{REAL_RUN_DATE}']")
+        page.wait_for_selector("#rerun", timeout=60_000)
+        page.select_option("#rerun select[name=forcing]", "from:TopTenStates")
+        page.click("#rerun button[type=submit]")
+        page.wait_for_selector("#confirm", timeout=60_000)
+        assert "anew from TopTenStates on" in page.text_content("#summary")
+        page.click("#confirm button[type=submit]")
         page.wait_for_url(f"{base}/requests/rerun-{REAL_RUN_DATE}-*.yaml", timeout=60_000)
         assert page.text_content("#by") == PROXY_USER
-        # The date is loaded: the worker's run finds it complete, and the request ends done.
         page.wait_for_selector("#status[data-status='done']", timeout=240_000)
+        log = page.text_content("#log")
+        assert f"start: TopTenStates(date={REAL_RUN_DATE})" in log, log[-2000:]
+        assert f"done: TopStatesToDatabase(date={REAL_RUN_DATE})" in log, log[-2000:]
+        assert "start: AggregateUFOsByState" not in log and "start: ReadUFOs" not in log
         name = page.url.rsplit("/", 1)[1]
         page.goto(f"{base}/audit")
         row = page.query_selector(f"tr[data-request='{name}']")

@@ -348,3 +348,26 @@ def test_the_product_defaults_are_untouched_by_ci():
     assert _example_value("S3A_JARS") == "download"
     for name, service in product.items():
         assert "UFO_SPARK_CONF" not in service.get("environment", {}), name
+
+
+@pytest.mark.parametrize("files", [(COMPOSE_FILE,), (COMPOSE_FILE, CI_OVERRIDE)], ids=["", "ci"])
+def test_producto_and_luigid_link_the_console_where_ufo_console_url_says(files):
+    """One variable for both: .env.example's empty value (its profiles run no console) gives
+    no link; /console (the `proxy` profile's) a link on every producto page and in luigid's
+    running tasks, which producto's settings accept."""
+    from producto.settings import Settings
+
+    reader = SECRETS["UFO_READONLY_PASSWORD"]
+    for given, expected in (("", None), ("/console", "/console")):
+        result = compose_config(
+            *files, output=("--format", "json"), COMPOSE_PROFILES="minio,connect,proxy",
+            UFO_CONSOLE_URL=given, **SECRETS,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        services = json.loads(result.stdout)["services"]
+        producto = services["producto"]["environment"]
+        assert producto["PRODUCTO_CONSOLE_URL"] == given
+        assert services["luigi_worker"]["environment"]["UFO_CONSOLE_URL"] == given
+        if CI_OVERRIDE in files:  # the override's environment merges with, not replaces, ours
+            assert f"{reader}@postgres:15432/" in producto["PRODUCTO_DATABASE_URL"]
+        assert Settings.from_env(producto).console_url == expected

@@ -75,6 +75,20 @@ def test_a_person_reruns_a_date_and_backfills_a_range(page, console):  # noqa: F
     opened.goto(console.url + "/?from=2019-02-01&to=2019-03-31&all_loaded=0")
     assert opened.get_attribute("tr[data-date='2019-03-29']", "data-state") == "requested"
     assert opened.get_attribute("tr[data-date='2019-02-05']", "data-state") == "requested"
-    for made in (console.requests / name, added):
+    # A loaded date is re-run from its own page, anew from a chosen task on, confirmed first.
+    opened.goto(console.url + RANGE)
+    opened.click("a[data-rerun='2019-03-27']")
+    opened.wait_for_selector("#rerun")
+    opened.select_option("#rerun select[name=forcing]", "from:AggregateUFOsByState")
+    opened.click("#rerun button[type=submit]")
+    opened.wait_for_selector("#confirm")
+    assert "anew from AggregateUFOsByState on" in opened.text_content("#summary")
+    opened.click("#confirm button[type=submit]")
+    opened.wait_for_url("**/requests/rerun-2019-03-27-*.yaml")
+    [again] = set(console.requests.glob("*.yaml")) - before - {added}
+    written = yaml.safe_load(again.read_text())
+    assert written["task"] == "TopStatesToDatabase"
+    assert written["params"] == {"date": "2019-03-27", "force_from": "AggregateUFOsByState"}
+    for made in (console.requests / name, added, again):
         made.unlink()
     assert problems == []

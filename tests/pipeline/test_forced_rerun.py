@@ -88,3 +88,22 @@ def test_readers_never_see_a_partial_output(tmp_path, database_url):
         assert top == complete[1]  # a single file swapped in one rename: always whole
         assert rows == complete[2]  # one transaction: never a half-loaded date
     assert reader.look(sa.create_engine(database_url)) == complete
+
+    # Anew from TopTenStates on: the ranking and the load again, the Spark step's output kept.
+    aggregated = lake / f"aggregated/date={DAY}/_MANIFEST.json"
+    top_manifest = next((lake / f"top10/date={DAY}").glob("_MANIFEST*.json"), None)
+    kept = aggregated.read_bytes(), aggregated.stat().st_mtime_ns
+    top_before = top_manifest.stat().st_mtime_ns if top_manifest else None
+    anew = subprocess.run(
+        [sys.executable, "-m", "luigi", "--module", "etl", "TopStatesToDatabase", "--date",
+         DAY.isoformat(), "--force-from", "TopTenStates", "--local-scheduler"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    said = anew.stdout + anew.stderr
+    assert anew.returncode == 0, said[-3000:]
+    assert "2 ran successfully" in said, said[-3000:]
+    assert "start: TopTenStates" in said and "start: AggregateUFOsByState" not in said
+    assert (aggregated.read_bytes(), aggregated.stat().st_mtime_ns) == kept
+    if top_before is not None:
+        assert top_manifest.stat().st_mtime_ns > top_before
+    assert reader.look(sa.create_engine(database_url)) == complete

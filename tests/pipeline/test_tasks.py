@@ -98,6 +98,7 @@ def test_force_is_neither_identity_nor_shown_to_luigid():
         "date": ParameterVisibility.PUBLIC.serialize(),
         "force": ParameterVisibility.HIDDEN.serialize(),
         "force_upstream": ParameterVisibility.HIDDEN.serialize(),
+        "force_from": ParameterVisibility.HIDDEN.serialize(),
         "accept_checks": ParameterVisibility.HIDDEN.serialize(),
     }
     # What a worker sends luigid: the flags only while they are on, so a task rebuilt from it
@@ -109,6 +110,9 @@ def test_force_is_neither_identity_nor_shown_to_luigid():
         "force_upstream": "True",
     }
     assert ReadUFOs.from_str_params(forced.to_str_params()).force_upstream is True
+    anew = ReadUFOs(date=D, force_from="ReadUFOs")
+    assert anew.task_id == plain.task_id
+    assert ReadUFOs.from_str_params(anew.to_str_params()).force_from == "ReadUFOs"
 
 
 def test_outputs_are_partitioned_by_date(settings):
@@ -386,3 +390,25 @@ def test_a_spark_failure_names_its_first_cause_and_a_lost_checkpoint_is_worth_a_
     found = SparkJobError.from_run_error(other)
     assert found.lost_executor is False
     assert "the first error it reported: java.lang.OutOfMemoryError: Java heap space" in str(found)
+
+
+def test_forced_from_a_task_runs_it_and_every_task_after_it_and_no_task_before():
+    def forced(task) -> dict[str, bool]:
+        found = {type(task).__name__: task.forced}
+        for upstream in luigi.task.flatten(task.requires()):
+            found.update(forced(upstream))
+        return found
+
+    chain = ["ReadUFOs", "AggregateUFOsByState", "TopTenStates", "TopStatesToDatabase"]
+    for first in chain:
+        got = forced(TopStatesToDatabase(date=D, force_from=first))
+        assert got == {name: chain.index(name) >= chain.index(first) for name in chain}, first
+    assert not any(forced(TopStatesToDatabase(date=D)).values())
+    # Luigi's own flags keep their meaning: the task alone, or with all it needs.
+    assert forced(TopStatesToDatabase(date=D, force=True)) == {n: n == chain[-1] for n in chain}
+    assert all(forced(TopStatesToDatabase(date=D, force_upstream=True)).values())
+    # luigid never shows it while it is off, and a batch carries it to every date's task.
+    assert "force_from" not in TopStatesToDatabase(date=D).to_str_params()
+    assert TopStatesToDatabase(date=D, force_from="TopTenStates").to_str_params()["force_from"] == (
+        "TopTenStates"
+    )

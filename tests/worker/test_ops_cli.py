@@ -208,6 +208,14 @@ def test_a_backfill_from_the_command_line_is_run_by_the_worker_and_followed(tmp_
     request = yaml.safe_load((requests / forced.stdout.strip()).read_text())
     assert request["params"] == {"date": "2019-03-29", "force_upstream": True}
     assert request["task"] == "TopStatesToDatabase" and request["requested_by"] == "alice"
+    # Anew from one task on: confirmed like any forced run.
+    unconfirmed = ops(env, "rerun", "2019-03-29", "--from", "TopTenStates", "--by", "alice")
+    assert unconfirmed.returncode == 2
+    assert "TopStatesToDatabase forced from TopTenStates on for 2019-03-29" in unconfirmed.stderr
+    from_ = ops(env, "rerun", "2019-03-29", "--from", "TopTenStates", "--yes", "--by", "alice")
+    assert from_.returncode == 0, from_.stderr
+    request = yaml.safe_load((requests / from_.stdout.strip()).read_text())
+    assert request["params"] == {"date": "2019-03-29", "force_from": "TopTenStates"}
 
 
 def test_a_request_the_worker_would_refuse_is_refused_before_it_is_written(tmp_path):

@@ -88,3 +88,25 @@ def test_a_long_request_is_refused_at_once_with_a_readable_reason(text):
         parse_request(text)
     assert time.monotonic() - start < 2
     assert len(str(refused.value)) < 600, len(str(refused.value))
+
+
+def test_a_request_may_run_the_chain_anew_from_one_task_on():
+    request = parse_request(
+        "task: TopStatesToDatabase\nparams: {date: 2019-03-29, force_from: TopTenStates}\n"
+    )
+    assert request.forced
+    assert request.argv([])[-4:] == ["--date", "2019-03-29", "--force-from", "TopTenStates"]
+    assert not parse_request("task: ReadUFOs\nparams: {date: 2019-03-29}\n").forced
+    for params, says in [
+        ("force_from: Spark", "force_from"),  # not a task of the chain
+        ("force_from: [TopTenStates]", "must be a single value"),
+    ]:
+        with pytest.raises(BadRequest) as err:
+            parse_request(f"task: TopStatesToDatabase\nparams: {{date: 2019-03-29, {params}}}\n")
+        assert says in str(err.value), params
+    # A task after the one asked for would never run: refused, saying what to ask instead.
+    with pytest.raises(BadRequest) as err:
+        parse_request(
+            "task: TopTenStates\nparams: {date: 2019-03-29, force_from: TopStatesToDatabase}\n"
+        )
+    assert "comes after TopTenStates" in str(err.value)

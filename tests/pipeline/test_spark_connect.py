@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import re
 import sys
+import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -87,6 +88,36 @@ def test_a_batch_of_dates_runs_warm_and_equals_the_reference_and_the_cold_run(
         assert counts == expected.by_month_state
         assert rejects == Counter(expected.rejects)
         assert (quality, counts, rejects) == published(tmp_path / "cold", day)
+
+
+def test_a_run_reads_the_local_servers_cores_from_its_settings_not_from_a_job(remote):
+    """The server `make up` starts says its default parallelism (its local master's cores); a
+    run reads it (one setting) instead of running a job to learn it; a server that does not
+    say it still gets an answer, from the job."""
+    import os
+
+    from pyspark.sql import SparkSession
+
+    from etl.tools.connect import local_cores
+    from spark_jobs.aggregate_by_state import cores
+
+    assert [local_cores(m) for m in ("local", "local[3]", "local[2,4]", "spark://h:7077")] == [
+        1, 3, 2, None,
+    ]  # fmt: skip
+    assert local_cores("local[*]") == os.cpu_count()
+    spark = SparkSession.builder.remote(remote).getOrCreate()
+    try:
+        assert spark.conf.get("spark.default.parallelism") == str(os.cpu_count())
+        jobs_before = spark.range(1).count()  # the session's first query, out of the way
+        started = time.monotonic()
+        assert cores(spark) == os.cpu_count()
+        assert time.monotonic() - started < 0.2 and jobs_before == 1
+        # Unset for this session (a server that does not say it): the job's answer, the same.
+        spark.conf.unset("spark.default.parallelism")
+        if spark.conf.get("spark.default.parallelism", None) is None:
+            assert cores(spark) == os.cpu_count()
+    finally:
+        spark.stop()
 
 
 def test_a_server_that_does_not_answer_means_a_cold_run_and_a_warning(tmp_path):

@@ -186,12 +186,16 @@ def to_file(line: str) -> None:
 
 
 def spark_log_path(task_id: str) -> Path | None:
-    """Where one spark-submit's output is kept, or None without UFO_LOG_DIR."""
-    directory = log_dir()
+    """Where one spark-submit's output is kept (UFO_SPARK_LOG_DIR, else UFO_LOG_DIR/spark), or
+    None without either."""
+    directory = setting("spark_log_dir")
     if directory is None:
-        return None
+        base = log_dir()
+        if base is None:
+            return None
+        directory = base / "spark"
     stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", task_id)
-    path = directory / "spark" / f"{safe}.{stamp}.{os.getpid()}.log"
+    path = directory / f"{safe}.{stamp}.{os.getpid()}.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     return path

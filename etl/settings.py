@@ -116,6 +116,11 @@ SETTINGS: dict[str, Setting] = {
         "also write the log to `$UFO_LOG_DIR/pipeline.log` and keep each spark-submit's "
         "output in `$UFO_LOG_DIR/spark/`",
     ),
+    "spark_log_dir": Setting(
+        "UFO_SPARK_LOG_DIR", "spark_log_dir", None, parsers.path,
+        "keep each spark-submit's output here instead of `$UFO_LOG_DIR/spark/` (the worker "
+        "service gives each request's run a folder of its own)",
+    ),
     "verbose": Setting(
         "UFO_VERBOSE", "verbose", "off", parsers.switch,
         "`1`: the terminal shows everything the log file has (Luigi's scheduler lines, "
@@ -125,7 +130,8 @@ SETTINGS: dict[str, Setting] = {
     "progress_seconds": Setting(
         "UFO_PROGRESS_SECONDS", "progress_seconds", "5", parsers.seconds,
         "at most one progress line this often while a long step works (the Spark step, a "
-        "batch's publishing and loading)",
+        "batch's publishing and loading); the worker uploads a running request's log this "
+        "often (at least 2 s apart)",
     ),
     "jvm_archive": Setting(
         "UFO_JVM_ARCHIVE", "jvm_archive", "on", parsers.switch,
@@ -194,6 +200,7 @@ class Settings:
     db_connect_timeout: int
     db_statement_timeout: float
     log_dir: Path | None
+    spark_log_dir: Path | None
     verbose: bool
     progress_seconds: float
     jvm_archive: bool

@@ -6,7 +6,8 @@ Routes (under the console's root, ``/console`` behind the proxy):
   date ever loaded), newest first, 100 a page, with their state and what explains it;
 * ``GET /dates/DATE``: one run date: its state, luigid's tasks for it, the requests that named
   it and how they ended, its Spark applications, its figures in producto;
-* ``GET /requests/NAME``: a request: waiting, running, done or failed, its log (``/log``: whole);
+* ``GET /requests/NAME``: a request: waiting, running, done or failed, its log (uploaded while
+  it runs; ``/log``: whole) and its tasks' Spark output when they kept some (``/spark-log``);
 * ``GET /audit``: who asked for what, and when;
 * ``POST /actions/rerun``, ``POST /actions/backfill``: write a run request (a forced one, or one
   of more than one date, is confirmed first) and go to its page.
@@ -179,17 +180,26 @@ def create_app(lake: Lake, settings: ConsoleSettings, dates: RunDatesView,
         return render(request, "request.html", {
             "name": name, "status": status, "result": result or {}, "listed": listed,
             "log": views.log(name), "ended": status in ("done", "error"),
+            "spark_log": views.has_spark_log(name),
         })  # fmt: skip
 
     @app.get("/requests/{name}/log", response_class=PlainTextResponse)
     def request_log(name: str) -> Response:
+        return whole_log(name, "log")
+
+    @app.get("/requests/{name}/spark-log", response_class=PlainTextResponse)
+    def request_spark_log(name: str) -> Response:
+        return whole_log(name, "spark")
+
+    def whole_log(name: str, kind: str) -> Response:
         _check_name(name)
-        log = views.log(name, LOG_WHOLE)
+        log = views.log(name, LOG_WHOLE, kind)
         if log is None:
-            raise HTTPException(404, f"{name} has no log (yet)")
+            what = "Spark output" if kind == "spark" else "log"
+            raise HTTPException(404, f"{name} has no {what} (yet)")
         text = log.text
         if log.cut:
-            where = lake.uri(views.log_path(name))
+            where = lake.uri(views.log_path(name, kind))
             text += f"\n[the log goes on: {log.size:,} bytes in all, at {where}]\n"
         return PlainTextResponse(text)
 

@@ -8,7 +8,7 @@
 | ``UFO_CONSOLE_PROXY_KEY``    | with ``UFO_CONSOLE_TRUST_PROXY=1``, required: the secret the proxy sends in ``X-Ufo-Proxy-Key`` (its ``PROXY_CONSOLE_KEY``); a request without it is refused, whoever it names |
 | ``UFO_CONSOLE_PRODUCTO_URL`` | producto, for the links to a date's figures (default ``/`` behind the proxy) |
 | ``UFO_CONSOLE_LUIGID_URL``   | luigid's UI (default ``/luigi`` behind the proxy)            |
-| ``UFO_CONSOLE_HISTORY_URL``  | Spark's history server (default ``UFO_SPARK_HISTORY_URL``, ``/history`` behind the proxy) |
+| ``UFO_CONSOLE_HISTORY_URL``  | Spark's history server (default ``/history`` behind the proxy, else ``UFO_SPARK_HISTORY_URL``) |
 """
 
 from __future__ import annotations
@@ -62,7 +62,9 @@ class ConsoleSettings:
         luigid_db = given("UFO_CONSOLE_LUIGID_DB")
 
         def link(name: str, behind_proxy: str, *fallbacks: str) -> str | None:
-            found = given(name, *fallbacks) or (behind_proxy if proxied else None)
+            # Behind the proxy, its route before another address of the service (the
+            # pipeline's UFO_SPARK_HISTORY_URL names the server itself, not its route).
+            found = (given(name) or behind_proxy) if proxied else given(name, *fallbacks)
             return found.rstrip("/") if found else None
 
         return cls(

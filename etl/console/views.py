@@ -77,19 +77,25 @@ class Views:
                 spark += [link for link in self.spark_links(log.text) if link not in spark]
         return RunDate(state, found_tasks, error, concerned, spark)
 
-    def log(self, name: str, limit: int = LOG_SHOWN) -> RequestLog | None:
-        """A request's run log (its first ``limit`` bytes, when it is longer), None when it
-        has none."""
-        rel = self.log_path(name)
+    def log(self, name: str, limit: int = LOG_SHOWN, kind: str = "log") -> RequestLog | None:
+        """A request's run log (``kind`` "spark": its tasks' Spark output), its first ``limit``
+        bytes when it is longer; None when it has none (yet: a running request's log comes
+        within seconds of its start)."""
+        rel = self.log_path(name, kind)
         if not self.lake.exists(rel):
             return None
         data, size = self.lake.read_head(rel, limit)
         return RequestLog(data.decode("utf-8", "replace"), size, size > limit)
 
     @staticmethod
-    def log_path(name: str) -> str:
-        """Where the worker leaves the run log of request ``name``."""
-        return f"{REQUESTS}/{name.rsplit('.', 1)[0]}.log"
+    def log_path(name: str, kind: str = "log") -> str:
+        """Where the worker leaves the run log of request ``name`` (``NAME.log``), or the Spark
+        output its tasks kept (``kind`` "spark": ``NAME.spark.log``)."""
+        stem = name.rsplit(".", 1)[0]
+        return f"{REQUESTS}/{stem}.spark.log" if kind == "spark" else f"{REQUESTS}/{stem}.log"
+
+    def has_spark_log(self, name: str) -> bool:
+        return self.lake.exists(self.log_path(name, "spark"))
 
     def spark_links(self, log: str) -> list[SparkLink]:
         """The Spark applications a run's log names: each cold run's page in the history
@@ -113,6 +119,8 @@ class Views:
         says of it, with its dates)."""
         status, result = look(self.lake, name)
         listed = next((r for r in self.requests.all() if r.name == name), None)
+        if listed is not None and listed.status == "running":
+            listed = self.requests.with_task_now(listed)  # what its live log says runs now
         return status, result, listed
 
     def audit(self, offset: int = 0) -> tuple[list[RequestState], int]:

@@ -46,8 +46,12 @@ def start(
     given = dict(os.environ, **env)
     given.update(
         UFO_CONSOLE_LUIGID_DB=given.get("UFO_CONSOLE_LUIGID_DB") or luigid_history_url() or "",
-        UFO_CONSOLE_PRODUCTO_URL=producto or "", UFO_CONSOLE_LUIGID_URL=luigid,
-        UFO_CONSOLE_HISTORY_URL=history, UFO_CONSOLE_TRUST_PROXY="1" if proxied else "0",
+        # Behind the proxy its links stay behind it (the console's defaults: /, /luigi,
+        # /history), so that they work wherever the proxy is reached from.
+        UFO_CONSOLE_PRODUCTO_URL="" if proxied else producto or "",
+        UFO_CONSOLE_LUIGID_URL="" if proxied else luigid,
+        UFO_CONSOLE_HISTORY_URL="" if proxied else history,
+        UFO_CONSOLE_TRUST_PROXY="1" if proxied else "0",
         UFO_CONSOLE_PROXY_KEY=proxy_key() if proxied else "",
     )  # fmt: skip
     CONSOLE.start(

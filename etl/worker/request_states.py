@@ -6,14 +6,16 @@ ends as ``NAME.done.yaml`` or ``NAME.error.yaml``. Each request's run dates are 
 ``date`` parameter names (a date, a batch or spans); a request without one ran for the day
 before it started. The daily schedule's runs leave results of the same kind when they end
 (``schedule-DATE-*``, ``requested_by: the daily schedule``), read here like any other; one
-still going has no request file, so it is not shown running. Nothing here writes to the lake.
+still going has no request file, so it is not shown running. A running request's log, which
+its worker uploads every few seconds, says which of its tasks runs now (``task_now``): read only
+when asked, for the few running requests a page shows. Nothing here writes to the lake.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -33,12 +35,16 @@ from etl.worker.requests import (
     parse_request,
     read_request,
 )
+from etl.worker.runlog import running_task
 
 #: A result holds its request (at most MAX_REQUEST_BYTES) and a reason.
 MAX_RESULT_BYTES = 4 * MAX_REQUEST_BYTES
 #: Results are the worker's own safe_dump: read with libyaml where it is there (a year of them
 #: is read in a blink instead of a second), still the safe loader.
 _FAST = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: A running request's log is read this far for the task it runs now (its lines are a few per
+#: task: a longer log's start would not tell).
+LIVE_LOG_READ = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ class RequestState:
     started: str | None = None  # running: since when (its claim); done/error: when it began
     finished: str | None = None  # done/error: when (UTC, ISO), the order of results
     error: str | None = None  # error: the one-line reason
+    task_now: str | None = None  # running, when asked: the task its live log says runs now
 
     def as_dict(self) -> dict:
         found = {k: v for k, v in self.__dict__.items() if v is not None}
@@ -130,6 +137,18 @@ class RequestStates:
         started = since.isoformat(timespec="seconds") if since else None
         return RequestState(**{**state.__dict__, "status": "running", "worker": worker,
                                "heartbeat": beat, "started": started})  # fmt: skip
+
+    def with_task_now(self, state: RequestState) -> RequestState:
+        """A running request with the task its live log says runs now (``task_now``, e.g.
+        ``AggregateUFOsByState(date=2019-03-29)``); as it is when the log does not say (none
+        yet, none running, or too long to read)."""
+        rel = f"{REQUESTS}/{state.name.rsplit('.', 1)[0]}.log"
+        try:
+            data, size = self.lake.read_head(rel, LIVE_LOG_READ)
+        except (FileNotFoundError, StorageError, OSError):
+            return state  # not uploaded yet, or the lake does not answer: the request's task
+        task = running_task(data.decode("utf-8", "replace")) if size <= LIVE_LOG_READ else None
+        return replace(state, task_now=task) if task else state
 
     def _claim(self, name: str, now: float) -> tuple[str, dt.datetime, dt.datetime | None] | None:
         """(worker, last heartbeat, when it claimed the request) of a live claim on ``name``;

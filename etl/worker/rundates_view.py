@@ -2,7 +2,8 @@
 
 A date's state, the first that holds:
 
-* ``running``: a run request that names it is claimed by a live worker now;
+* ``running``: a run request that names it is claimed by a live worker now (with the task that
+  runs now, when the request's live log says it: read for the page's running dates alone);
 * ``requested``: a run request that names it waits in ``requests/`` (or for a dead worker's
   request to be taken over);
 * ``failed``: the last finished request that named it ended in its ``.error.yaml``, after the
@@ -144,10 +145,17 @@ class RunDatesView:
         chosen = [j for j in judged if not states or j[1] in states]
         shown = chosen[offset : offset + limit]
         runs = loaded_runs(self.database_url, [day for day, *_ in shown if day in loaded])
+        # The task running now, from each running request's log: a read per running request
+        # shown (a few), never one per date.
+        now_running: dict[int, RequestState] = {}  # by the request's identity: one per batch
+        for _day, state, request, _reason in shown:
+            if state == "running" and request is not None and id(request) not in now_running:
+                now_running[id(request)] = self.requests.with_task_now(request)
         return Page(
             start=min(dates), end=max(dates), total=len(chosen), offset=offset, limit=limit,
             counts=counts,
-            dates=[RunDateState(day, state, runs.get(day), request, reason)
+            dates=[RunDateState(day, state, runs.get(day), now_running.get(id(request), request),
+                                reason)
                    for day, state, request, reason in shown],
         )  # fmt: skip
 

@@ -84,7 +84,8 @@ def run_streamed(
     reasons: list[str] = []
 
     def pump() -> None:
-        with open(log_path or os.devnull, "w", encoding="utf-8") as log:
+        # Line-buffered: the worker uploads the log while the run goes on (etl.worker.runlog).
+        with open(log_path or os.devnull, "w", encoding="utf-8", buffering=1) as log:
             for raw in proc.stdout:
                 line = redact_text(raw.rstrip("\n"), secrets)
                 # The run writes the log file itself (all of it): its lines go to the terminal here.
@@ -132,19 +133,22 @@ def run_luigi(
     secrets: list[str],
     log_path: str | None = None,
     stop: threading.Event | AnyOf | None = None,
+    env: dict[str, str] | None = None,
 ) -> RunOutcome:
     """Run a pipeline task as ``python -m luigi``, bound by ``timeout``, its output logged live.
 
     Requests and the daily schedule both run through here. The command is logged as ``TITLE:
     running ...``, its output as ``LABEL | line``; run_streamed says how the bound is kept.
+    ``env`` adds to the run's environment (a request's own log folder).
     """
     argv = request.argv(scheduler)
     logger.info("%s: running %s", title, redact_text(" ".join(argv[2:]), secrets))
     # Unbuffered, so that the run's lines reach the log as they are printed.
     # The worker sends the alert of a failed run itself (etl.pipeline.reporting).
-    env = dict(os.environ, **request.env, PYTHONUNBUFFERED="1", **{ALERTS_BY_WORKER: "1"})
+    given = {**os.environ, **(env or {}), **request.env, "PYTHONUNBUFFERED": "1",
+             ALERTS_BY_WORKER: "1"}  # fmt: skip
     return run_streamed(
-        argv, env, label=label, timeout=timeout, secrets=secrets, log_path=log_path, stop=stop
+        argv, given, label=label, timeout=timeout, secrets=secrets, log_path=log_path, stop=stop
     )
 
 

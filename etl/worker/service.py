@@ -1,8 +1,10 @@
 """The worker service's requests loop: list, claim, run and record each run request.
 
 A request is run once: a failed one is not retried (its run is not kept alive for luigid's
-retries), and ends at once as ``NAME.error.yaml`` saying why; a finished one as ``NAME.done.yaml``, with the run's
-log beside it as ``NAME.log``. Any failure while handling a request also ends as its
+retries), and ends at once as ``NAME.error.yaml`` saying why; a finished one as
+``NAME.done.yaml``, with the run's log beside it as ``NAME.log`` (uploaded every few seconds
+while the run goes on, whole at its end) and its tasks' Spark output as ``NAME.spark.log``
+(``etl.worker.runlog``). Any failure while handling a request also ends as its
 ``.error.yaml``, and is logged; the service goes on with the next request. Credentials never
 reach the logs or the results: the request text, the run's output and error messages go through
 ``etl.redact``.
@@ -18,12 +20,14 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import yaml
 
 from etl.adapters.alerts import Alert, Failure, Outbox
 from etl.adapters.lake import Lake
 from etl.redact import redact_text
+from etl.settings import setting
 from etl.worker import luigid
 from etl.worker.claims import DEFAULT_LEASE, Claims
 from etl.worker.requests import (
@@ -38,6 +42,7 @@ from etl.worker.requests import (
     request_audit,
     request_secrets,
 )
+from etl.worker.runlog import LiveLog, gather_spark_output, keep_spark_output, spark_log_dir
 from etl.worker.runs import DEFAULT_TIMEOUT, AnyOf, run_luigi, seconds_text
 
 logger = logging.getLogger("ufo.worker")
@@ -103,6 +108,7 @@ class RequestRunner:
         luigid_url: str | None = None,
         stopping: threading.Event | None = None,
         alerts: Outbox | None = None,
+        live_every: float | None = None,
     ):
         self.lake = lake
         # Set when the worker is told to stop (SIGTERM): its run is stopped, the request left
@@ -116,6 +122,9 @@ class RequestRunner:
         self.claims = Claims(lake, worker_id, lease)
         self.secrets = environment_secrets()
         self.alerts = alerts or Outbox(self.secrets)
+        # How often a running request's log is uploaded: as often as a long step says how far
+        # it got (at least runlog.MIN_EVERY apart).
+        self.live_every = setting("progress_seconds") if live_every is None else live_every
 
     def pending(self) -> list[str]:
         """The names of the request files waiting in ``requests/`` (hidden ones are being
@@ -194,12 +203,15 @@ class RequestRunner:
         result: dict[str, object]
         with tempfile.TemporaryDirectory(prefix="ufo-request-") as tmp:
             log_path = os.path.join(tmp, "run.log")
+            spark_dir, env = spark_log_dir(tmp)
             with self.claims.heartbeat(name) as heartbeat:
                 try:
                     text = read_request(self.lake, rel)
                     secrets += request_secrets(text)
                     request = parse_request(text)
-                    status, result = self._run(name, request, secrets, log_path, heartbeat.lost)
+                    status, result = self._run(
+                        name, request, secrets, log_path, heartbeat.lost, env
+                    )
                 except Incomplete as err:
                     age = time.time() - (self._stamp(name) or 0)
                     if age < INCOMPLETE_WAIT:
@@ -250,6 +262,7 @@ class RequestRunner:
             record = result_record(text, status, secrets, self.worker_id, started, result)
             if os.path.exists(log_path):
                 self.lake.put_file(log_path, f"{REQUESTS}/{stem}.log")
+                self._put_spark_output(name, spark_dir, started.timestamp(), secrets, tmp)
         self.lake.write_text(
             f"{REQUESTS}/{stem}.{status}.yaml", yaml.safe_dump(record, sort_keys=False)
         )
@@ -258,6 +271,26 @@ class RequestRunner:
         if status == "error":
             self._alert(name, request, str(record.get("error", "")), logged=bool(text))
         return status
+
+    def _put_spark_output(
+        self, name: str, spark_dir: Path, since: float, secrets: list[str], tmp: str
+    ) -> None:
+        """Upload the Spark output the run's tasks kept as ``NAME.spark.log`` (none: an earlier
+        request's of the same name is removed). A failure is said, and the request ends as
+        its run did."""
+        stem = name.rsplit(".", 1)[0]
+        rel = f"{REQUESTS}/{stem}.spark.log"
+        dest = os.path.join(tmp, "spark.log")
+        try:
+            if gather_spark_output(spark_dir, since, secrets, dest):
+                self.lake.put_file(dest, rel)
+            else:
+                self.lake.remove(rel)
+            keep_spark_output(spark_dir)
+        except Exception as err:
+            reason = redact_text(f"{type(err).__name__}: {err}", secrets)
+            logger.warning("request %s: its tasks' Spark output is not in the lake: %s",
+                           name, reason)  # fmt: skip
 
     def _alert(self, name: str, request: Request | None, reason: str, logged: bool) -> None:
         """One alert for a request that ended in its ``.error.yaml`` (sent in the background)."""
@@ -275,8 +308,10 @@ class RequestRunner:
         secrets: list[str],
         log_path: str,
         lost: threading.Event,
+        env: dict[str, str],
     ) -> tuple[str, dict[str, object]]:
-        """Run a valid request; (status, what its result records)."""
+        """Run a valid request, its log uploaded while it runs; (status, what its result
+        records)."""
         dates = luigid.request_dates(request.params) if self.luigid_url else set()
         if self.luigid_url and request.forced:
             enabled = luigid.re_enable(
@@ -287,17 +322,21 @@ class RequestRunner:
                     "request %s: re-enabled %s in luigid (disabled after repeated failures): "
                     "the request is forced", name, ", ".join(enabled),
                 )  # fmt: skip
-        run = run_luigi(
-            request, self.scheduler, title=f"request {name}", label=name, timeout=self.timeout,
-            secrets=secrets, log_path=log_path, stop=AnyOf(lost, self.stopping),
-        )  # fmt: skip
+        stem = name.rsplit(".", 1)[0]
+        live = LiveLog(self.lake, log_path, f"{REQUESTS}/{stem}.log", self.live_every,
+                       label=f"request {name}", secrets=secrets, halt=lost)  # fmt: skip
+        with live:
+            run = run_luigi(
+                request, self.scheduler, title=f"request {name}", label=name,
+                timeout=self.timeout, secrets=secrets, log_path=log_path,
+                stop=AnyOf(lost, self.stopping), env=env,
+            )  # fmt: skip
         result: dict[str, object] = {"exit_code": run.exit_code}
         if run.stopped:
             return ("lost" if lost.is_set() else "interrupted"), result
         if run.timed_out:
             result["error"] = f"timed out after {seconds_text(self.timeout)} s"
         elif run.exit_code != 0:
-            stem = name.rsplit(".", 1)[0]
             disabled = (
                 luigid.disabled_tasks(self.luigid_url, dates)
                 if self.luigid_url and _not_granted(log_path)

@@ -173,6 +173,81 @@ def test_a_request_page_shows_its_outcome_and_log(console):
     assert 'data-status="queued"' in waiting and 'http-equiv="refresh"' in waiting
 
 
+LIVE_LOG = (
+    "2019-03-29 06:00:01,000 INFO ufo[77]: start: ReadUFOs(date=2019-03-10)\n"
+    "2019-03-29 06:00:02,000 INFO ufo[77]: done: ReadUFOs(date=2019-03-10) in 1.0 s -> lake\n"
+    "2019-03-29 06:00:02,500 INFO ufo[77]: start: AggregateUFOsByState(date=2019-03-10)\n"
+    "2019-03-29 06:00:07,500 INFO ufo[77]: progress: AggregateUFOsByState 2019-03-10: stage 1\n"
+)
+SPARK_LOG = (
+    "==== AggregateUFOsByState_2019_03_28_ab12.20190329T060005.7.log (35 bytes) ====\n"
+    "==== stdout ====\nclassified 12 rows\n"
+)
+
+
+def test_a_running_request_shows_its_live_log_and_the_task_running_now(console):
+    requests = console.requests
+    written = [requests / "live.yaml", requests / ".claims" / "live.yaml", requests / "live.log"]
+    try:
+        (requests / "live.yaml").write_text(
+            "task: TopStatesToDatabase\nparams: {date: 2019-03-10}\n"
+        )
+        (requests / ".claims" / "live.yaml").write_text(
+            f"worker: host-c:9:def\nheartbeat: {time.time()}\nlease: 86400.0\nsince: 1553839200.0\n"
+        )
+        (requests / "live.log").write_text(LIVE_LOG)
+        status, _h, body = console.call("GET", "/requests/live.yaml")
+        assert status == 200 and 'data-status="running"' in body
+        assert "progress: AggregateUFOsByState 2019-03-10: stage 1" in body  # the log so far
+        assert "No log yet" not in body and 'http-equiv="refresh"' in body
+        assert '<dd id="task-now">AggregateUFOsByState(date=2019-03-10)</dd>' in body
+        assert "spark-log-link" not in body  # kept when the run ends
+        # The run dates page and the date's page: the task running now, by whom, since when.
+        _s, _h, dates = console.call("GET", "/?from=2019-03-10&to=2019-03-10&all_loaded=0")
+        assert rows(dates) == {"2019-03-10": "running"}
+        running = dates.split('data-date="2019-03-10"')[1].split("</tr>")[0]
+        assert re.search(r'<span class="task-now">AggregateUFOsByState\(date=2019-03-10\)</span>'
+                         r" by host-c:9:def, since 2019-03-29 06:00:00", running)  # fmt: skip
+        _s, _h, date = console.call("GET", "/dates/2019-03-10")
+        detail = date.split('<p id="detail">')[1].split("</p>")[0]
+        assert "AggregateUFOsByState(date=2019-03-10)</span> by host-c:9:def" in detail
+        # A running date whose log says no task runs yet shows the request's task.
+        (requests / "live.log").write_text("")
+        _s, _h, dates = console.call("GET", "/?from=2019-03-10&to=2019-03-10&all_loaded=0")
+        assert '<span class="task-now">TopStatesToDatabase</span> by host-c' in dates
+        # Nor does a queued request have a log yet.
+        _s, _h, waiting = console.call("GET", "/requests/wait.yaml")
+        assert "No log yet: it appears within seconds of the run's start." in waiting
+    finally:
+        for path in written:
+            path.unlink(missing_ok=True)
+
+
+def test_a_request_page_links_its_tasks_spark_output(console):
+    spark = console.requests / "broken.spark.log"
+    try:
+        _s, _h, before = console.call("GET", "/requests/broken.yaml")
+        assert "spark-log-link" not in before
+        assert console.call("GET", "/requests/broken.yaml/spark-log")[0] == 404
+        spark.write_text(SPARK_LOG)
+        _s, _h, body = console.call("GET", "/requests/broken.yaml")
+        assert '<a href="/requests/broken.yaml/spark-log" id="spark-log-link">' in body
+        assert "Spark's output" in body
+        status, headers, text = console.call("GET", "/requests/broken.yaml/spark-log")
+        assert status == 200 and text == SPARK_LOG
+        assert headers["content-type"].startswith("text/plain")
+        assert "default-src 'none'" in headers["content-security-policy"]
+        for path in (
+            "/requests/..%2Fbroken.yaml/spark-log",
+            "/requests/broken.spark.log/spark-log",
+            "/requests/.claims%2Fbusy.yaml/spark-log",
+            "/requests/broken/spark-log",
+        ):
+            assert console.call("GET", path)[0] == 404, path
+    finally:
+        spark.unlink(missing_ok=True)
+
+
 @pytest.mark.parametrize("path", [
     "/dates/2019-02-30", "/dates/..", "/requests/nope.yaml", "/requests/..%2F..%2Fetc%2Fpasswd",
     "/requests/.claims%2Fbusy.yaml", "/requests/broken.yaml/log/..", "/nowhere",

@@ -279,7 +279,7 @@ def test_make_up_runs_the_product_and_make_stop_stops_everything(demo):
         assert request(proxied, f"/history/history/{application['id']}/jobs/").status == 200
         assert request(proxied, "/spark/").status == 404  # no master: Spark runs in one process
         assert (run_dir / "proxy" / "tls" / "tls.crt").is_file()
-        console_through_the_proxy(up.stdout, proxy_port, password, values, luigid_port)
+        console_through_the_proxy(up.stdout, proxy_port, password, values, luigid_port, requests)
         again = make("up", env)
         assert again.stdout.count("already running") == 7
         pids = {p.stem: json.loads(p.read_text())["pid"] for p in (run_dir / "pids").glob("*.json")}
@@ -297,14 +297,16 @@ def test_make_up_runs_the_product_and_make_stop_stops_everything(demo):
 
 
 def console_through_the_proxy(
-    printed: str, proxy_port: int, password: str, values: dict[str, str], luigid_port: int
-) -> None:
+    printed: str, proxy_port: int, password: str, values: dict[str, str], luigid_port: int,
+    requests: Path,
+) -> None:  # fmt: skip
     """The console, in Chromium through the proxy logged in as alice: the demo's date loaded;
     a backfill of two new dates asked for by its form, confirmed, run by the worker service
     (warm, on the Spark Connect server) and followed on the request's page to its end; the
     dates then loaded, each with luigid's tasks and its Spark session; luigid's pages of the
     backfill's tasks link back to the console; the demo's date links to its figures in
-    producto."""
+    producto; a request that fails (written by hand, as the docs show, with a source that is
+    not there) shows its date failed with its reason, and its page the reason and the log."""
     base = f"https://localhost:{proxy_port}/console"
     assert f"console (run dates)     {base}/ " in printed
     day = dt.date.fromisoformat(values["RUN_DATE"])
@@ -335,6 +337,25 @@ def console_through_the_proxy(
                      + urllib.parse.quote(json.dumps(query)))[1]  # fmt: skip
         links = {t.get("tracking_url") for t in json.loads(listed)["response"].values()}
         assert f"/console/?from={first}&to={last}&all_loaded=0" in links, links
+        # A night that goes wrong: the worker service runs a request whose source is gone.
+        broken = day - dt.timedelta(days=5)
+        missing = requests.parent / "gone" / "nuforc.csv"
+        (requests / ".broken.yaml.tmp").write_text(
+            f"task: TopStatesToDatabase\nparams: {{date: {broken}}}\nenv: {{UFO_SOURCE: {missing}}}\n"
+        )
+        (requests / ".broken.yaml.tmp").rename(requests / f"broken-{broken}.yaml")
+        row = f"tr[data-date='{broken}'][data-state='failed']"
+        for _ in range(60):  # the worker polls every few seconds; the run fails at once
+            page.goto(f"{base}/?from={broken}&to={broken}")
+            if page.query_selector(row):
+                break
+            time.sleep(2)
+        assert page.query_selector(row), page.content()[-2000:]
+        assert "does not exist" in page.text_content(row)
+        page.click(f"{row} a[href*='/requests/broken-']")
+        assert page.get_attribute("#status", "data-status") == "error"
+        assert str(missing) in page.text_content("#reason")
+        assert "ufo: error: ReadUFOs" in page.text_content("#log")
         page.goto(f"{base}/dates/{day}")  # the demo's date: its figures in producto
         page.click("#producto-link")
         page.wait_for_url(f"**/?run_date={day}")

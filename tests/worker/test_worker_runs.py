@@ -132,7 +132,7 @@ def test_a_runs_output_is_logged_while_it_runs(tmp_path):
             lambda: live.line_with("HOOK-HANGING"), "the run's first line", 30, live.proc
         )
         assert "live.yaml | HOOK-HANGING" in line
-        assert not (requests / "live.log").exists() and (requests / "live.yaml").exists()
+        assert (requests / "live.yaml").exists()  # its log may be in the lake already: live
         (hook / "release").touch()
         code = live.wait(timeout=120)
     finally:

@@ -79,6 +79,8 @@ class Stack:
     env_file: Path
     env: dict
     timings: dict = field(default_factory=dict)
+    #: luigid's tracking URLs of the first run's AggregateUFOsByState, as that run finished.
+    first_run_tracking_urls: set = field(default_factory=set)
 
     def compose(
         self, *args: str, timeout: int = 600, check: bool = True, **kw
@@ -167,3 +169,12 @@ def s3_client(stack: Stack):
 def lake_json(stack: Stack, rel: str) -> dict:
     body = s3_client(stack).get_object(Bucket=BUCKET, Key=f"lake/{rel}")["Body"].read()
     return json.loads(body)
+
+
+def aggregate_tracking_urls(day) -> set[str | None]:
+    """luigid's tracking URLs of the done AggregateUFOsByState tasks of run date ``day``."""
+    query = urllib.request.quote(
+        json.dumps({"status": "DONE", "upstream_status": "", "search": "AggregateUFOsByState"})
+    )
+    done = get_json(f"http://127.0.0.1:{LUIGID_PORT}/api/task_list?data={query}")["response"]
+    return {t["tracking_url"] for t in done.values() if t["params"].get("date") == str(day)}

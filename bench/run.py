@@ -1,15 +1,18 @@
 """Benchmark: the pipeline against baselines measured in the same run, as ratios.
 
     python bench/run.py [--source FILE] [--repeat 3] [--sizes 100000,1000000,10000000]
-                        [--backfill 30,365] [--out .run/bench/results.json]     (or: make bench)
+                        [--backfill 30,365] [--out .run/bench/results.json] [--no-make-up]
+                                                                                (or: make bench)
 
 Three measures, each against a baseline timed in the same run (these machines are noisy, so
 only ratios within one run mean anything):
 
 * daily latency: the whole chain (``TopStatesToDatabase`` on a fresh lake, local Spark, a private
   PostgreSQL) on the real 2019 index, cold (a new Spark application) and warm (against a Spark
-  Connect server started here, as ``make up`` starts one), against a no-op ``spark-submit`` (JVM
-  and SparkSession start-up: the floor of anything that starts Spark);
+  Connect server started here, as ``make up`` starts one), and warm as a user runs it after
+  ``make up``, every service of the local product running (``bench/localproduct.py``; skipped
+  with ``--no-make-up``), against a no-op ``spark-submit`` (JVM and SparkSession start-up: the
+  floor of anything that starts Spark);
 * scale, on generated files of each size (``python -m etl.tools.sample``): ``ReadUFOs`` +
   ``AggregateUFOsByState`` end to end against DuckDB computing the same data contract in SQL
   from the same CSV; ``ReadUFOs`` alone, its time and its process's peak memory;
@@ -198,11 +201,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference-max", type=int, default=1_000_000,
                         help="largest size the plain-Python reference is timed on")  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPO / ".run" / "bench" / "results.json")
+    parser.add_argument("--no-make-up", dest="make_up", action="store_false",
+                        help="skip the warm chain under make up (bench/localproduct.py)")  # fmt: skip
     args = parser.parse_args(argv)
     if not args.source.is_file():
         raise SystemExit(f"no source file {args.source}: give --source FILE (a NUFORC index)")
 
     from bench.contract import csv_records, duckdb_contract, parquet_records
+    from bench.localproduct import warm_chain_under_make_up
+    from bench.report import print_table
     from etl.tools import sample
     from etl.tools.localpg import LocalPostgres
     from tests import reference
@@ -253,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
                                 "ratio_chain_to_noop": median(chain) / median(noop),
                                 "ratio_warm_chain_to_noop": median(warm) / median(noop),
                                 "class_archive": bool(archive)}  # fmt: skip
+            if args.make_up:  # the warm chain as a user runs it, on the local product
+                made_up = warm_chain_under_make_up(tmp, args.source, RUN_DATE, args.repeat)
+                results["daily"]["warm_chain_make_up_s"] = made_up
+                results["daily"]["ratio_warm_make_up_to_noop"] = median(made_up) / median(noop)
             if noop_archive:
                 results["daily"]["noop_with_class_archive_s"] = noop_archive
                 results["daily"]["ratio_chain_to_noop_with_class_archive"] = median(chain) / median(
@@ -333,59 +344,6 @@ def main(argv: list[str] | None = None) -> int:
     print_table(results)
     print(f"\nall figures: {args.out}")
     return 0
-
-
-def print_table(results: dict) -> None:
-    daily = results["daily"]
-    print("\n| measure | time | baseline | ratio |\n|---|---|---|---|")
-    print(f"| chain on the real 2019 file / no-op spark-submit | {median(daily['chain_s']):.1f} s "
-          f"| {median(daily['noop_spark_submit_s']):.1f} s | {daily['ratio_chain_to_noop']:.2f} |")  # fmt: skip
-    if "warm_chain_s" in daily:
-        print(f"| the same, warm (a Spark Connect server) / no-op spark-submit | "
-              f"{median(daily['warm_chain_s']):.1f} s | {median(daily['noop_spark_submit_s']):.1f} s "
-              f"| {daily['ratio_warm_chain_to_noop']:.2f} |")  # fmt: skip
-    if "noop_with_class_archive_s" in daily:
-        print(f"| the same / no-op spark-submit with the class archive | {median(daily['chain_s']):.1f} s "
-              f"| {median(daily['noop_with_class_archive_s']):.1f} s "
-              f"| {daily['ratio_chain_to_noop_with_class_archive']:.2f} |")  # fmt: skip
-    for size, e in results["scale"].items():
-        if "ratio_end_to_end_to_duckdb" in e:
-            print(
-                f"| ReadUFOs + AggregateUFOsByState, {int(size):,} rows / DuckDB from the CSV, "
-                f"same contract | {e['read_ufos_s'] + e['aggregate_s']:.1f} s "
-                f"| {e['duckdb_from_csv_s']:.1f} s | {e['ratio_end_to_end_to_duckdb']:.1f} |"
-            )
-            print(f"| ReadUFOs alone, {int(size):,} rows ({e['bytes'] / 1e6:,.0f} MB): time, "
-                  f"peak memory | {e['read_ufos_s']:.1f} s | {e['read_ufos_peak_bytes'] / 1e6:,.0f} MB "
-                  f"| |")  # fmt: skip
-        print(f"| AggregateUFOsByState, {int(size):,} rows / DuckDB, same contract | "
-              f"{e['aggregate_s']:.1f} s | {e['duckdb_s']:.2f} s | {e['ratio_aggregate_to_duckdb']:.1f} |")  # fmt: skip
-        if "python_reference_s" in e:
-            print(f"| AggregateUFOsByState, {int(size):,} rows / plain Python | {e['aggregate_s']:.1f} s "
-                  f"| {e['python_reference_s']:.1f} s | {e['ratio_aggregate_to_python']:.2f} |")  # fmt: skip
-    one = (
-        results["backfill"]["1"]["seconds"]
-        if "1" in results["backfill"]
-        else results["backfill"][1]["seconds"]
-    )
-    for days, e in results["backfill"].items():
-        if int(days) > 1:
-            print(f"| RangeDaily over {days} run dates / one run date | {e['seconds']:.1f} s "
-                  f"| {one:.1f} s | {e['ratio_to_one_date']:.2f} |")  # fmt: skip
-            if "rebuild_s" in e:
-                print(f"| `etl.tools.rebuild` of those {days} dates / their backfill | "
-                      f"{e['rebuild_s']:.1f} s | {e['seconds']:.1f} s | {e['ratio_rebuild_to_backfill']:.2f} |")  # fmt: skip
-    print("\n| run dates loaded | database | lake |\n|---|---|---|")
-    for days, e in results["backfill"].items():
-        if "database_bytes" in e:
-            print(
-                f"| {days} | {e['database_bytes'] / 1e6:.1f} MB | {e['lake_bytes'] / 1e6:.1f} MB |"
-            )
-    for days, e in results["backfill"].items():
-        for name, t in e.get("producto", {}).items():
-            print(
-                f"| producto after {days} dates: {name} | {t.get('ms', 0):.1f} ms | {t['bytes']:,} bytes |"
-            )
 
 
 if __name__ == "__main__":

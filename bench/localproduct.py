@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shlex
 import subprocess
 import sys
 import time
@@ -35,20 +34,12 @@ def _make(target: str, env: dict[str, str], *args: str, timeout: float) -> None:
         raise SystemExit(f"make {target} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
 
 
-def _demo_env(run_dir: Path) -> dict[str, str]:
-    """demo.env as bash reads it with ``set -a; . .run/demo.env; set +a``."""
-    out = subprocess.run(
-        ["bash", "-c", f"set -a; . {shlex.quote(str(run_dir / 'demo.env'))}; set +a; env -0"],
-        env={"PATH": os.environ["PATH"]}, capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    return dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
-
-
 @contextmanager
 def local_product(tmp: Path) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
     """``make up`` in ``tmp``, stopped afterwards: (a user's environment with its demo.env
     loaded, the ports it was given)."""
     from etl.tools.ports import free_port
+    from tests.support import demo_env
 
     run_dir = tmp / "product" / ".run"
     ports = {name: str(free_port()) for name in PORTS}
@@ -58,7 +49,7 @@ def local_product(tmp: Path) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
     given = [f"UFO_RUN_DIR={run_dir}", *(f"{k}={v}" for k, v in ports.items())]
     try:
         _make("up", shell, *given, timeout=1200)
-        yield {**shell, **_demo_env(run_dir)}, ports
+        yield {**shell, **demo_env(run_dir)}, ports
     finally:
         subprocess.run(["make", "--no-print-directory", "stop", f"UFO_RUN_DIR={run_dir}"],
                        cwd=REPO, env=shell, capture_output=True, timeout=300)  # fmt: skip

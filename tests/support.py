@@ -10,6 +10,7 @@ import datetime as dt
 import itertools
 import os
 import select
+import shlex
 import shutil
 import signal
 import subprocess
@@ -196,3 +197,12 @@ def path_without_virtualenv(path: str) -> str:
     return os.pathsep.join(
         p for p in path.split(os.pathsep) if not p.startswith(str(REPO / ".venv"))
     )
+
+
+def demo_env(run_dir: Path) -> dict[str, str]:
+    """demo.env as bash reads it with ``set -a; . .run/demo.env; set +a``."""
+    out = subprocess.run(
+        ["bash", "-c", f"set -a; . {shlex.quote(str(run_dir / 'demo.env'))}; set +a; env -0"],
+        env={"PATH": os.environ["PATH"]}, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return dict(item.split("=", 1) for item in out.split("\0") if "=" in item)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.producto.test_local_product import demo_env, get, get_refused, make, make_env, stop_all
-from tests.support import REPO, SHARED_UFO, Terminal, free_port
+from tests.producto.test_local_product import get, get_refused, make, make_env, stop_all
+from tests.support import REPO, SHARED_UFO, Terminal, demo_env, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 

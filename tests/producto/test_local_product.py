@@ -29,7 +29,7 @@ import pytest
 from etl.tools import proxyuser
 from tests.console.support import logged_in_page
 from tests.proxy.support import Target, request
-from tests.support import REPO, Terminal, free_port
+from tests.support import REPO, Terminal, demo_env, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
@@ -106,15 +106,6 @@ def demo(tmp_path_factory):
         yield run_dir, env, result.stdout
     finally:
         stop_all(env, run_dir)
-
-
-def demo_env(run_dir: Path) -> dict[str, str]:
-    """demo.env as bash reads it with ``set -a; . .run/demo.env; set +a``."""
-    out = subprocess.run(
-        ["bash", "-c", f"set -a; . {shlex.quote(str(run_dir / 'demo.env'))}; set +a; env -0"],
-        env={"PATH": os.environ["PATH"]}, capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    return dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
 
 
 def test_demo_env_gives_later_commands_the_demos_database_lake_and_date(demo):

@@ -106,11 +106,12 @@ if _dir and sys.orig_argv[1:3] == ["-m", "luigi"]:
 '''
 
 
-def run_hook(tmp_path: Path, *switches: str) -> tuple[Path, dict]:
-    """A hook folder with ``switches`` (hang, grandchild, exit) on; the env entries for it."""
+def run_hook(tmp_path: Path, *switches: str, text: str | None = None) -> tuple[Path, dict]:
+    """A hook folder with ``switches`` (hang, grandchild, exit) on; the env entries for it.
+    ``text``: another hook than the default one (it finds its folder in UFO_TEST_HOOK_DIR)."""
     hook = tmp_path / "hook"
     hook.mkdir()
-    (hook / "sitecustomize.py").write_text(_RUN_HOOK)
+    (hook / "sitecustomize.py").write_text(_RUN_HOOK if text is None else text)
     for switch in switches:
         (hook / switch).touch()
     path = os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")]))

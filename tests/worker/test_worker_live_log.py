@@ -8,7 +8,6 @@ database is needed.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -27,7 +26,7 @@ _SPARK_HOOK = '''\
 import os, sys, time
 from pathlib import Path
 
-_dir = os.environ.get("UFO_TEST_SPARK_HOOK")
+_dir = os.environ.get("UFO_TEST_HOOK_DIR")
 if _dir and sys.orig_argv[1:3] == ["-m", "luigi"]:
     _dir = Path(_dir)
     _spark = Path(os.environ["UFO_SPARK_LOG_DIR"])
@@ -84,13 +83,9 @@ def test_a_running_requests_log_is_in_the_lake_before_its_result(tmp_path):
 def test_a_runs_spark_output_is_kept_beside_its_log(tmp_path, own_log_dir):
     requests, src = lake_with_source(tmp_path)
     (requests / "agg.yaml").write_text("task: AggregateUFOsByState\nparams: {date: 2019-03-29}\n")
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(_SPARK_HOOK)
-    path = os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")]))
+    hook, hook_env = run_hook(tmp_path, text=_SPARK_HOOK)
     env = pipeline_env(str(requests.parent), None, str(src), UFO_LOCAL_SCHEDULER="1",
-                       UFO_PROGRESS_SECONDS="2", UFO_TEST_SPARK_HOOK=str(hook), PYTHONPATH=path,
-                       AWS_SECRET_ACCESS_KEY=SECRET)  # fmt: skip
+                       UFO_PROGRESS_SECONDS="2", AWS_SECRET_ACCESS_KEY=SECRET, **hook_env)  # fmt: skip
     logs = tmp_path / "worker-logs"
     if own_log_dir:
         env["UFO_LOG_DIR"] = str(logs)

@@ -141,6 +141,13 @@ def test_bad_sighting_dates_are_rejected(spark, when):
     assert outcomes(spark, [row(when=when, posted="3/1/19")]) == {when: "sighting_date"}
 
 
+def test_a_month_is_its_year_in_four_digits_and_its_month_in_two(spark):
+    days = [dt.date(1, 1, 1), dt.date(999, 12, 31), dt.date(1999, 11, 18), dt.date(9999, 2, 3)]
+    frame = spark.createDataFrame([(d,) for d in days], "day date")
+    got = [r[0] for r in frame.select(job._year_month(F.col("day"))).collect()]
+    assert got == [f"{d.year:04d}-{d.month:02d}" for d in days]
+
+
 @pytest.mark.parametrize(
     "when, posted, month",
     [
@@ -374,6 +381,37 @@ def test_distinct_rows_are_exact_and_counted(spark):
             tuple(r[job.field(i)] for i in range(len(HEADER))): r["n"] for r in distinct.collect()
         }
         assert got == expected
+
+
+def test_shared_hashes_are_counted_in_the_partitions_asked_for_even_when_adaptive(spark):
+    # Coalesced by adaptive execution into one partition per core, the hashes of a large input
+    # would spill: the stated count must reach the plan, and the hashes found must not change.
+    rows = [row(), row(), row(city="x"), row(city="y"), row(city="y"), row(city="y"), HEADER]
+    selected = job.transform_select_columns(spark.createDataFrame(rows, schema=HEADER))[2]
+    expected = {  # the hashes of the rows that occur more than once, counted here
+        h for h, in job._hashed(selected).groupBy("_hash").count().where("count > 1")
+        .select("_hash").collect()
+    }  # fmt: skip
+    assert len(expected) == 2
+    before = spark.conf.get("spark.sql.adaptive.enabled")
+    spark.conf.set("spark.sql.adaptive.enabled", "true")
+    try:
+        shared = job.transform_shared_hashes(selected, partitions=7)
+        assert {h for h, in shared.collect()} == expected
+        plan = shared._jdf.queryExecution().executedPlan().toString()
+        assert "hashpartitioning(_hash" in plan and ", 7), REPARTITION_BY_NUM" in plan
+    finally:
+        spark.conf.set("spark.sql.adaptive.enabled", before)
+
+
+@pytest.mark.parametrize(
+    "nbytes,cores,partitions",
+    [(0, 2, 2), (8 << 20, 2, 2), (171 << 20, 2, 11), (171 << 20, 16, 16), ((16 << 20) + 1, 1, 2)],
+)
+def test_hash_partitions_hold_about_16_mb_of_input_each_and_one_per_core_at_least(
+    nbytes, cores, partitions
+):
+    assert job.hash_partitions(nbytes, cores) == partitions
 
 
 def test_the_three_ways_to_the_distinct_rows_give_the_same_figures(spark, tmp_path, monkeypatch):

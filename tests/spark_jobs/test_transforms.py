@@ -397,7 +397,7 @@ def test_shared_hashes_are_counted_in_the_partitions_asked_for_even_when_adaptiv
     spark.conf.set("spark.sql.adaptive.enabled", "true")
     try:
         shared = job.transform_shared_hashes(selected, partitions=7)
-        assert {h for h, in shared.collect()} == expected
+        assert {h for (h,) in shared.collect()} == expected
         plan = shared._jdf.queryExecution().executedPlan().toString()
         assert "hashpartitioning(_hash" in plan and ", 7), REPARTITION_BY_NUM" in plan
     finally:

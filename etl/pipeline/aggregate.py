@@ -53,7 +53,7 @@ class AggregateUFOsByState(UfoTask, ProjectSparkSubmitTask):
         return self.upstream(ReadUFOs)
 
     def output(self) -> dict[dt.date, AggregateTarget]:
-        return {day: AggregateTarget(self.lake, day) for day in self.dates}
+        return self.per_date(AggregateTarget)
 
     @functools.cached_property
     def attempt(self) -> str:

@@ -11,6 +11,8 @@ import datetime as dt
 import functools
 import logging
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import luigi
 
@@ -22,6 +24,8 @@ from etl.pipeline.rundates import MAX_BATCH_DATES, RunDateParameter, RunDates
 from etl.settings import Settings, load_settings
 
 logger = logging.getLogger("ufo")
+
+T = TypeVar("T")
 
 #: The pipeline's tasks in the order they run: ``force_from`` names one of them.
 CHAIN = ("ReadUFOs", "AggregateUFOsByState", "TopTenStates", "TopStatesToDatabase")
@@ -80,6 +84,17 @@ class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
 
     #: Dates per batch in a backfill (a Spark run covers them all; a failure fails them all).
     max_batch_size = MAX_BATCH_DATES
+
+    @classmethod
+    def get_params(cls) -> list[tuple[str, luigi.Parameter]]:
+        """Luigi's list of the task's parameters, worked out once per class: Luigi looks through
+        ``dir(cls)`` each time, several times for every task made (a ten-year backfill makes
+        14,609 tasks: 110,000 calls, 7.6 s of its run under a profiler)."""
+        found = cls.__dict__.get("_parameters")
+        if found is None:
+            found = tuple(super().get_params())
+            cls._parameters = found
+        return list(found)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -166,6 +181,12 @@ class UfoTask(luigi.task.MixinNaiveBulkComplete, luigi.Task):
     @property
     def lake(self) -> Lake:
         return _lake(self.settings.storage)
+
+    def per_date(self, target: Callable[[Lake, dt.date], T]) -> dict[dt.date, T]:
+        """``target`` of the lake for each run date: the lake found once, not once a date (a
+        ten-year batch is 3,652 dates, and Luigi asks for the outputs again and again)."""
+        lake = self.lake
+        return {day: target(lake, day) for day in self.dates}
 
     @property
     def manifests(self) -> Manifests:

@@ -18,7 +18,7 @@ class ReadUFOs(UfoTask):
     """The source of the run date, checked and read into the raw zone (Parquet and a UTF-8 copy)."""
 
     def output(self) -> dict[dt.date, RawTarget]:
-        return {day: RawTarget(self.lake, day) for day in self.dates}
+        return self.per_date(RawTarget)
 
     def run(self) -> None:
         self.link_console()

@@ -21,7 +21,9 @@ def yesterday() -> dt.date:
 
 #: Run dates in one batch at most (``UfoTask.max_batch_size``): a batch is one Spark run and
 #: one transaction per date; a longer backfill is several batches (RangeDaily) or requests.
-MAX_BATCH_DATES = 1000
+#: Ten years and more in one: a ten-year backfill in batches of 1,000 started four Spark runs,
+#: 73 s against 32 s for one (the 2019 index, 2 cores).
+MAX_BATCH_DATES = 4000
 
 
 class RunDateError(ValueError):

@@ -52,7 +52,7 @@ class TopTenStates(UfoTask):
         return self.upstream(AggregateUFOsByState)
 
     def output(self) -> dict[dt.date, TopTenTarget]:
-        return {day: TopTenTarget(self.lake, day) for day in self.dates}
+        return self.per_date(TopTenTarget)
 
     def run(self) -> None:
         self.link_console()

@@ -21,13 +21,12 @@ import datetime as dt
 import logging
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from etl.adapters import database
 from etl.adapters.lake import Lake, open_lake
 from etl.errors import UfoError
 from etl.logs import configure
-from etl.pipeline.load import Latest, TopStatesToDatabase
+from etl.pipeline.load import Latest, TopStatesToDatabase, load_in_order
 from etl.pipeline.rejects import RejectReader
 from etl.pipeline.targets import TOP10, AggregateTarget, TopTenTarget
 from etl.settings import load_settings
@@ -61,32 +60,23 @@ def rebuild(lake: Lake, url: str, reject_rows: int, reload: bool = False) -> int
         return 0
     rejects, shared, started = RejectReader(lake), Latest(), time.monotonic()
 
-    def load(day: dt.date) -> None:
-        results = TopStatesToDatabase.results(
+    def results(day: dt.date) -> database.RunResults:
+        return TopStatesToDatabase.results(
             day, AggregateTarget(lake, day), TopTenTarget(lake, day), rejects, reject_rows, shared
         )
-        loader.load(results)
 
     step = max(1, len(todo) // 10)
-    with (
-        database.Loader(url) as loader,
-        ThreadPoolExecutor(TopStatesToDatabase.load_threads) as pool,
-    ):
-        # In date order, a few at a time: consecutive dates mostly share their files.
-        pending = [pool.submit(load, day) for day in todo]
-        try:
-            for done, future in enumerate(as_completed(pending), start=1):
-                future.result()
-                if done % step == 0 or done == len(todo):
-                    elapsed = time.monotonic() - started
-                    logger.info(
-                        "rebuild: %d of %d dates loaded, %.1f s so far, about %.0f s left",
-                        done, len(todo), elapsed, elapsed / done * (len(todo) - done),
-                    )  # fmt: skip
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
+
+    def loaded(done: int) -> None:
+        if done % step == 0 or done == len(todo):
+            elapsed = time.monotonic() - started
+            logger.info(
+                "rebuild: %d of %d dates loaded, %.1f s so far, about %.0f s left",
+                done, len(todo), elapsed, elapsed / done * (len(todo) - done),
+            )  # fmt: skip
+
+    with database.Loader(url) as loader:
+        load_in_order(loader, todo, results, loaded)  # in date order: neighbours share files
     return len(todo)
 
 

@@ -22,7 +22,7 @@ to run again, then the worker exits. Nothing in a request is executed: the task 
 parsed by Luigi's parameter types, and the command is an argument list (no shell).
 
 What is refused, with an ``.error.yaml`` saying why: a malformed request (YAML aliases and
-more than 1,000 run dates included); one that is a symlink or not a regular file, is over
+more than 4,000 run dates included); one that is a symlink or not a regular file, is over
 64 KiB (the result records its size, never its content) or is not UTF-8. Any other failure while handling a request also ends as its ``.error.yaml``, and is
 logged; the service goes on with the next request. Credentials never reach the logs or the
 results: the request text, the run's output and error messages go through ``etl.redact``.

@@ -1,7 +1,7 @@
 """Run requests written and followed for a person or a script: re-runs, backfills, their outcome.
 
 A request is checked as the worker checks it (``parse_request``: the task, the dates, at most
-1,000 of them in a batch, none in the future), so one the worker would refuse is refused before
+4,000 of them in a batch, none in the future), so one the worker would refuse is refused before
 it is written, with the worker's own message. It is written whole in one step (the lake writes
 a hidden file and renames it; on S3 a single PUT), under a name no other request has, and
 records who asked and when (``requested_by``, ``requested_at``), which the worker copies into

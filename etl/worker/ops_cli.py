@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     runs.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     for verb, what, helptext in (
         ("rerun", "date", "a run date: YYYY-MM-DD"),
-        ("backfill", "dates", "FIRST..LAST (at most 1,000 dates)"),
+        ("backfill", "dates", "FIRST..LAST (at most 4,000 dates)"),
     ):
         cmd = sub.add_parser(verb, help=f"request a {verb} (written for the worker to run)")
         cmd.add_argument(what, help=helptext)

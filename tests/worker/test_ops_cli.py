@@ -221,15 +221,15 @@ def test_a_backfill_from_the_command_line_is_run_by_the_worker_and_followed(tmp_
 def test_a_request_the_worker_would_refuse_is_refused_before_it_is_written(tmp_path):
     requests, src = lake_with_source(tmp_path)
     env = pipeline_env(str(tmp_path / "lake"), None, str(src))
-    too_long = ops(env, "backfill", "2016-01-01..2018-12-31", "--yes", "--by", "gina")
+    too_long = ops(env, "backfill", "2005-01-01..2018-12-31", "--yes", "--by", "gina")
     assert too_long.returncode == 2
     # The worker's own message, for the same request written by hand.
     (requests / "by-hand.yaml").write_text(
-        "task: TopStatesToDatabase\nparams: {date: 2016-01-01..2018-12-31}\n"
+        "task: TopStatesToDatabase\nparams: {date: 2005-01-01..2018-12-31}\n"
     )
     assert run_worker(env).returncode == 1
     reason = yaml.safe_load((requests / "by-hand.error.yaml").read_text())["error"]
-    assert "at most 1000 run dates" in reason and reason in too_long.stderr
+    assert "at most 4000 run dates" in reason and reason in too_long.stderr
     (requests / "by-hand.error.yaml").unlink()
 
     tomorrow2 = (dt.date.today() + dt.timedelta(days=2)).isoformat()

@@ -47,9 +47,11 @@ def test_yaml_aliases_are_refused_before_they_expand():
 
 def test_a_request_for_more_dates_than_a_batch_holds_is_refused_with_how_to_split_it():
     ten_years = "task: TopStatesToDatabase\nparams: {date: 2009-03-29..2019-03-28}\n"
+    assert parse_request(ten_years).params["date"] == "2009-03-29..2019-03-28"  # one batch
+    fifteen = "task: TopStatesToDatabase\nparams: {date: 2004-03-29..2019-03-28}\n"
     with pytest.raises(BadRequest) as err:
-        parse_request(ten_years)
-    assert "a batch holds at most 1000 run dates" in str(err.value)
+        parse_request(fifteen)
+    assert "a batch holds at most 4000 run dates" in str(err.value)
     far = "task: ReadUFOs\nparams: {date: 0001-01-01..9999-12-31}\n"  # refused without a list
     with pytest.raises(BadRequest):
         parse_request(far)

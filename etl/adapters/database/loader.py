@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import json
 import os
 import shlex
 import threading
@@ -217,43 +218,70 @@ RECENT_ROWS = 12
 
 
 def _replace(conn, results: RunResults, encoded: list[tuple[Spanned, bytes, str]]) -> None:
-    """Load ``results.run_date``: its spans changed where its figures differ, its run recorded."""
+    """Load ``results.run_date``: its spans changed where its figures differ, its run recorded.
+
+    The fixed statements go in two round trips, the lock and what holds, then the run's rows: a
+    backfill loads thousands of dates, most of which change nothing but their run's row, and
+    each statement on its own was a round trip under the lock that every load waits for.
+    """
     day = results.run_date
-    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_NAMESPACE, LOAD_LOCK)))
-    holding = _digests_holding(conn, day)
-    conn.execute(ufo_runs.delete().where(ufo_runs.c.run_date == day))
-    conn.execute(snapshot_digests.delete().where(snapshot_digests.c.run_date == day))
-    later = sa.select(sa.func.min(ufo_runs.c.run_date)).where(ufo_runs.c.run_date > day)
-    next_day = conn.execute(later).scalar()
+    holding, next_day = _lock_and_read(conn, day)
     for table, data, digest in encoded:
         if holding.get(table.view) != digest:  # else the same rows hold on this date already
             spans.stage(conn, table)
             _copy(conn, f"pg_temp.{table.incoming}", table.columns, data)
             spans.apply(conn, table, day, next_day)
-        conn.execute(
-            snapshot_digests.insert().values(run_date=day, table_name=table.view, digest=digest)
-        )
+    _record(conn, results, [(table.view, digest) for table, _, digest in encoded])
+
+
+#: Take the load lock; then the latest loaded date on or before the date (spans change only at
+#: loaded dates), the next loaded date after it, and the digests of the latest one's rows.
+_READ = (
+    "SELECT pg_advisory_xact_lock(%(namespace)s, %(lock)s); "
+    f"SELECT l.latest, (SELECT min(run_date) FROM {ufo_runs.name} WHERE run_date > %(day)s), "
+    f"d.table_name, d.digest FROM (SELECT max(run_date) AS latest FROM {ufo_runs.name} "
+    f"WHERE run_date <= %(day)s) l LEFT JOIN {snapshot_digests.name} d ON d.run_date = l.latest"
+)
+
+
+def _lock_and_read(conn, day: dt.date) -> tuple[dict[str, str], dt.date | None]:
+    """Under the load lock: the digests of the rows each spanned table holds on ``day`` now (of
+    no rows if no date is loaded on or before it; a table loaded before digests were kept is
+    missing), and the next loaded date after ``day`` (None if none)."""
+    params = {"namespace": LOCK_NAMESPACE, "lock": LOAD_LOCK, "day": day}
+    rows = conn.exec_driver_sql(_READ, params).all()
+    latest, next_day = rows[0][0], rows[0][1]
+    if latest is None:
+        return {table.view: NO_ROWS for table in SPANNED}, next_day
+    return {name: digest for _, _, name, digest in rows if name is not None}, next_day
+
+
+#: The run's counts, in ``ufo_runs``' columns of the same names.
+RUN_COUNTS = ("input", "header_repeat", "duplicate", "after_run_date", "valid", "rejected")
+
+
+def _record(conn, results: RunResults, digests: list[tuple[str, str]]) -> None:
+    """Record the run of ``results.run_date`` and its tables' digests, replacing earlier ones."""
     q = results.quality
-    conn.execute(
-        ufo_runs.insert().values(
-            run_date=day,
-            finished_at=sa.func.now(),
-            source=results.source,
-            layout=results.layout,
-            checks=results.checks,
-            rejected_by_reason=q["rejected_by_reason"],
-            **{
-                k: q[k]
-                for k in (
-                    "input",
-                    "header_repeat",
-                    "duplicate",
-                    "after_run_date",
-                    "valid",
-                    "rejected",
-                )
-            },
-        )
+    params = {
+        "day": results.run_date, "source": results.source, "layout": results.layout,
+        # As SQLAlchemy's JSON types store them: a missing report is JSON's null.
+        "checks": json.dumps(results.checks), "by_reason": json.dumps(q["rejected_by_reason"]),
+        **{k: q[k] for k in RUN_COUNTS},
+    }  # fmt: skip
+    for i, (name, digest) in enumerate(digests):
+        params[f"table{i}"], params[f"digest{i}"] = name, digest
+    rows = [f"(%(day)s, %(table{i})s, %(digest{i})s)" for i in range(len(digests))]
+    counts = ", ".join(RUN_COUNTS)
+    conn.exec_driver_sql(
+        f"DELETE FROM {ufo_runs.name} WHERE run_date = %(day)s; "
+        f"DELETE FROM {snapshot_digests.name} WHERE run_date = %(day)s; "
+        f"INSERT INTO {snapshot_digests.name} (run_date, table_name, digest) "
+        f"VALUES {', '.join(rows)}; "
+        f"INSERT INTO {ufo_runs.name} (run_date, finished_at, source, layout, checks, "
+        f"rejected_by_reason, {counts}) VALUES (%(day)s, now(), %(source)s, %(layout)s, "
+        f"%(checks)s::jsonb, %(by_reason)s::jsonb, {', '.join(f'%({k})s' for k in RUN_COUNTS)})",
+        params,
     )
 
 
@@ -262,23 +290,6 @@ def _rejects_table(rows: Sequence[tuple[str, int, str]]) -> pa.Table:
     names, types = ("reason", "row_number", "fields"), (pa.string(), pa.int64(), pa.string())
     columns = list(zip(*rows)) or [() for _ in names]
     return pa.table([pa.array(c, t) for c, t in zip(columns, types)], names=list(names))
-
-
-def _digests_holding(conn, day: dt.date) -> dict[str, str]:
-    """The digests of the rows each spanned table holds on ``day`` now: those of the latest
-    loaded date on or before it (spans change only at loaded dates), or of no rows if there is
-    none. A table without a digest (loaded before digests were kept) is missing."""
-    latest = conn.execute(
-        sa.select(sa.func.max(ufo_runs.c.run_date)).where(ufo_runs.c.run_date <= day)
-    ).scalar()
-    if latest is None:
-        return {table.view: NO_ROWS for table in SPANNED}
-    found = conn.execute(
-        sa.select(snapshot_digests.c.table_name, snapshot_digests.c.digest).where(
-            snapshot_digests.c.run_date == latest
-        )
-    )
-    return {name: digest for name, digest in found}
 
 
 def _csv(rows: pa.Table) -> bytes:
@@ -318,16 +329,22 @@ def loaded_dates(url: str, dates: Iterable[dt.date]) -> set[dt.date]:
     wanted = list(dates)
     try:
         with reader(url).connect() as conn:
-            if not sa.inspect(conn).has_table(ufo_runs.name):
-                return set()
+            # Asked for every date of a backfill, several times: one query, not a look at the
+            # catalogue first. A database without the table (none loaded yet) has none.
             found = conn.execute(
                 sa.select(ufo_runs.c.run_date).where(ufo_runs.c.run_date.in_(wanted))
             )
             return set(found.scalars())
+    except sa.exc.ProgrammingError as err:
+        if getattr(err.orig, "pgcode", None) == UNDEFINED_TABLE:
+            return set()
+        raise
     except sa.exc.OperationalError as err:
         drop_reader(url)
         raise connect_error(url, err) from err
 
+
+UNDEFINED_TABLE = "42P01"  # PostgreSQL's error code for a table that does not exist
 
 #: Engines kept for the quick reads of one process, by (process, URL, timeouts).
 _READERS: dict[tuple, sa.Engine] = {}

@@ -86,42 +86,41 @@ def spanned(metadata: sa.MetaData, public: sa.Table, keys: tuple[str, ...]) -> S
 
 def stage(conn, spanned: Spanned) -> None:
     """An empty ``spanned.incoming`` for this transaction, for the date's rows to be copied in."""
-    columns = ", ".join(spanned.columns)
-    conn.execute(
-        sa.text(
-            f"CREATE TEMP TABLE IF NOT EXISTS {spanned.incoming} ON COMMIT DROP AS "
-            f"SELECT {columns} FROM {spanned.storage.name} WITH NO DATA"
-        )
+    conn.exec_driver_sql(
+        f"CREATE TEMP TABLE IF NOT EXISTS {spanned.incoming} ON COMMIT DROP AS "
+        f"SELECT {', '.join(spanned.columns)} FROM {spanned.storage.name} WITH NO DATA; "
+        f"TRUNCATE pg_temp.{spanned.incoming}"
     )
-    conn.execute(sa.text(f"TRUNCATE pg_temp.{spanned.incoming}"))
 
 
 def apply(conn, spanned: Spanned, day, next_day) -> int:
     """Make ``spanned.incoming`` the rows that hold on ``day`` (and up to ``next_day``, the next
-    loaded date, or None), changing only what differs; the number of keys that changed."""
+    loaded date, or None), changing only what differs; the number of keys that changed.
+
+    Two round trips: the keys that changed, then every change. A backfill applies hundreds of
+    dates under the load lock, and each statement on its own was a round trip.
+    """
     keys = ", ".join(spanned.keys)
     values = ", ".join(spanned.values)
     same_key = " AND ".join(f"s.{k} = c.{k}" for k in spanned.keys)
     storage = spanned.storage.name
     params = {"day": day, "next": next_day}
-    conn.execute(sa.text(f"DROP TABLE IF EXISTS pg_temp.{CHANGED}"))
+    day_, next_ = "CAST(%(day)s AS date)", "CAST(%(next)s AS date)"
     # Each key whose value on ``day`` differs: its old span (if any) and new value (if any).
     # Values are compared as text: json has no equality, and its text is what users read.
     differs = " OR ".join(f"n.{v}::text IS DISTINCT FROM c.{v}::text" for v in spanned.values)
-    conn.execute(
-        sa.text(
-            f"CREATE TEMP TABLE {CHANGED} ON COMMIT DROP AS SELECT "
-            f"{keys}, {', '.join(f'n.{v} AS new_{v}' for v in spanned.values)}, "
-            f"{', '.join(f'c.{v} AS old_{v}' for v in spanned.values)}, "
-            f"n.{spanned.keys[0]} IS NOT NULL AS present, "
-            "c.valid_from AS old_from, c.valid_to AS old_to "
-            f"FROM pg_temp.{spanned.incoming} n FULL JOIN (SELECT * FROM {storage} "
-            "WHERE daterange(valid_from, valid_to) @> CAST(:day AS date)) c "
-            f"USING ({keys}) WHERE {differs}"
-        ),
+    changed = conn.exec_driver_sql(
+        f"DROP TABLE IF EXISTS pg_temp.{CHANGED}; "
+        f"CREATE TEMP TABLE {CHANGED} ON COMMIT DROP AS SELECT "
+        f"{keys}, {', '.join(f'n.{v} AS new_{v}' for v in spanned.values)}, "
+        f"{', '.join(f'c.{v} AS old_{v}' for v in spanned.values)}, "
+        f"n.{spanned.keys[0]} IS NOT NULL AS present, "
+        "c.valid_from AS old_from, c.valid_to AS old_to "
+        f"FROM pg_temp.{spanned.incoming} n FULL JOIN (SELECT * FROM {storage} "
+        f"WHERE daterange(valid_from, valid_to) @> {day_}) c "
+        f"USING ({keys}) WHERE {differs}",
         params,
-    )
-    changed = conn.execute(sa.text(f"SELECT count(*) FROM pg_temp.{CHANGED}")).scalar_one()
+    ).rowcount
     if not changed:
         return 0
     old = ", ".join(f"old_{v}" for v in spanned.values)
@@ -129,42 +128,37 @@ def apply(conn, spanned: Spanned, day, next_day) -> int:
     into = f"INSERT INTO {storage} ({keys}, {values}, valid_from, valid_to)"
     statements = [
         # An old value that held beyond the next loaded date resumes there.
-        f"{into} SELECT {keys}, {old}, CAST(:next AS date), old_to FROM pg_temp.{CHANGED} "
-        "WHERE old_from IS NOT NULL AND CAST(:next AS date) IS NOT NULL "
-        "AND (old_to IS NULL OR old_to > CAST(:next AS date))",
+        f"{into} SELECT {keys}, {old}, {next_}, old_to FROM pg_temp.{CHANGED} "
+        f"WHERE old_from IS NOT NULL AND {next_} IS NOT NULL "
+        f"AND (old_to IS NULL OR old_to > {next_})",
         # ... and ends at ``day``, or is gone if it started there (``day`` loaded again).
-        f"UPDATE {storage} s SET valid_to = CAST(:day AS date) FROM pg_temp.{CHANGED} c "
-        f"WHERE {same_key} AND s.valid_from = c.old_from AND c.old_from < CAST(:day AS date)",
+        f"UPDATE {storage} s SET valid_to = {day_} FROM pg_temp.{CHANGED} c "
+        f"WHERE {same_key} AND s.valid_from = c.old_from AND c.old_from < {day_}",
         f"DELETE FROM {storage} s USING pg_temp.{CHANGED} c "
-        f"WHERE {same_key} AND s.valid_from = c.old_from AND c.old_from = CAST(:day AS date)",
-        f"{into} SELECT {keys}, {new}, CAST(:day AS date), CAST(:next AS date) FROM pg_temp.{CHANGED} "
-        "WHERE present",
+        f"WHERE {same_key} AND s.valid_from = c.old_from AND c.old_from = {day_}",
+        f"{into} SELECT {keys}, {new}, {day_}, {next_} FROM pg_temp.{CHANGED} WHERE present",
+        _join_at(spanned, day_),
     ]
-    for statement in statements:
-        conn.execute(sa.text(statement), params)
-    for boundary in (day, next_day):
-        if boundary is not None:
-            _join_at(conn, spanned, boundary)
+    if next_day is not None:
+        statements.append(_join_at(spanned, next_))
+    conn.exec_driver_sql("; ".join(statements), params)
     return changed
 
 
-def _join_at(conn, spanned: Spanned, boundary) -> None:
-    """Join each changed key's span that ends at ``boundary`` with its next one, when both hold
-    the same values."""
+def _join_at(spanned: Spanned, boundary: str) -> str:
+    """The statement that joins each changed key's span that ends at ``boundary`` (an SQL date)
+    with its next one, when both hold the same values."""
     keys = ", ".join(spanned.keys)
     storage = spanned.storage.name
     equal = " AND ".join(f"a.{v}::text = b.{v}::text" for v in spanned.values)
     to_pair = " AND ".join(f"s.{k} = p.{k}" for k in spanned.keys)
-    conn.execute(
-        sa.text(
-            f"WITH pairs AS (SELECT {keys}, b.valid_to AS upto FROM {storage} a "
-            f"JOIN {storage} b USING ({keys}) JOIN pg_temp.{CHANGED} USING ({keys}) "
-            f"WHERE a.valid_to = CAST(:at AS date) AND b.valid_from = CAST(:at AS date) "
-            f"AND {equal}), "
-            f"grown AS (UPDATE {storage} s SET valid_to = p.upto FROM pairs p "
-            f"WHERE {to_pair} AND s.valid_to = CAST(:at AS date)) "
-            f"DELETE FROM {storage} s USING pairs p "
-            f"WHERE {to_pair} AND s.valid_from = CAST(:at AS date)"
-        ),
-        {"at": boundary},
+    return (
+        f"WITH pairs AS (SELECT {keys}, b.valid_to AS upto FROM {storage} a "
+        f"JOIN {storage} b USING ({keys}) JOIN pg_temp.{CHANGED} USING ({keys}) "
+        f"WHERE a.valid_to = {boundary} AND b.valid_from = {boundary} "
+        f"AND {equal}), "
+        f"grown AS (UPDATE {storage} s SET valid_to = p.upto FROM pairs p "
+        f"WHERE {to_pair} AND s.valid_to = {boundary}) "
+        f"DELETE FROM {storage} s USING pairs p "
+        f"WHERE {to_pair} AND s.valid_from = {boundary}"
     )

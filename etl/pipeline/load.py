@@ -104,8 +104,11 @@ class TopStatesToDatabase(UfoTask):
     def _complete(self) -> bool:
         if self.forced:
             return super()._complete()
-        # One query for a batch's dates, not one per date.
+        # One query for a batch's dates, not one per date; a single date's answer is read with
+        # its neighbours', which Luigi asks next.
         url = self.settings.require_database_url()
+        if len(self.dates) == 1:
+            return database.loaded_recently(url, self.dates[0])
         return set(self.dates) <= database.loaded_dates(url, self.dates)
 
     @classmethod

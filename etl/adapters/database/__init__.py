@@ -1,14 +1,7 @@
 """The product database (PostgreSQL): its schema and the loader of run dates."""
 
-from etl.adapters.database.loader import (
-    Loader,
-    RunLoadedTarget,
-    RunResults,
-    engine,
-    loaded_dates,
-    normalise_url,
-    safe_url,
-)
+from etl.adapters.database.loaded import RunLoadedTarget, loaded_dates, loaded_recently
+from etl.adapters.database.loader import Loader, RunResults, engine, normalise_url, safe_url
 from etl.adapters.database.schema import (
     SCHEMA_VERSION,
     metadata,
@@ -28,6 +21,7 @@ __all__ = [
     "RunResults",
     "engine",
     "loaded_dates",
+    "loaded_recently",
     "metadata",
     "migrate",
     "normalise_url",

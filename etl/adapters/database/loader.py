@@ -6,7 +6,7 @@ sees a half-load. Each table's rows are digested first: when the digest equals t
 already holding on the date (most days, nothing was posted), nothing is written but the date's
 run and digests; otherwise the rows go with PostgreSQL's COPY into a temporary table, and only
 those that differ from what the spans hold on that date are written (``spans.apply``).
-``RunLoadedTarget`` says whether a date is loaded (its ``ufo_runs`` row).
+``loaded.RunLoadedTarget`` says whether a date is loaded (its ``ufo_runs`` row).
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ import json
 import os
 import shlex
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import luigi
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
@@ -193,6 +192,9 @@ class Loader:
                 _replace(conn, results, encoded)
         except sa.exc.OperationalError as err:
             raise connect_error(self.url, err) from err
+        finally:
+            for listener in LOADED:
+                listener(self.url)
 
     def _encoded(self, table: Spanned, rows: pa.Table | Sequence[tuple]) -> tuple[bytes, str]:
         """``rows`` as COPY reads them, in key order, and their digest. Dates with the same
@@ -212,6 +214,10 @@ class Loader:
                     self._recent.pop(next(iter(self._recent)))
         return found[1], found[2]
 
+
+#: Called with the URL after every load in this process, whatever its outcome (``loaded.py``
+#: forgets what it read ahead of the database).
+LOADED: list = []
 
 #: Encoded row sets a loader keeps for the next dates (a few, for its threads' dates).
 RECENT_ROWS = 12
@@ -319,33 +325,6 @@ def _copy(conn, target: str, columns: Sequence[str], data: bytes) -> None:
         cursor.close()
 
 
-def run_loaded(url: str, run_date: dt.date) -> bool:
-    """Whether ``run_date`` has been loaded completely."""
-    return run_date in loaded_dates(url, [run_date])
-
-
-def loaded_dates(url: str, dates: Iterable[dt.date]) -> set[dt.date]:
-    """Which of ``dates`` have been loaded completely: one query for them all."""
-    wanted = list(dates)
-    try:
-        with reader(url).connect() as conn:
-            # Asked for every date of a backfill, several times: one query, not a look at the
-            # catalogue first. A database without the table (none loaded yet) has none.
-            found = conn.execute(
-                sa.select(ufo_runs.c.run_date).where(ufo_runs.c.run_date.in_(wanted))
-            )
-            return set(found.scalars())
-    except sa.exc.ProgrammingError as err:
-        if getattr(err.orig, "pgcode", None) == UNDEFINED_TABLE:
-            return set()
-        raise
-    except sa.exc.OperationalError as err:
-        drop_reader(url)
-        raise connect_error(url, err) from err
-
-
-UNDEFINED_TABLE = "42P01"  # PostgreSQL's error code for a table that does not exist
-
 #: Engines kept for the quick reads of one process, by (process, URL, timeouts).
 _READERS: dict[tuple, sa.Engine] = {}
 _READERS_LOCK = threading.Lock()
@@ -372,29 +351,3 @@ def drop_reader(url: str) -> None:
         found = _READERS.pop(_reader_key(url), None)
     if found is not None:
         found.dispose()
-
-
-class RunLoadedTarget(luigi.Target):
-    """Exists when a run date's results are in the database (its ``ufo_runs`` row)."""
-
-    def __init__(self, url: str, run_date: dt.date):
-        self.url = url
-        self.run_date = run_date
-
-    def exists(self) -> bool:
-        return run_loaded(self.url, self.run_date)
-
-    def modified_at(self) -> float:
-        """When the run date was last loaded (the database's clock)."""
-        try:
-            with reader(self.url).connect() as conn:
-                found = conn.execute(
-                    sa.select(ufo_runs.c.finished_at).where(ufo_runs.c.run_date == self.run_date)
-                ).scalar_one()
-        except sa.exc.OperationalError as err:
-            drop_reader(self.url)
-            raise connect_error(self.url, err) from err
-        return found.timestamp()
-
-    def __repr__(self) -> str:
-        return f"RunLoadedTarget({safe_url(self.url)}, {self.run_date})"

@@ -89,3 +89,11 @@ def test_a_database_with_nothing_loaded_yet_has_no_date_loaded(database_url, que
         assert not sa.inspect(c).has_table("ufo_runs")
     assert loaded_recently(database_url, DAYS[0]) is False
     assert not RunLoadedTarget(database_url, DAYS[0]).exists()
+
+
+def test_a_load_through_the_same_database_spelled_otherwise_is_seen_at_once(database_url, queries):
+    plain = database_url.replace("postgresql+psycopg2://", "postgresql://", 1)
+    assert plain != database_url
+    assert loaded_recently(plain, DAYS[4]) is False
+    load(database_url, DAYS[4], SNAPSHOT)
+    assert loaded_recently(plain, DAYS[4]) is True

@@ -21,7 +21,14 @@ from dataclasses import dataclass
 import luigi
 import sqlalchemy as sa
 
-from etl.adapters.database.loader import LOADED, connect_error, drop_reader, reader, safe_url
+from etl.adapters.database.loader import (
+    LOADED,
+    connect_error,
+    drop_reader,
+    normalise_url,
+    reader,
+    safe_url,
+)
 from etl.adapters.database.schema import ufo_runs
 
 
@@ -105,7 +112,7 @@ def loaded_recently(url: str, run_date: dt.date) -> bool:
     backfill under a profiler). A load in this process forgets the answers; a load by another
     process is seen within ``FRESH_SECONDS``, as if it had finished that much later.
     """
-    key = (os.getpid(), url)
+    key = (os.getpid(), normalise_url(url))
     with _AHEAD_LOCK:
         found = _AHEAD.get(key)
     if found is not None:
@@ -123,7 +130,7 @@ def loaded_recently(url: str, run_date: dt.date) -> bool:
 def forget_loaded(url: str) -> None:
     """Drop what ``loaded_recently`` read of ``url``: this process has just loaded into it."""
     with _AHEAD_LOCK:
-        _AHEAD.pop((os.getpid(), url), None)
+        _AHEAD.pop((os.getpid(), normalise_url(url)), None)
 
 
 LOADED.append(forget_loaded)

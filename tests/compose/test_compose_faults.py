@@ -386,7 +386,7 @@ def test_postgres_restarted_mid_load_leaves_no_half_loaded_date_and_the_next_run
                 pytest.fail(f"the run ended before its load waited:\n{run.output()[-4000:]}")
             return query(
                 stack,
-                "SELECT pid, backend_xid::text, left(query, 60) FROM pg_stat_activity "
+                "SELECT pid, backend_xid::text, left(query, 1000) FROM pg_stat_activity "
                 "WHERE datname = 'ufo' AND pid <> :p AND wait_event_type = 'Lock' "
                 "AND state = 'active'",
                 p=hold_pid,
@@ -397,8 +397,9 @@ def test_postgres_restarted_mid_load_leaves_no_half_loaded_date_and_the_next_run
             load_waits,
             timeout=budget.left(170),
         )
-        # Its last statement waits; it has written (it has a transaction id) and not committed.
-        assert statement.startswith("INSERT INTO ufo_runs") and xid is not None, statement
+        # It waits at its last statement, the INSERT INTO ufo_runs that ends the round trip of
+        # the run's rows; it has written (it has a transaction id) and not committed.
+        assert "; INSERT INTO ufo_runs (" in statement and xid is not None, statement
         restarted = time.monotonic()
         stack.compose("restart", "postgres", timeout=120)
         restart_s = round(time.monotonic() - restarted, 1)

@@ -353,7 +353,7 @@ def test_ranges_and_forced_runs_are_confirmed_first(console, form):
 
 
 @pytest.mark.parametrize("verb,form,said", [
-    ("backfill", {"first": "2016-01-01", "last": "2019-01-01", "confirm": "yes"}, "1000"),
+    ("backfill", {"first": "2005-01-01", "last": "2019-01-01", "confirm": "yes"}, "4000"),
     ("rerun", {"date": (dt.date.today() + dt.timedelta(days=5)).isoformat()}, "future"),
     ("rerun", {"date": "2019-03-01..2019-03-02"}, "one date"),
     ("rerun", {"date": "not a date"}, "date"),

@@ -816,12 +816,15 @@ def main(argv: list[str] | None = None) -> int:
         layout_of: dict[str, str] = {}
         firsts: dict[str, str] = {}
         for source, run_dates in groups.items():
+            # A small input needs no hashes' shuffle, nor the cores it is sized by (on a Spark
+            # Connect server that does not state them, a job of their own).
+            small = sizes[source] <= SMALL_INPUT_BYTES
+            partitions = 0 if small else hash_partitions(sizes[source], cores(spark))
             try:
                 with steps:
                     layout, found, shared = run_group(
                         spark, source, sorted(set(run_dates)), args.output, args.layouts,
-                        by_text=sizes[source] <= SMALL_INPUT_BYTES, steps=steps,
-                        partitions=hash_partitions(sizes[source], cores(spark)),
+                        by_text=small, steps=steps, partitions=partitions,
                     )  # fmt: skip
             except LayoutError as err:
                 # PySpark's driver output goes to stdout: say it on both, the publisher reads either.

@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
             for entry in results["backfill"].values():
                 entry["ratio_to_one_date"] = entry["seconds"] / one
         finally:
-            pg.stop()
+            pg.discard()
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))

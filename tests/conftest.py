@@ -33,7 +33,7 @@ def postgres(tmp_path_factory):
         pytest.skip(str(err))
     server = LocalPostgres(tmp_path_factory.mktemp("postgres")).start()
     yield server
-    server.stop()
+    server.discard()
 
 
 @pytest.fixture

@@ -126,3 +126,12 @@ class LocalPostgres:
     def stop(self) -> None:
         if self.running():
             self._run(_bin("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
+
+    def discard(self) -> None:
+        """Stop the server and remove its cluster: for a throwaway one (a test's, a benchmark's).
+
+        A cluster moved out of a directory closed to the postgres user lives in the system's temp
+        directory, which removing the directory it was asked for does not clean.
+        """
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -54,7 +54,7 @@ def postgres():
     try:
         yield server.start()
     finally:
-        server.stop()
+        server.discard()
         shutil.rmtree(directory, ignore_errors=True)
 
 

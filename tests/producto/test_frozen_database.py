@@ -35,7 +35,7 @@ def private_postgres(tmp_path_factory):
         pytest.skip(str(err))
     server = LocalPostgres(tmp_path_factory.mktemp("frozen-postgres")).start()
     yield server
-    server.stop()
+    server.discard()
 
 
 def _instance_pids(data_dir: Path) -> list[int]:

@@ -89,7 +89,7 @@ def stop_all(env: dict[str, str], run_dir: Path) -> None:
     make("stop", env, timeout=120)
     from etl.tools.localpg import LocalPostgres
 
-    LocalPostgres(run_dir / "postgres").stop()
+    LocalPostgres(run_dir / "postgres").discard()
 
 
 @pytest.fixture(scope="module")

@@ -43,4 +43,4 @@ def test_demo_runs_the_pipeline_and_prints_the_top_ten(tmp_path):
         assert f"\nUFO_LOG_DIR={tmp_path / '.run' / 'logs'}\n" in env
         assert "\nRUN_DATE=2019-03-29\n" in env
     finally:
-        LocalPostgres(Path(tmp_path / ".run" / "postgres")).stop()
+        LocalPostgres(Path(tmp_path / ".run" / "postgres")).discard()

@@ -79,4 +79,4 @@ def test_the_readme_sample_commands_write_what_they_say(tmp_path):
         manifests = list((tmp_path / ".run/lake/aggregated").glob("date=*/_MANIFEST.json"))
         assert manifests and '"layout": "export"' in manifests[0].read_text()
     finally:
-        LocalPostgres(tmp_path / ".run" / "postgres").stop()
+        LocalPostgres(tmp_path / ".run" / "postgres").discard()

@@ -87,6 +87,26 @@ def rows(value: str) -> int:
     return _number(value, int, lambda n: n >= 0, "a whole number of rows, 0 for none")
 
 
+_SIZE = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>[KMGT]?B?)", re.I)
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def size(value: str) -> int:
+    """A size in bytes: ``64MB``, ``4 GB``, ``1.5G`` (powers of 1024) or plain bytes."""
+    match = _SIZE.fullmatch(value.strip())
+    number = int(float(match["number"]) * _UNITS[match["unit"].upper().rstrip("B")]) if match else 0
+    if number <= 0:
+        raise ValueError("expected a size above 0: bytes, or a number with KB, MB, GB or TB")
+    return number
+
+
+def ingest(value: str) -> str:
+    lowered = value.lower()
+    if lowered not in ("auto", "local", "cluster"):
+        raise ValueError("expected auto, local or cluster")
+    return lowered
+
+
 _TRUE = ("1", "on", "true", "yes")
 _FALSE = ("0", "off", "false", "no")
 

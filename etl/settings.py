@@ -64,6 +64,20 @@ SETTINGS: dict[str, Setting] = {
         "SPARK_MASTER", "spark_master", "local[*]", parsers.text,
         "where AggregateUFOsByState runs: `local[*]` or `spark://host:7077`",
     ),
+    "ingest": Setting(
+        "UFO_INGEST", "ingest", "auto", parsers.ingest,
+        "where ReadUFOs parses the source: `local` (on this machine), `cluster` (cut into "
+        "pieces at record boundaries, the pieces parsed by Spark's executors in parallel) or "
+        "`auto` (the cluster for a source of `UFO_INGEST_CLUSTER_SIZE` or more)",
+    ),
+    "ingest_cluster_size": Setting(
+        "UFO_INGEST_CLUSTER_SIZE", "ingest_cluster_size", "8GB", parsers.size,
+        "the size of a (decompressed) source from which `auto` parses it on the cluster",
+    ),
+    "ingest_piece_size": Setting(
+        "UFO_INGEST_PIECE_SIZE", "ingest_piece_size", "64MB", parsers.size,
+        "the size of a piece of a source parsed on the cluster (one piece per executor task)",
+    ),
     "spark_remote": Setting(
         "UFO_SPARK_REMOTE", "spark_remote", None, parsers.remote,
         "run AggregateUFOsByState against this long-running Spark Connect server "
@@ -189,6 +203,9 @@ class Settings:
     database_url: str | None
     layouts: tuple[Layout, ...] | None
     spark_master: str
+    ingest: str
+    ingest_cluster_size: int
+    ingest_piece_size: int
     spark_remote: str | None
     spark_ui_port: int
     spark_events: str | None

@@ -33,8 +33,12 @@ US_STATES = frozenset(
 )
 
 #: The raw zone's column holding a record whose field count differs from its header's, as it
-#: came (CSV text); empty for every other record. Also a column of the reject files.
-RECORD = "_record"
+#: came (CSV text); empty for every other record (the reader's, ``records.py``). Also a column
+#: of the reject files.
+if __package__:  # spark_jobs.layouts, in the pipeline
+    from spark_jobs.records import RECORD
+else:  # layouts, beside a Spark job
+    from records import RECORD
 #: Column names a layout may not use: the raw zone's and the reject files' own.
 RESERVED = frozenset({RECORD, "reason", "since"})
 

@@ -51,6 +51,8 @@ def test_defaults(clean_env):
     assert settings.schedule_time is None
     assert settings.timezone == ZoneInfo("UTC")
     assert settings.run_dir == Path(".run")
+    assert settings.ingest == "auto"
+    assert (settings.ingest_cluster_size, settings.ingest_piece_size) == (8 << 30, 64 << 20)
 
 
 def test_values_are_parsed_to_their_types(clean_env, monkeypatch):
@@ -62,7 +64,12 @@ def test_values_are_parsed_to_their_types(clean_env, monkeypatch):
     monkeypatch.setenv("UFO_SCHEDULE_TIME", "06:15")
     monkeypatch.setenv("UFO_TIMEZONE", "America/New_York")
     monkeypatch.setenv("UFO_LOG_DIR", "~/ufo-logs")
+    monkeypatch.setenv("UFO_INGEST", "Cluster")
+    monkeypatch.setenv("UFO_INGEST_CLUSTER_SIZE", "1.5 GB")
+    monkeypatch.setenv("UFO_INGEST_PIECE_SIZE", "4096")
     settings = load_settings()
+    assert settings.ingest == "cluster"
+    assert (settings.ingest_cluster_size, settings.ingest_piece_size) == (3 << 29, 4096)
     assert settings.stale_attempts == dt.timedelta(minutes=30)
     assert settings.reject_rows == 0
     assert settings.db_statement_timeout == 2.5
@@ -97,6 +104,11 @@ def test_the_environment_wins_over_luigi_cfg_which_wins_over_the_default(clean_e
         ("UFO_JVM_ARCHIVE", "maybe", "expected one of 1, on, true, yes, 0, off, false, no"),
         ("UFO_SCHEDULE_TIME", "6 am", "expected a time of day, HH:MM"),
         ("UFO_TIMEZONE", "Mars/Olympus", "expected an IANA time zone"),
+        ("UFO_INGEST", "spark", "expected auto, local or cluster"),
+        ("UFO_INGEST_PIECE_SIZE", "0", "expected a size above 0"),
+        ("UFO_INGEST_PIECE_SIZE", "64 MiB", "expected a size above 0"),
+        ("UFO_INGEST_CLUSTER_SIZE", "-1GB", "expected a size above 0"),
+        ("UFO_INGEST_CLUSTER_SIZE", "2PB", "expected a size above 0"),
     ],
 )
 def test_a_bad_value_is_refused_at_once_naming_the_variable(
@@ -185,3 +197,15 @@ def test_no_module_reads_a_setting_past_the_settings_module():
             ) and not re.search(r"environ\[[^\]]+\]\s*=[^=]", line):
                 offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
     assert offenders == []
+
+
+def test_auto_reads_on_the_cluster_from_the_size_on(clean_env, monkeypatch):
+    from etl.pipeline.ingest import on_cluster
+
+    monkeypatch.setenv("UFO_INGEST_CLUSTER_SIZE", "1MB")
+    settings = load_settings()
+    assert not on_cluster(settings, (1 << 20) - 1) and on_cluster(settings, 1 << 20)
+    monkeypatch.setenv("UFO_INGEST", "local")
+    assert not on_cluster(load_settings(), 1 << 40)
+    monkeypatch.setenv("UFO_INGEST", "cluster")
+    assert on_cluster(load_settings(), 1)

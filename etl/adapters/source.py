@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from typing import IO
 from urllib.parse import urlparse
 
-from etl.adapters import records, web
+from etl.adapters import web
 from etl.errors import SourceError
 from etl.redact import redact_source
-from spark_jobs import layouts
+from spark_jobs import layouts, records
 
 _CHUNK = 1 << 20
 
@@ -302,14 +302,24 @@ def ingest(
 def utf8_copy(path: str, encoding: str, copy_path: str) -> None:
     """Write the file at ``path`` (in ``encoding``) to ``copy_path`` as UTF-8 without a BOM,
     line ends as they are."""
+    if encoding == "utf-8-sig":  # valid UTF-8 already: copied byte for byte, in the kernel
+        with open(path, "rb") as handle:
+            start = len(codecs.BOM_UTF8) if handle.read(3) == codecs.BOM_UTF8 else 0
+        copy_range(path, start, os.path.getsize(path), copy_path)
+        return
     with open(copy_path, "wb") as out:
-        if encoding == "utf-8-sig":  # valid UTF-8 already: copied byte for byte, in the kernel
-            with open(path, "rb") as handle:
-                offset = len(codecs.BOM_UTF8) if handle.read(3) == codecs.BOM_UTF8 else 0
-                size = os.fstat(handle.fileno()).st_size
-                while offset < size:
-                    offset += os.sendfile(out.fileno(), handle.fileno(), offset, size - offset)
-            return
         with open_decoded(path, encoding) as text:
             while decoded := text.read(_CHUNK):
                 out.write(decoded.encode("utf-8"))
+
+
+def copy_range(path: str, start: int, end: int, dest: str) -> None:
+    """Bytes ``start`` to ``end`` of the file at ``path`` into a new file at ``dest`` (in the
+    kernel, without passing through this process)."""
+    with open(path, "rb") as handle, open(dest, "wb") as out:
+        offset = start
+        while offset < end:
+            sent = os.sendfile(out.fileno(), handle.fileno(), offset, end - offset)
+            if sent == 0:
+                raise SourceError(f"{path} ended at byte {offset}, before {end}: it is changing")
+            offset += sent

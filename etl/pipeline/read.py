@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 
 from etl import redact
 from etl.adapters import source
+from etl.pipeline import ingest
 from etl.pipeline.base import UfoTask
 from etl.pipeline.reporting import span
-from etl.pipeline.targets import RAW, RawTarget
+from etl.pipeline.targets import RAW, RawTarget, raw_records
 
 logger = logging.getLogger("ufo")
 
@@ -20,23 +22,38 @@ class ReadUFOs(UfoTask):
     def output(self) -> dict[dt.date, RawTarget]:
         return self.per_date(RawTarget)
 
+    def _read_here(self, local: str, attempt: str, shown: str):
+        """Read the source on this machine: what was read, and the manifest's files."""
+        files = {
+            "records": [f"{attempt}/raw/records.parquet"],
+            "source": [f"{attempt}/raw/source.csv"],
+        }
+        with (
+            self.lake.writing(files["records"][0]) as parquet,
+            self.lake.writing(files["source"][0]) as copy,
+        ):
+            info = source.ingest(local, copy, parquet, shown, self.settings.layouts or ())
+        return info, files
+
     def run(self) -> None:
         self.link_console()
         uri = self.settings.require_source()
         shown = redact.redact_source(uri)
         self.lake.check()
         attempt = self.manifests.new_attempt(RAW, self.dates)
-        files = {
-            "records": [f"{attempt}/raw/records.parquet"],
-            "source": [f"{attempt}/raw/source.csv"],
-        }
         try:
-            with (
-                self.lake.writing(files["records"][0]) as parquet,
-                self.lake.writing(files["source"][0]) as copy,
-                source.fetched(uri, shown) as local,
-            ):
-                info = source.ingest(local, copy, parquet, shown, self.settings.layouts or ())
+            with source.fetched(uri, shown) as local:
+                if ingest.on_cluster(self.settings, os.path.getsize(local)):
+                    info, files = ingest.read_on_cluster(
+                        self.lake,
+                        local,
+                        attempt,
+                        shown,
+                        self.settings,
+                        f"ReadUFOs {span(self.dates)}",
+                    )
+                else:
+                    info, files = self._read_here(local, attempt, shown)
         except Exception:
             self.lake.remove(attempt)  # nothing was published: leave nothing behind
             raise
@@ -49,6 +66,7 @@ class ReadUFOs(UfoTask):
             "records": info.records,
             "blank_lines": info.blank_lines,
             "ragged": info.ragged,
+            "pieces": len(files["source"]),  # more than one: read on the cluster
         }
         superseded = [
             self.manifests.publish(RAW, day, attempt, files, **details) for day in self.dates
@@ -57,7 +75,7 @@ class ReadUFOs(UfoTask):
         logger.info(
             "ReadUFOs %s: %d records (%s layout) from %s (%s, %d bytes) into %s",
             span(self.dates), info.records, info.layout, shown, info.encoding, info.bytes_in,
-            self.lake.uri(files["records"][0]),
+            self.lake.uri(raw_records({"files": files})),
         )  # fmt: skip
         if info.ragged:
             logger.warning(

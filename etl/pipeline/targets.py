@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import posixpath
 from dataclasses import dataclass
 
 import luigi
@@ -30,8 +31,10 @@ TOP10 = "top10"
 
 
 def raw_records(manifest: dict) -> str:
-    """The lake-relative path of the records' Parquet file that a raw manifest names."""
-    return manifest["files"]["records"][0]
+    """The lake-relative path Spark reads a raw manifest's records at: its Parquet file, or the
+    folder of its Parquet files (a source read on the cluster: every file in one folder)."""
+    found = manifest["files"]["records"]
+    return found[0] if len(found) == 1 else posixpath.dirname(found[0])
 
 
 class RawTarget(ManifestTarget):
@@ -41,7 +44,7 @@ class RawTarget(ManifestTarget):
         super().__init__(lake, RAW, date)
 
     def records(self) -> str:
-        """The lake-relative path of the records' Parquet file."""
+        """The lake-relative path of the records' Parquet file (or folder: ``raw_records``)."""
         return raw_records(self.manifest())
 
 

@@ -12,8 +12,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from etl.adapters import records
 from etl.tools import sample
+from spark_jobs import records
 
 HEADER = ["Date / Time", "City", "State", "Shape", "Duration", "Summary", "Posted"]
 TRICKY = [
@@ -91,7 +91,7 @@ def test_a_generated_file_of_every_layout_reads_the_same_as_with_csv(tmp_path):
         whole = sorted(tuple(r) for r in found if r and len(r) == len(header))
         assert written.records == len([r for r in found if r]) == table.num_rows
         assert written.ragged == len(found) - len(whole)
-        kept = table.filter(pc.equal(table[records.layouts.RECORD], ""))
+        kept = table.filter(pc.equal(table[records.RECORD], ""))
         assert sorted(zip(*(kept[n].to_pylist() for n in header))) == whole
 
 
@@ -130,7 +130,7 @@ def test_a_quote_never_closed_keeps_the_rest_of_the_file_as_csv_reads_it(tmp_pat
 PEAK = """
 import sys
 import pyarrow as pa
-from etl.adapters import records
+from spark_jobs import records
 header = sys.argv[2].split(",")
 records.write_parquet(sys.argv[1], header, header, range(len(header)), sys.argv[1] + ".pq")
 print(pa.default_memory_pool().max_memory())

@@ -26,7 +26,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import IO
 
-from spark_jobs import layouts
+#: The column that keeps a record of the wrong width whole, as CSV text (empty for the others).
+RECORD = "_record"
 
 logger = logging.getLogger("ufo")
 
@@ -56,9 +57,7 @@ class Written:
 def schema_of(names: Sequence[str]):
     import pyarrow as pa
 
-    return pa.schema(
-        [pa.field(name, pa.string(), nullable=False) for name in (*names, layouts.RECORD)]
-    )
+    return pa.schema([pa.field(name, pa.string(), nullable=False) for name in (*names, RECORD)])
 
 
 def csv_text(record: list[str]) -> str:
@@ -134,15 +133,71 @@ def write_parquet(
 
     ``positions``: the columns to keep, by position, named ``names``.
     """
+    return read_into(path, len(header), names, positions, _parquet_file(parquet_path))
+
+
+def _parquet_file(parquet_path: str):
+    import pyarrow.parquet as pq
+
+    return lambda schema: pq.ParquetWriter(parquet_path, schema, compression="snappy")
+
+
+def read_into(path: str, width: int, names: Sequence[str], positions: Sequence[int],
+              open_sink) -> Written:  # fmt: skip
+    """Parse the UTF-8 CSV file at ``path`` (a header of ``width`` fields first) into a sink.
+
+    ``open_sink(schema)``: a new sink (a context manager with pyarrow's ``write_table``), opened
+    again from scratch if pyarrow gives up halfway and the reference reader starts over.
+    """
     try:
-        return _write_parquet_arrow(path, len(header), names, positions, parquet_path)
+        return _write_parquet_arrow(path, width, names, positions, open_sink)
     except _Unparsable as err:
         logger.warning(
             "pyarrow cannot parse this CSV file (%s); reading it with Python's csv module "
             "instead, which is slower", str(err).splitlines()[0],
         )  # fmt: skip
         with open(path, encoding="utf-8-sig", newline="") as text:
-            return write_parquet_python(text, names, positions, len(header), parquet_path)
+            return _read_python(text, names, positions, width, open_sink)
+
+
+class Tables:
+    """A sink that keeps what it is given in memory: the records of one piece of a source."""
+
+    def __init__(self, schema=None):
+        self.tables: list = []
+
+    def __enter__(self) -> Tables:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def write_table(self, table, row_group_size: int | None = None) -> None:
+        self.tables.append(table)
+
+
+def read_piece(
+    data: bytes, header: Sequence[str], names: Sequence[str], positions: Sequence[int],
+    first: bool,
+) -> tuple[list, Written]:  # fmt: skip
+    """The records of one piece of a UTF-8 source (``data``, whole records; the header first
+    when it is the ``first`` piece) as Arrow tables, read exactly as ``write_parquet`` reads a
+    whole file: a source cut into pieces at record boundaries gives the same records."""
+    import tempfile
+
+    sinks: list[Tables] = []
+
+    def open_sink(schema) -> Tables:
+        sinks.append(Tables())
+        return sinks[-1]
+
+    with tempfile.NamedTemporaryFile(prefix="ufo-piece-", suffix=".csv") as tmp:
+        if not first:  # the reader takes the first record for the header
+            tmp.write((csv_text(list(header)) + "\r\n").encode("utf-8"))
+        tmp.write(data)
+        tmp.flush()
+        written = read_into(tmp.name, len(header), names, positions, open_sink)
+    return sinks[-1].tables, written
 
 
 def _options(width: int, positions: Sequence[int], on_ragged, skip_blank: bool) -> dict:
@@ -211,7 +266,7 @@ def _all_empty(batch):
     return mask
 
 
-def _write_parquet_arrow(path, width, names, positions, parquet_path) -> Written:
+def _write_parquet_arrow(path, width, names, positions, open_sink) -> Written:
     """pyarrow parses on one thread while this one writes the Parquet.
 
     pyarrow reads a blank line as a record of empty fields, when it keeps it, or not at all: the
@@ -220,7 +275,6 @@ def _write_parquet_arrow(path, width, names, positions, parquet_path) -> Written
     """
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     schema = schema_of(names)
     ragged_texts: list[str] = []
@@ -238,7 +292,7 @@ def _write_parquet_arrow(path, width, names, positions, parquet_path) -> Written
     records = ragged = empty = 0
     first = True
     try:
-        with pq.ParquetWriter(parquet_path, schema, compression="snappy") as writer:
+        with open_sink(schema) as writer:
             rows = _Rows(writer, schema)
             while (batch := parsed.get()) is not None:
                 if isinstance(batch, pa.ArrowInvalid):
@@ -310,8 +364,12 @@ def write_parquet_python(
 ) -> Written:
     """The reference reader: ``text`` (decoded, its header first unless ``header_read``) into
     ``parquet_path``, record by record with Python's ``csv`` module."""
+    return _read_python(text, names, positions, header_width, _parquet_file(parquet_path),
+                        header_read)  # fmt: skip
+
+
+def _read_python(text, names, positions, header_width, open_sink, header_read=False) -> Written:
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     reader = csv.reader(text)
     if not header_read:
@@ -320,7 +378,7 @@ def write_parquet_python(
     identity = tuple(positions) == tuple(range(width))
     schema = schema_of(names)
     records = blank = ragged = 0
-    with pq.ParquetWriter(parquet_path, schema, compression="snappy") as writer:
+    with open_sink(schema) as writer:
         rows = _Rows(writer, schema)
         batch: list[list[str]] = []
         odd: list[list[str]] = []

@@ -75,7 +75,7 @@ SETTINGS: dict[str, Setting] = {
         "the size of a (decompressed) source from which `auto` parses it on the cluster",
     ),
     "ingest_piece_size": Setting(
-        "UFO_INGEST_PIECE_SIZE", "ingest_piece_size", "64MB", parsers.size,
+        "UFO_INGEST_PIECE_SIZE", "ingest_piece_size", "16MB", parsers.size,
         "the size of a piece of a source parsed on the cluster (one piece per executor task)",
     ),
     "spark_remote": Setting(

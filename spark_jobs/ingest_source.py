@@ -39,6 +39,8 @@ from records import RECORD  # noqa: E402
 
 #: What the executors need besides this file: imported by their own names there.
 SHIPPED = ("records.py",)
+#: The size of the Parquet row groups the executors write.
+ROW_GROUP_BYTES = 32 << 20
 #: The column carrying a piece's count of blank lines, on one extra row per piece (not written).
 BLANK = "_blank_lines"
 
@@ -104,9 +106,10 @@ def load_records(read: DataFrame, output: str) -> dict[str, int]:
         F.coalesce(F.sum(BLANK), F.lit(0)).alias("blank_lines"),
         F.count(F.when(F.col(BLANK).isNull() & (F.col(RECORD) != ""), 1)).alias("ragged"),
     )
-    observed.where(F.col(BLANK).isNull()).drop(BLANK).write.mode("errorifexists").option(
-        "compression", "snappy"
-    ).parquet(output)
+    records = observed.where(F.col(BLANK).isNull()).drop(BLANK)
+    # Row groups of 32 MB, not 128: an executor holds one per file it writes.
+    writer = records.write.mode("errorifexists").option("compression", "snappy")
+    writer.option("parquet.block.size", str(ROW_GROUP_BYTES)).parquet(output)
     return {name: int(value) for name, value in counted.get.items()}
 
 
@@ -151,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     spark = SparkSession.builder.appName(name).getOrCreate()
     try:
         ship(spark, connect)
-        # One piece to a batch: an Arrow batch of several 64 MB pieces would pass 2 GB.
+        # One piece to an Arrow batch: several would pass its 2 GB, or the JVM's memory, sooner.
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "1")
         rows = spark.read.format("binaryFile").load(pieces)
         first = posixpath.basename(pieces[0])

@@ -52,7 +52,7 @@ def test_defaults(clean_env):
     assert settings.timezone == ZoneInfo("UTC")
     assert settings.run_dir == Path(".run")
     assert settings.ingest == "auto"
-    assert (settings.ingest_cluster_size, settings.ingest_piece_size) == (8 << 30, 64 << 20)
+    assert (settings.ingest_cluster_size, settings.ingest_piece_size) == (8 << 30, 16 << 20)
 
 
 def test_values_are_parsed_to_their_types(clean_env, monkeypatch):

@@ -59,6 +59,7 @@ class IngestSource(ProjectSparkSubmitTask):
 
 
 def read_on_cluster(
+    task: luigi.Task,
     lake: Lake,
     local: str,
     attempt: str,
@@ -67,7 +68,8 @@ def read_on_cluster(
     label: str,
 ) -> tuple[source.Ingested, dict[str, list[str]]]:
     """Read the local, decompressed source at ``local`` into ``attempt``'s raw zone on the
-    cluster: what was read, and the files for the manifest (``records`` and ``source``)."""
+    cluster: what was read, and the files for the manifest (``records`` and ``source``).
+    ``task``: the ReadUFOs that runs it, whose page in luigid links to the Spark UI meanwhile."""
     declared: Iterable[layouts.Layout] = settings.layouts or ()
     encoding = source.detect_encoding(local, shown)
     with tempfile.TemporaryDirectory(prefix="ufo-pieces-") as tmp:
@@ -90,6 +92,7 @@ def read_on_cluster(
                 label, shown, len(cut))  # fmt: skip
     folder = f"{attempt}/raw/records"
     job = IngestSource(attempt=attempt, application=f"{label} on the cluster")
+    job.set_tracking_url = task.set_tracking_url  # not scheduled: the worker set none of its own
     job.options = [
         "--pieces", lake.spark_uri(f"{attempt}/raw/source"),
         "--header", json.dumps(header),

@@ -45,6 +45,7 @@ class ReadUFOs(UfoTask):
             with source.fetched(uri, shown) as local:
                 if ingest.on_cluster(self.settings, os.path.getsize(local)):
                     info, files = ingest.read_on_cluster(
+                        self,
                         self.lake,
                         local,
                         attempt,

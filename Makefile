@@ -28,7 +28,7 @@ LOCALSTACK := $(BIN)/python -m etl.tools.localstack
 # A long step that prints nothing meanwhile shows the seconds going by.
 TICKER     := $(BIN)/python etl/tools/ticker.py
 
-.PHONY: demo producto luigid up pyspark stop test lint bench clean
+.PHONY: demo producto luigid up pyspark stop test lint bench bench-ingest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -98,6 +98,10 @@ lint: $(VENV)/.dev
 bench: $(VENV)/.dev
 	@$(BIN)/python -m etl.tools.jvmcache --if-missing
 	$(BIN)/python bench/run.py
+
+## ReadUFOs on a generated 10 GB source, on this machine and on the cluster (needs ~25 GB free).
+bench-ingest: $(VENV)/.dev
+	$(BIN)/python bench/ingest.py --gb 10
 
 ## Delete the virtualenv and the demo's data; refused while the demo's servers run (make stop).
 clean:

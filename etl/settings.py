@@ -68,15 +68,16 @@ SETTINGS: dict[str, Setting] = {
         "UFO_INGEST", "ingest", "auto", parsers.ingest,
         "where ReadUFOs parses the source: `local` (on this machine), `cluster` (cut into "
         "pieces at record boundaries, the pieces parsed by Spark's executors in parallel) or "
-        "`auto` (the cluster for a source of `UFO_INGEST_CLUSTER_SIZE` or more)",
+        "`auto` (the cluster for a source of `UFO_INGEST_CLUSTER_SIZE` or more, unless Spark runs "
+        "on this machine alone: a local `SPARK_MASTER` and no `UFO_SPARK_REMOTE`)",
     ),
     "ingest_cluster_size": Setting(
         "UFO_INGEST_CLUSTER_SIZE", "ingest_cluster_size", "8GB", parsers.size,
         "the size of a (decompressed) source from which `auto` parses it on the cluster",
     ),
     "ingest_piece_size": Setting(
-        "UFO_INGEST_PIECE_SIZE", "ingest_piece_size", "16MB", parsers.size,
-        "the size of a piece of a source parsed on the cluster (one piece per executor task)",
+        "UFO_INGEST_PIECE_SIZE", "ingest_piece_size", "128MB", parsers.size,
+        "the size of a piece of a source parsed on the cluster: one Spark task, one Parquet file",
     ),
     "spark_remote": Setting(
         "UFO_SPARK_REMOTE", "spark_remote", None, parsers.remote,

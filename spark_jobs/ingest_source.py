@@ -1,7 +1,7 @@
 """Read a source cut into pieces (whole records each) into the raw zone, the pieces in parallel.
 
-A standalone PySpark job: ``ReadUFOs`` submits it for a source too large to read on one
-machine (``UFO_INGEST``), after cutting the source's UTF-8 copy at record boundaries
+A standalone PySpark job: ``ReadUFOs`` submits it for a source it reads on the cluster
+(``UFO_INGEST``), after cutting the source's UTF-8 copy at record boundaries
 (``etl/adapters/pieces.py``). It runs the same with plain spark-submit::
 
     spark-submit spark_jobs/ingest_source.py --pieces lake/_attempts/A/raw/source \\
@@ -9,13 +9,17 @@ machine (``UFO_INGEST``), after cutting the source's UTF-8 copy at record bounda
         --columns '["Date / Time", "State", "Posted"]' --positions '[0, 2, 6]' \\
         --output lake/_attempts/A/raw/records
 
-or as a session of a Spark Connect server (``SPARK_REMOTE=sc://host:15002``). Each executor
-reads whole pieces with the pipeline's own reader (``records.py``, shipped with the job), so
-every piece's records are exactly those the reader finds in it on one machine, ragged records
-and blank lines included. The pieces are the files of ``--pieces`` in the order of their names;
-the first starts with the source's header, the others with a record. Under ``--output``: the records' Parquet files (the raw zone's columns:
-one string per kept column, and ``_record``) and ``_ingest.json``: the files, and how many
-records, blank lines and ragged records the executors found.
+or as a session of a Spark Connect server (``SPARK_REMOTE=sc://host:15002``). The pieces are the
+files of ``--pieces`` in the order of their names; the first starts with the source's header,
+the others with a record. Each piece is one Spark task: its executor reads the piece from the
+lake and writes its records to ``--output``/``part-NNNNN.parquet`` itself, with the pipeline's
+own reader (``records.py``, shipped with the job), so every piece's records are exactly those the
+reader finds in it on one machine, ragged records and blank lines included, and the data never
+passes through Spark's JVM. A task run again writes the same file again. The lake is a local
+path the executors share, or S3 (``jobfiles.py``, with boto3 and the usual ``AWS_*`` variables).
+
+Beside the Parquet files, ``_ingest.json``: the files, and how many records, blank lines and
+ragged records the executors found.
 """
 
 from __future__ import annotations
@@ -23,11 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import posixpath
 import sys
+import tempfile
 
-from pyspark.sql import DataFrame, Observation, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -35,22 +38,19 @@ sys.path.insert(0, HERE)
 # Beside this file: shipped with the job, no package needed.
 import jobfiles  # noqa: E402
 import records  # noqa: E402
-from records import RECORD  # noqa: E402
 
-#: What the executors need besides this file: imported by their own names there.
-SHIPPED = ("records.py",)
-#: The size of the Parquet row groups the executors write.
-ROW_GROUP_BYTES = 32 << 20
-#: The column carrying a piece's count of blank lines, on one extra row per piece (not written).
-BLANK = "_blank_lines"
-
-
-def raw_schema(names: list[str]) -> StructType:
-    return StructType([StructField(name, StringType(), False) for name in (*names, RECORD)])
+#: What the executors import besides PySpark, by their own names.
+SHIPPED = ("records.py", "jobfiles.py")
+#: What each piece's task reports.
+COUNTS = ("records", "blank_lines", "ragged")
+REPORT = StructType(
+    [StructField("piece", LongType()), StructField("file", StringType())]
+    + [StructField(name, LongType()) for name in COUNTS]
+)
 
 
 def ship(spark: SparkSession, connect: bool) -> None:
-    """Make ``records.py`` importable on the executors."""
+    """Make the modules of ``SHIPPED`` importable on the executors."""
     for name in SHIPPED:
         path = os.path.join(HERE, name)
         if connect:
@@ -59,58 +59,46 @@ def ship(spark: SparkSession, connect: bool) -> None:
             spark.sparkContext.addPyFile(path)
 
 
-def transform_read_pieces(
-    pieces: DataFrame, header: list[str], names: list[str], positions: list[int], first: str
-) -> DataFrame:
-    """The records of every piece (``path``, ``content``: Spark's binaryFile rows), and for
-    each piece one more row, all fields empty, whose ``BLANK`` holds its blank lines (every
-    record's is null). ``first``: the name of the piece that starts with the header."""
-    import pyarrow as pa
+def piece_file(index: int) -> str:
+    return f"part-{index:05d}.parquet"
 
-    schema = StructType([*raw_schema(names).fields, StructField(BLANK, LongType(), True)])
+
+def read_piece(piece: str, index: int, header: list[str], names: list[str],
+               positions: list[int], output: str) -> dict:  # fmt: skip
+    """Parse the piece at ``piece`` (number ``index``; the first starts with the header) into
+    its Parquet file under ``output``: what it found."""
+    target = f"{output.rstrip('/')}/{piece_file(index)}"
+    with tempfile.TemporaryDirectory(prefix="ufo-piece-") as tmp:
+        source = jobfiles.fetch(piece, tmp)
+        written_to = jobfiles.local(target)
+        if written_to is not None:
+            os.makedirs(os.path.dirname(written_to), exist_ok=True)
+        else:
+            written_to = os.path.join(tmp, piece_file(index))
+        found = records.write_piece(
+            source, len(header), names, positions, written_to, header=index == 0
+        )
+        if jobfiles.local(target) is None:
+            jobfiles.upload(written_to, target)
+    return {"piece": index, "file": piece_file(index), "records": found.records,
+            "blank_lines": found.blank_lines, "ragged": found.ragged}  # fmt: skip
+
+
+def transform_read_pieces(
+    spark: SparkSession, pieces: list[str], header: list[str], names: list[str],
+    positions: list[int], output: str,
+) -> DataFrame:  # fmt: skip
+    """One task per piece, each writing its piece's records; a row of ``REPORT`` for each."""
 
     def read(batches):
+        import pyarrow as pa
+
         for batch in batches:
-            paths = batch.column("path").to_pylist()
-            for path, content in zip(paths, batch.column("content")):
-                is_first = posixpath.basename(path) == first
-                tables, written = records.read_piece(
-                    content.as_py(), header, names, positions, is_first
-                )
-                for table in tables:
-                    blank = pa.nulls(table.num_rows, pa.int64())
-                    yield from table.append_column(BLANK, blank).to_batches()
-                counts = [pa.array([""], pa.string())] * (len(names) + 1)
-                counts.append(pa.array([written.blank_lines], pa.int64()))
-                yield pa.RecordBatch.from_arrays(counts, schema=_arrow(schema))
+            for index in batch.column("id").to_pylist():
+                found = read_piece(pieces[index], index, header, names, positions, output)
+                yield pa.RecordBatch.from_pylist([found])
 
-    return pieces.select("path", "content").mapInArrow(read, schema)
-
-
-def _arrow(schema: StructType):
-    import pyarrow as pa
-
-    types = {StringType(): pa.string(), LongType(): pa.int64()}
-    return pa.schema(
-        [pa.field(f.name, types[f.dataType], nullable=f.nullable) for f in schema.fields]
-    )
-
-
-def load_records(read: DataFrame, output: str) -> dict[str, int]:
-    """Write the records of ``read`` (``transform_read_pieces``) as Parquet under ``output``:
-    how many records, blank lines and ragged records there were, counted as they are written."""
-    counted = Observation("ingested")
-    observed = read.observe(
-        counted,
-        F.count(F.when(F.col(BLANK).isNull(), 1)).alias("records"),
-        F.coalesce(F.sum(BLANK), F.lit(0)).alias("blank_lines"),
-        F.count(F.when(F.col(BLANK).isNull() & (F.col(RECORD) != ""), 1)).alias("ragged"),
-    )
-    records = observed.where(F.col(BLANK).isNull()).drop(BLANK)
-    # Row groups of 32 MB, not 128: an executor holds one per file it writes.
-    writer = records.write.mode("errorifexists").option("compression", "snappy")
-    writer.option("parquet.block.size", str(ROW_GROUP_BYTES)).parquet(output)
-    return {name: int(value) for name, value in counted.get.items()}
+    return spark.range(0, len(pieces), 1, len(pieces)).mapInArrow(read, REPORT)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -145,27 +133,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    connect = "SPARK_REMOTE" in os.environ or "SPARK_CONNECT_MODE_ENABLED" in os.environ
-    pieces = [f"{args.pieces.rstrip('/')}/{name}" for name in jobfiles.list_files(args.pieces)]
+    folder = args.pieces.rstrip("/")
+    pieces = [f"{folder}/{name}" for name in jobfiles.list_files(folder)]
     if not pieces:
         print(f"error: {args.pieces} holds no pieces of a source", file=sys.stderr, flush=True)
         return 2
+    connect = "SPARK_REMOTE" in os.environ or "SPARK_CONNECT_MODE_ENABLED" in os.environ
     name = args.name or f"ReadUFOs on the cluster ({len(pieces)} pieces)"
     spark = SparkSession.builder.appName(name).getOrCreate()
     try:
         ship(spark, connect)
-        # One piece to an Arrow batch: several would pass its 2 GB, or the JVM's memory, sooner.
-        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "1")
-        rows = spark.read.format("binaryFile").load(pieces)
-        first = posixpath.basename(pieces[0])
-        read = transform_read_pieces(rows, args.header, args.columns, args.positions, first)
-        counts = load_records(read, args.output)
-        files = jobfiles.list_files(args.output)
-        report = {**counts, "files": files, "pieces": len(pieces)}
+        found = transform_read_pieces(
+            spark, pieces, args.header, args.columns, args.positions, args.output
+        ).collect()
+        found = sorted((row.asDict() for row in found), key=lambda row: row["piece"])
+        if [row["piece"] for row in found] != list(range(len(pieces))):  # Spark lost none, but
+            raise RuntimeError(f"the pieces read are not the {len(pieces)} pieces of the source")
+        report = {name: sum(row[name] for row in found) for name in COUNTS}
+        report.update(files=[row["file"] for row in found], pieces=len(pieces))
         jobfiles.write_bytes(
             f"{args.output.rstrip('/')}/_ingest.json", json.dumps(report).encode("utf-8")
         )
-        print(json.dumps(report), flush=True)
+        print(json.dumps({k: v for k, v in report.items() if k != "files"}), flush=True)
         return 0
     finally:
         spark.stop()

@@ -100,6 +100,23 @@ def total_bytes(paths: list[str]) -> int:
     return total
 
 
+def fetch(path: str, folder: str) -> str:
+    """A local path of the file at ``path``: itself when local, else a copy made in ``folder``."""
+    root = local(path)
+    if root is not None:
+        return root
+    bucket, key = _s3(path)
+    copy = os.path.join(folder, os.path.basename(key) or "download")
+    _client().download_file(bucket, key, copy)
+    return copy
+
+
+def upload(local_path: str, path: str) -> None:
+    """The local file at ``local_path`` to ``path``, an ``s3://`` or ``s3a://`` URI."""
+    bucket, key = _s3(path)
+    _client().upload_file(local_path, bucket, key)
+
+
 def write_bytes(path: str, data: bytes) -> None:
     """Write ``data`` to the file at ``path`` (its folders made when local)."""
     root = local(path)

@@ -142,62 +142,33 @@ def _parquet_file(parquet_path: str):
     return lambda schema: pq.ParquetWriter(parquet_path, schema, compression="snappy")
 
 
+def write_piece(
+    path: str, width: int, names: Sequence[str], positions: Sequence[int], parquet_path: str,
+    header: bool,
+) -> Written:  # fmt: skip
+    """Parse a piece of a UTF-8 source (whole records; ``header``: it starts with the source's
+    header of ``width`` fields) into ``parquet_path``, as ``write_parquet`` reads a whole file:
+    a source cut into pieces at record boundaries gives the same records, piece by piece."""
+    return read_into(path, width, names, positions, _parquet_file(parquet_path), header)
+
+
 def read_into(path: str, width: int, names: Sequence[str], positions: Sequence[int],
-              open_sink) -> Written:  # fmt: skip
-    """Parse the UTF-8 CSV file at ``path`` (a header of ``width`` fields first) into a sink.
+              open_sink, header: bool = True) -> Written:  # fmt: skip
+    """Parse the UTF-8 CSV file at ``path`` (records of ``width`` fields, a header first unless
+    not ``header``) into a sink.
 
     ``open_sink(schema)``: a new sink (a context manager with pyarrow's ``write_table``), opened
     again from scratch if pyarrow gives up halfway and the reference reader starts over.
     """
     try:
-        return _write_parquet_arrow(path, width, names, positions, open_sink)
+        return _write_parquet_arrow(path, width, names, positions, open_sink, header)
     except _Unparsable as err:
         logger.warning(
             "pyarrow cannot parse this CSV file (%s); reading it with Python's csv module "
             "instead, which is slower", str(err).splitlines()[0],
         )  # fmt: skip
         with open(path, encoding="utf-8-sig", newline="") as text:
-            return _read_python(text, names, positions, width, open_sink)
-
-
-class Tables:
-    """A sink that keeps what it is given in memory: the records of one piece of a source."""
-
-    def __init__(self, schema=None):
-        self.tables: list = []
-
-    def __enter__(self) -> Tables:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-    def write_table(self, table, row_group_size: int | None = None) -> None:
-        self.tables.append(table)
-
-
-def read_piece(
-    data: bytes, header: Sequence[str], names: Sequence[str], positions: Sequence[int],
-    first: bool,
-) -> tuple[list, Written]:  # fmt: skip
-    """The records of one piece of a UTF-8 source (``data``, whole records; the header first
-    when it is the ``first`` piece) as Arrow tables, read exactly as ``write_parquet`` reads a
-    whole file: a source cut into pieces at record boundaries gives the same records."""
-    import tempfile
-
-    sinks: list[Tables] = []
-
-    def open_sink(schema) -> Tables:
-        sinks.append(Tables())
-        return sinks[-1]
-
-    with tempfile.NamedTemporaryFile(prefix="ufo-piece-", suffix=".csv") as tmp:
-        if not first:  # the reader takes the first record for the header
-            tmp.write((csv_text(list(header)) + "\r\n").encode("utf-8"))
-        tmp.write(data)
-        tmp.flush()
-        written = read_into(tmp.name, len(header), names, positions, open_sink)
-    return sinks[-1].tables, written
+            return _read_python(text, names, positions, width, open_sink, not header)
 
 
 def _options(width: int, positions: Sequence[int], on_ragged, skip_blank: bool) -> dict:
@@ -207,7 +178,7 @@ def _options(width: int, positions: Sequence[int], on_ragged, skip_blank: bool) 
     generated = [f"f{i}" for i in range(width)]
     return dict(
         read_options=pacsv.ReadOptions(
-            autogenerate_column_names=True, block_size=BLOCK_SIZE, use_threads=False
+            column_names=generated, block_size=BLOCK_SIZE, use_threads=False
         ),
         parse_options=pacsv.ParseOptions(
             newlines_in_values=True, ignore_empty_lines=skip_blank, invalid_row_handler=on_ragged
@@ -266,7 +237,7 @@ def _all_empty(batch):
     return mask
 
 
-def _write_parquet_arrow(path, width, names, positions, open_sink) -> Written:
+def _write_parquet_arrow(path, width, names, positions, open_sink, header=True) -> Written:
     """pyarrow parses on one thread while this one writes the Parquet.
 
     pyarrow reads a blank line as a record of empty fields, when it keeps it, or not at all: the
@@ -290,7 +261,7 @@ def _write_parquet_arrow(path, width, names, positions, open_sink) -> Written:
                               name="ufo-csv-parse", daemon=True)  # fmt: skip
     parser.start()
     records = ragged = empty = 0
-    first = True
+    first = header
     try:
         with open_sink(schema) as writer:
             rows = _Rows(writer, schema)
@@ -311,7 +282,7 @@ def _write_parquet_arrow(path, width, names, positions, open_sink) -> Written:
                 if len(ragged_texts) >= ROW_GROUP:
                     ragged += _flush_ragged(rows, ragged_texts, positions)
             ragged += _flush_ragged(rows, ragged_texts, positions)
-            real = _count_empty_records(path, width, positions) if empty else 0
+            real = _count_empty_records(path, width, positions, header) if empty else 0
             if real:
                 fields = [_empty_strings(real)] * len(schema)
                 rows.add(pa.Table.from_arrays(fields, schema=schema))
@@ -342,14 +313,14 @@ def _ragged_record(text: str) -> list[str]:
     return next(csv.reader(io.StringIO(text, newline="")))
 
 
-def _count_empty_records(path: str, width: int, positions: Sequence[int]) -> int:
+def _count_empty_records(path: str, width: int, positions: Sequence[int], header: bool) -> int:
     """Records of the header's width whose kept fields are all empty (blank lines left out)."""
     import pyarrow.compute as pc
 
     found = 0
     with _open_csv(path, _options(width, positions, lambda row: "skip", skip_blank=True)) as r:
         for i, batch in enumerate(r):
-            mask = _all_empty(batch.slice(1) if i == 0 else batch)
+            mask = _all_empty(batch.slice(1) if i == 0 and header else batch)
             found += (pc.sum(mask).as_py() or 0) if mask is not None else 0
     return found
 

@@ -175,6 +175,7 @@ NOT_RUN: dict[str, str] = {
     "kubectl -n ufo create secret tls ufo-proxy-tls --cert=tls.crt --key=tls.key": "no Kubernetes cluster can run on these machines; tests/compose/test_kubernetes.py validates the manifests offline",
     "kubectl apply -k docker-images/kubernetes/": "no Kubernetes cluster can run on these machines; tests/compose/test_kubernetes.py validates the manifests offline",
     "UFO_SOURCE=https://example.org/nuforc_index.csv.gz make demo": "an example address; http(s) and gzip sources are read by tests/adapters/test_source.py from a local HTTP server",
+    "make bench-ingest": "a 10 GB source and a quarter of an hour of timings; no test asserts a timing (bench/ingest.py checks that both reads found every record)",
     "make bench": "about half an hour of timings; no test asserts a timing (bench/run.py checks its results against DuckDB itself)",
     "PROXY_USERS='alice:$2b$12$... bob:$2b$12$...'": "a line of .env, not a command; tests/compose/conftest.py writes such a line",
     "COMPOSE_PROFILES=minio,proxy": "a line of .env, not a command; tests/compose/conftest.py writes such a line",

@@ -52,7 +52,7 @@ def test_defaults(clean_env):
     assert settings.timezone == ZoneInfo("UTC")
     assert settings.run_dir == Path(".run")
     assert settings.ingest == "auto"
-    assert (settings.ingest_cluster_size, settings.ingest_piece_size) == (8 << 30, 16 << 20)
+    assert (settings.ingest_cluster_size, settings.ingest_piece_size) == (8 << 30, 128 << 20)
 
 
 def test_values_are_parsed_to_their_types(clean_env, monkeypatch):
@@ -203,8 +203,13 @@ def test_auto_reads_on_the_cluster_from_the_size_on(clean_env, monkeypatch):
     from etl.pipeline.ingest import on_cluster
 
     monkeypatch.setenv("UFO_INGEST_CLUSTER_SIZE", "1MB")
+    monkeypatch.setenv("SPARK_MASTER", "spark://spark-master:7077")
     settings = load_settings()
     assert not on_cluster(settings, (1 << 20) - 1) and on_cluster(settings, 1 << 20)
+    monkeypatch.setenv("SPARK_MASTER", "local[*]")  # Spark on this machine alone: never
+    assert not on_cluster(load_settings(), 1 << 40)
+    monkeypatch.setenv("UFO_SPARK_REMOTE", "sc://spark-connect:15002")  # a server's executors
+    assert on_cluster(load_settings(), 1 << 20)
     monkeypatch.setenv("UFO_INGEST", "local")
     assert not on_cluster(load_settings(), 1 << 40)
     monkeypatch.setenv("UFO_INGEST", "cluster")

@@ -241,3 +241,30 @@ def test_a_server_that_dies_mid_run_ends_the_run_within_a_minute_saying_so(tmp_p
     assert "nothing was published" in output
     assert not (lake / f"aggregated/date={DAYS[0]}").exists()
     assert not list(lake.rglob("_job.json")), sorted(map(str, lake.rglob("*")))[:40]
+
+
+def test_a_source_read_on_the_cluster_through_the_server_equals_the_local_read(tmp_path, remote):
+    """UFO_INGEST=cluster with UFO_SPARK_REMOTE: the pieces are parsed as a session of the
+    server (the reader shipped as an artifact), into the records the local reader finds."""
+    import pyarrow.parquet as pq
+
+    source = tmp_path / "index.csv"
+    with open(source, "w", encoding="utf-8", newline="") as out:
+        sample.write(out, sample.generate(5000, until=DAYS[-1], seed=5))
+    found = {}
+    for ingest in ("local", "cluster"):
+        lake = tmp_path / ingest
+        env = pipeline_env(str(lake), None, str(source), UFO_INGEST=ingest,
+                           UFO_INGEST_PIECE_SIZE="100KB", UFO_SPARK_REMOTE=remote)  # fmt: skip
+        result = run_luigi("ReadUFOs", "--date", str(DAYS[-1]), "--local-scheduler", env=env)
+        assert result.returncode == 0, result.stderr[-4000:]
+        manifest = json.loads((lake / f"raw/date={DAYS[-1]}/_MANIFEST.json").read_text())
+        rows = sorted(
+            tuple(r.values())
+            for rel in manifest["files"]["records"]
+            for r in pq.read_table(lake / rel).to_pylist()
+        )
+        found[ingest] = (manifest["records"], manifest["pieces"], rows)
+    assert found["local"][1] == 1 and found["cluster"][1] > 3
+    assert found["cluster"][0] == found["local"][0] == len(found["local"][2]) >= 5000
+    assert found["cluster"][2] == found["local"][2]

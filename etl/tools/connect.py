@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,6 +67,8 @@ def command(
     for key, value in conf.items():
         argv += ["--conf", f"{key}={value}"]
     env = {"SPARK_HOME": str(home), "SPARK_LOCAL_IP": host}
+    if cores:  # its Python workers (a run's UDFs: ReadUFOs on the cluster) are this install's
+        env["PYSPARK_PYTHON"] = sys.executable
     return [*argv, "spark-internal"], env
 
 

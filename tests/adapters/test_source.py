@@ -229,3 +229,28 @@ def test_missing_file_and_unknown_scheme(tmp_path):
     with pytest.raises(SourceError, match="unsupported scheme 'ftp'"):
         with source.fetched("ftp://example.invalid/x.csv"):
             pass
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 1 << 20])
+def test_the_utf8_check_judges_as_pythons_codec_at_every_chunk_boundary(
+    tmp_path, monkeypatch, chunk
+):
+    import random
+
+    monkeypatch.setattr(source, "_UTF8_CHUNK", chunk)
+    rng = random.Random(chunk)
+    pieces = ["a", "\n", "é", "€", "𝄞", "\u00a0"]  # 1, 2, 3 and 4 bytes in UTF-8
+    raw = [b"\xe9", b"\xc3", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xc0\x80", b"\xf0\x9d"]
+    path = tmp_path / "in.csv"
+    for _ in range(300):
+        data = b"".join(
+            rng.choice(raw) if rng.random() < 0.05 else rng.choice(pieces).encode()
+            for _ in range(rng.randint(0, 12))
+        )
+        path.write_bytes(data)
+        try:
+            data.decode("utf-8")
+            want = True
+        except UnicodeDecodeError:
+            want = False
+        assert source.valid_utf8(str(path)) is want, data

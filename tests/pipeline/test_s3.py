@@ -119,3 +119,32 @@ def test_an_unreachable_endpoint_says_so(tmp_path):
     assert result.returncode == 35, result.stderr[-3000:]
     lines = [ln for ln in result.stderr.splitlines() if ln.startswith("ufo: error: ")]
     assert lines and f"Cannot reach the S3 endpoint ({closed})" in lines[0]
+
+
+@pytest.mark.spark
+def test_a_source_read_on_the_cluster_into_an_s3_lake(s3, s3_endpoint, tmp_path):
+    """UFO_INGEST=cluster on an S3 lake: the executors fetch their pieces and put their Parquet
+    files with boto3; the records are those the reader here finds."""
+    src = tmp_path / "in.csv"
+    rows = [f'{m}/{d}/18 21:00,Town {d},TX,Light,5 min,"a, \n""b""",{m}/{d}/18\r\n'
+            for m in range(1, 13) for d in range(1, 29)]  # fmt: skip
+    src.write_bytes((HEADER + "".join(rows) + "\r\n1/1/19,short\r\n").encode())
+    env = s3_env(s3_endpoint, None, str(src))
+    result = run_luigi("ReadUFOs", "--date", "2019-03-29", "--local-scheduler",
+                       env={**env, "UFO_INGEST": "cluster", "UFO_INGEST_PIECE_SIZE": "4KB",
+                            "SPARK_MASTER": "local[2]", "SPARK_LOCAL_IP": "127.0.0.1"})  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads(
+        s3.get_object(Bucket=BUCKET, Key="lake/raw/date=2019-03-29/_MANIFEST.json")["Body"].read()
+    )
+    assert manifest["pieces"] > 4 and len(manifest["files"]["records"]) == manifest["pieces"]
+    assert (manifest["records"], manifest["blank_lines"], manifest["ragged"]) == (12 * 28 + 1, 1, 1)
+    got = []
+    for rel in manifest["files"]["records"]:
+        body = s3.get_object(Bucket=BUCKET, Key=f"lake/{rel}")["Body"].read()
+        got += pq.read_table(io.BytesIO(body)).to_pylist()
+    assert sorted(r["City"] for r in got if not r["_record"]) == sorted(
+        f"Town {d}" for _ in range(12) for d in range(1, 29)
+    )
+    assert [r["_record"] for r in got if r["_record"]] == ["1/1/19,short"]
+    assert all(r["Summary"] == 'a, \n"b"' for r in got if not r["_record"])

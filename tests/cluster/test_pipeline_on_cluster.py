@@ -106,3 +106,39 @@ def test_make_pyspark_opens_a_shell_on_the_cluster_spark_master_names(spark_clus
         "the shell's application to end at the master", 60,
     )  # fmt: skip
     assert finished
+
+
+@pytest.mark.timeout(300)
+def test_a_source_read_on_the_cluster_is_parsed_by_the_workers_executors(
+    spark_cluster, luigid, tmp_path
+):
+    """UFO_INGEST=cluster on a standalone cluster: the reader is shipped to executors in the
+    worker's own JVM and Python processes; their records are those the reader finds here."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from etl.adapters import source as sources
+    from tests.cluster.support import head_of_file
+
+    source = head_of_file(shared_file(REAL_2019.name), tmp_path / "head.csv", 5000)
+    env = cluster_env(tmp_path / "lake", None, source, spark_cluster, UFO_INGEST="cluster",
+                      UFO_INGEST_PIECE_SIZE="64KB")  # fmt: skip
+    result = run_on(luigid, "ReadUFOs", "--date", REAL_RUN_DATE.isoformat(), env=env, timeout=240)
+    assert result.returncode == 0, result.stderr[-5000:]
+    apps = spark_cluster.completed_apps(f"ReadUFOs {REAL_RUN_DATE} on the cluster")
+    assert len(apps) == 1 and apps[0]["state"] == "FINISHED", spark_cluster.state()
+    lake = tmp_path / "lake"
+    manifest = json.loads((lake / f"raw/date={REAL_RUN_DATE}/_MANIFEST.json").read_text())
+    assert manifest["pieces"] > 5
+    got = sorted(
+        tuple(r.values())
+        for rel in manifest["files"]["records"]
+        for r in pq.read_table(lake / rel).to_pylist()
+    )
+    here = sources.ingest(str(source), str(tmp_path / "copy.csv"), str(tmp_path / "here.parquet"),
+                          "head.csv")  # fmt: skip
+    assert manifest["records"] == here.records == len(got)
+    assert got == sorted(
+        tuple(r.values()) for r in pq.read_table(tmp_path / "here.parquet").to_pylist()
+    )

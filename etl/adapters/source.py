@@ -318,10 +318,24 @@ def ingest(
     """
     encoding = detect_encoding(path, source)
     utf8_copy(path, encoding, copy_path)
-    with open(copy_path, encoding="utf-8", newline="") as text:
-        header = next(csv.reader(text), None)
-    found = read_layout(header, source, declared)
+    header, found = header_layout(copy_path, source, declared)
     written = records.write_parquet(copy_path, header, found.names, found.positions, parquet_path)
+    return ingested(path, source, encoding, found, written)
+
+
+def header_layout(
+    text_path: str, source: str, declared: Iterable[layouts.Layout] = ()
+) -> tuple[list[str] | None, layouts.Match]:
+    """The header of the UTF-8 CSV file at ``text_path``, and the layout it names."""
+    with open(text_path, encoding="utf-8", newline="") as text:
+        header = next(csv.reader(text), None)
+    return header, read_layout(header, source, declared)
+
+
+def ingested(
+    path: str, source: str, encoding: str, found: layouts.Match, written: records.Written
+) -> Ingested:
+    """What reading the source at ``path`` found; SourceError for a source without reports."""
     if written.records == 0:
         raise SourceError(f"{source} has a header but no reports: give a file with data rows.")
     return Ingested(

@@ -15,7 +15,6 @@ lines, ragged records and counts.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -26,10 +25,9 @@ import luigi
 
 from etl.adapters import pieces, source
 from etl.adapters.lake import Lake
-from etl.errors import SourceError
 from etl.pipeline.spark_submit import ProjectSparkSubmitTask
 from etl.settings import Settings
-from spark_jobs import INGEST_SOURCE, layouts
+from spark_jobs import INGEST_SOURCE, layouts, records
 
 logger = logging.getLogger("ufo")
 
@@ -83,9 +81,7 @@ def read_on_cluster(
         if not plain:  # the pieces are cut from the UTF-8 copy
             text = os.path.join(tmp, "source.csv")
             source.utf8_copy(local, encoding, text)
-        with open(text, encoding="utf-8", newline="") as handle:
-            header = next(csv.reader(handle), None)
-        found = source.read_layout(header, shown, declared)
+        header, found = source.header_layout(text, shown, declared)
         starts = pieces.record_starts(text, settings.ingest_piece_size)
         ends = [*starts[1:], os.path.getsize(text)]
         cut = [f"{attempt}/raw/source/part-{i:05d}.csv" for i in range(len(starts))]
@@ -106,15 +102,6 @@ def read_on_cluster(
     ]  # fmt: skip
     job.submit()
     report = json.loads(lake.read_text(f"{folder}/_ingest.json"))
-    if report["records"] == 0:
-        raise SourceError(f"{shown} has a header but no reports: give a file with data rows.")
-    info = source.Ingested(
-        encoding=source.ENCODING_NAMES[encoding],
-        bytes_in=os.path.getsize(local),
-        records=report["records"],
-        blank_lines=report["blank_lines"],
-        layout=found.layout.name,
-        columns=found.names,
-        ragged=report["ragged"],
-    )
+    written = records.Written(report["records"], report["blank_lines"], report["ragged"])
+    info = source.ingested(local, shown, encoding, found, written)
     return info, {"records": [f"{folder}/{name}" for name in report["files"]], "source": cut}

@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from etl.adapters.database.loader import normalise_url
+from etl.adapters.database.connection import normalise_url
 from etl.proxy.config import CONSOLE_KEY as PROXY_KEY
 from etl.proxy.config import CONSOLE_KEY_RULE as PROXY_KEY_RULE
 

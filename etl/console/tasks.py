@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from etl.adapters.database.loader import connect_error, drop_reader, reader
+from etl.adapters.database.connection import connect_error, drop_reader, reader
 from etl.pipeline.rundates import RunDateParameter, RunDates
 
 #: The chain's order, for showing a date's tasks as they run.

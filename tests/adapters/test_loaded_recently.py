@@ -36,7 +36,7 @@ def insert_run_elsewhere(url: str, day: dt.date) -> None:
     """A run row written by another process, as another worker's load would."""
     code = (
         "import sys, sqlalchemy as sa\n"
-        "from etl.adapters.database.loader import normalise_url\n"
+        "from etl.adapters.database.connection import normalise_url\n"
         "with sa.create_engine(normalise_url(sys.argv[1])).begin() as c:\n"
         '    c.exec_driver_sql("INSERT INTO ufo_runs (run_date, finished_at, source, input, '
         "header_repeat, duplicate, after_run_date, valid, rejected, rejected_by_reason) VALUES "

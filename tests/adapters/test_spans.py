@@ -237,3 +237,93 @@ def test_a_version_3_database_is_migrated_to_spans_without_changing_a_date(datab
     assert after == {**before, later: expected({later: drawn[-1]})[later]}
     assert stored(engine) == fewest_spans(after)
     engine.dispose()
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_loaders_kept_open_send_only_what_changed_and_read_back_exactly(
+    database_url, seed, monkeypatch
+):
+    """Two loaders kept open load dates in order, then again out of order, taking turns at
+    random. A loader whose last committed rows are what holds on the date sends only their
+    difference (``spans.changes``); one whose rows are not (the other loaded in between) sends
+    every row. Either way every date reads back exactly, from the fewest spans."""
+    from etl.adapters.database import spans
+
+    partial = []
+    monkeypatch.setattr(
+        spans, "changes", lambda *a, _real=spans.changes: partial.append(1) or _real(*a)
+    )
+    rng = random.Random(seed)
+    drawn = draw_snapshots(rng, 40)
+    days = [FIRST + dt.timedelta(days=n) for n in range(len(drawn))]
+    truth = dict(zip(days, drawn))
+    order = days + rng.sample(days, 15)  # in order, then some again out of order
+    engine = sa.create_engine(database_url)
+    loaded: dict[dt.date, dict] = {}
+    with Loader(database_url) as one, Loader(database_url) as other:
+        for step, day in enumerate(order):
+            loader = one if step < 20 or rng.random() < 0.5 else other
+            loader.load(results(day, truth[day]))
+            loaded[day] = truth[day]
+            if step % 5 == 4:
+                assert read_back(engine) == expected(loaded)
+                assert stored(engine) == fewest_spans(expected(loaded))
+    assert read_back(engine) == expected(loaded)
+    assert stored(engine) == fewest_spans(expected(loaded))
+    assert len(partial) >= 19, "the in-order dates sent only their changes"
+    engine.dispose()
+
+
+def test_changes_are_what_turns_one_date_into_the_next():
+    """``spans.changes`` against a plain dictionary comparison, on random tables with keys that
+    come, go and change, and with the same keys and some values changed."""
+    from etl.adapters.database import spans
+    from etl.adapters.database.schema import STATE_SIGHTINGS
+
+    rng = random.Random(9)
+    for _ in range(200):
+        keys = [(p, s) for p in PERIODS for s in STATES]
+        held = {k: rng.randint(1, 3) for k in rng.sample(keys, rng.randint(0, len(keys)))}
+        rows = {k: rng.randint(1, 3) for k in rng.sample(keys, rng.randint(0, len(keys)))}
+        if rng.random() < 0.4:  # the usual case: the same keys, some values changed
+            rows = {k: rng.choice([n, n, 4]) for k, n in held.items()}
+
+        def table(d):  # in key order, as the loader keeps a date's rows
+            d = dict(sorted(d.items()))
+            return pa.table(
+                {"period": pa.array([p for p, _ in d], pa.string()),
+                 "state": pa.array([s for _, s in d], pa.string()),
+                 "sightings": pa.array(list(d.values()), pa.int64())}
+            )  # fmt: skip
+
+        got = spans.changes(STATE_SIGHTINGS, table(held), table(rows)).to_pylist()
+        want = sorted(
+            [{"period": p, "state": s, "sightings": n, "present": True}
+             for (p, s), n in rows.items() if held.get((p, s)) != n]
+            + [{"period": p, "state": s, "sightings": None, "present": False}
+               for (p, s) in held if (p, s) not in rows],
+            key=lambda r: (r["period"], r["state"]),
+        )  # fmt: skip
+        assert got == want
+
+
+def test_a_kept_connection_the_server_dropped_is_replaced_for_the_next_date(database_url):
+    """The server ends the loader's connection between two dates (a restart, an idle timeout):
+    the next date is loaded on a new connection, not failed."""
+    drawn = draw_snapshots(random.Random(3), 3)
+    days = [FIRST + dt.timedelta(days=n) for n in range(3)]
+    engine = sa.create_engine(database_url)
+    with Loader(database_url) as loader:
+        loader.load(results(days[0], drawn[0]))
+        with engine.begin() as conn:
+            ended = conn.execute(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+        assert ended >= 1
+        loader.load(results(days[1], drawn[1]))
+        loader.load(results(days[2], drawn[2]))
+    assert read_back(engine) == expected(dict(zip(days, drawn)))
+    engine.dispose()

@@ -1,7 +1,8 @@
 """The product database (PostgreSQL): its schema and the loader of run dates."""
 
+from etl.adapters.database.connection import engine, normalise_url, safe_url
 from etl.adapters.database.loaded import RunLoadedTarget, loaded_dates, loaded_recently
-from etl.adapters.database.loader import Loader, RunResults, engine, normalise_url, safe_url
+from etl.adapters.database.loader import Loader, RunResults
 from etl.adapters.database.schema import (
     SCHEMA_VERSION,
     metadata,

@@ -21,14 +21,14 @@ from dataclasses import dataclass
 import luigi
 import sqlalchemy as sa
 
-from etl.adapters.database.loader import (
-    LOADED,
+from etl.adapters.database.connection import (
     connect_error,
     drop_reader,
     normalise_url,
     reader,
     safe_url,
 )
+from etl.adapters.database.loader import LOADED
 from etl.adapters.database.schema import ufo_runs
 
 

@@ -6,7 +6,8 @@ sees a half-load. Each table's rows are digested first: when the digest equals t
 already holding on the date (most days, nothing was posted), nothing is written but the date's
 run and digests; otherwise the rows go with PostgreSQL's COPY into a temporary table, and only
 those that differ from what the spans hold on that date are written (``spans.apply``).
-``loaded.RunLoadedTarget`` says whether a date is loaded (its ``ufo_runs`` row).
+``loaded.RunLoadedTarget`` says whether a date is loaded (its ``ufo_runs`` row); ``connection``
+connects.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import datetime as dt
 import hashlib
 import io
 import json
-import os
-import shlex
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 
 from etl.adapters.database import spans
+from etl.adapters.database.connection import connect_error, engine
 from etl.adapters.database.schema import (
     LOAD_LOCK,
     LOCK_NAMESPACE,
@@ -38,111 +38,6 @@ from etl.adapters.database.schema import (
     ufo_runs,
 )
 from etl.adapters.database.spans import Spanned
-from etl.errors import DatabaseError, shown
-from etl.settings import setting
-
-
-def normalise_url(url: str) -> str:
-    """Use psycopg2 for plain ``postgresql://`` URLs (SQLAlchemy 2.1 would pick psycopg 3)."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url[len(prefix) :]
-    return url
-
-
-def safe_url(url: str) -> str:
-    """The URL without its password, for messages and logs (a password may hold ``@`` or ``/``)."""
-    scheme, sep, rest = normalise_url(url).partition("://")
-    if not sep:
-        return "<unparsable URL>"
-    userinfo, at, hostpart = rest.rpartition("@")
-    if not at:
-        return f"{scheme}://{rest}"
-    user, colon, _password = userinfo.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{hostpart}"
-
-
-def _timeouts() -> dict:
-    """libpq connection settings: give up on a server that accepts but never answers."""
-    connect = setting("db_connect_timeout")
-    statement_ms = int(setting("db_statement_timeout") * 1000)
-    return {
-        "connect_timeout": connect,
-        "options": f"-c statement_timeout={statement_ms}",
-        # A silent server after the connection: the kernel gives up on unacknowledged data.
-        "tcp_user_timeout": connect * 1000,
-        "keepalives": 1,
-        "keepalives_idle": 10,
-        "keepalives_interval": 5,
-        "keepalives_count": 3,
-    }
-
-
-def engine(url: str) -> sa.Engine:
-    if not normalise_url(url).startswith("postgresql+psycopg2://"):
-        raise DatabaseError(
-            f"UFO_DATABASE_URL={safe_url(url)} is not a PostgreSQL URL: use "
-            "postgresql://user:password@host:port/database."
-        )
-    try:
-        return sa.create_engine(normalise_url(url), pool_pre_ping=True, connect_args=_timeouts())
-    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as err:
-        raise DatabaseError(
-            f"UFO_DATABASE_URL is not a usable database URL ({type(err).__name__}): "
-            "use postgresql+psycopg2://user:password@host:port/database."
-        ) from err
-
-
-def connect_error(url: str, err: Exception) -> DatabaseError:
-    """What failed, in words, with what to do: the libpq message's first line says which."""
-    detail = (str(getattr(err, "orig", err)).strip().splitlines() or ["no detail"])[0]
-    try:
-        parts = sa.engine.make_url(normalise_url(url))
-        user, host, port = parts.username, parts.host or "localhost", parts.port or 5432
-        database = parts.database
-    except Exception:  # an unparsable URL fails before it connects; never show it whole
-        user = host = port = database = "?"
-    fix = "in UFO_DATABASE_URL"
-    if "password authentication failed" in detail or "no password supplied" in detail:
-        said = f"the server refused the password of user {shown(user)}: fix the password {fix}."
-    elif 'database "' in detail and "does not exist" in detail:
-        said = f"the server has no database {shown(database)}: create it, or fix its name {fix}."
-    elif 'role "' in detail and "does not exist" in detail:
-        said = f"the server has no user {shown(user)}: create it, or fix the user {fix}."
-    elif "Connection refused" in detail:
-        said = f"nothing listens at {host}:{port} (connection refused): {_remedy(url)}"
-    elif "could not translate host name" in detail:
-        said = f"the host {shown(host)} is not known: fix the host {fix}."
-    elif "timeout expired" in detail:
-        said = (
-            f"{host}:{port} did not answer within {setting('db_connect_timeout')} s (connect "
-            "timeout, UFO_DB_CONNECT_TIMEOUT): check that PostgreSQL runs there and answers."
-        )
-    elif "statement timeout" in detail:
-        said = (
-            f"a statement took longer than {setting('db_statement_timeout')} s "
-            "(UFO_DB_STATEMENT_TIMEOUT): raise it, or look for what holds the tables' locks."
-        )
-    else:
-        said = f"{detail.split(' failed: ', 1)[-1].strip()}: {_remedy(url)}"
-    return DatabaseError(f"Cannot use the database {safe_url(url)}: {said}")
-
-
-def _remedy(url: str) -> str:
-    """What brings the database back: the demo's own (``demo.env`` in UFO_RUN_DIR names it,
-    and ``make stop`` stops it) is started by ``make``; any other by whoever runs it."""
-    demo_env = setting("run_dir") / "demo.env"
-    try:
-        lines = demo_env.read_text().splitlines()
-    except OSError:
-        lines = []
-    if f"UFO_DATABASE_URL={shlex.quote(url)}" in lines:
-        return (
-            f"it is the demo's PostgreSQL ({demo_env.parent / 'postgres'}), stopped by `make "
-            "stop`: `make up` starts it again on the same port with the rest of the local "
-            "product; `make demo` starts it with a new demo run (then load demo.env again)."
-        )
-    return "start PostgreSQL or fix UFO_DATABASE_URL."
 
 
 @dataclass(frozen=True)
@@ -160,13 +55,18 @@ class RunResults:
 
 
 class Loader:
-    """Loads run dates into one database: the schema migrated once, each date in its own transaction."""
+    """Loads run dates into one database: the schema migrated once, each date in its own
+    transaction, on one connection kept for the loader's life (a backfill's thousands of dates
+    each took a connection from the pool, and a ping to check it)."""
 
     def __init__(self, url: str):
         self.url = url
         self._engine = engine(url)
-        self._recent: dict[int, tuple[object, bytes, str]] = {}
+        self._conn: sa.Connection | None = None
+        self._recent: dict[int, tuple[object, bytes, str, pa.Table]] = {}
         self._lock = threading.Lock()
+        #: Each spanned table's last rows this loader committed, by view: (digest, rows).
+        self._held: dict[str, tuple[str, pa.Table]] = {}
 
     def __enter__(self) -> Loader:
         try:
@@ -178,7 +78,16 @@ class Loader:
         return self
 
     def __exit__(self, *exc) -> None:
+        self._forget_connection()
         self._engine.dispose()
+
+    def _forget_connection(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            try:
+                conn.close()
+            except sa.exc.DBAPIError:
+                pass  # already gone with its server
 
     def load(self, results: RunResults) -> None:
         """Load ``results.run_date`` in one transaction."""
@@ -187,32 +96,50 @@ class Loader:
             for table, rows in ((TOP_STATES, results.top), (STATE_SIGHTINGS, results.counts),
                                 (REJECT_SAMPLES, results.rejects))
         ]  # fmt: skip
+        held, self._held = self._held, {}  # known again only once this date commits
         try:
-            with self._engine.begin() as conn:
-                _replace(conn, results, encoded)
+            for attempt in (1, 2):
+                kept = self._conn is not None
+                if not kept:
+                    self._conn = self._engine.connect()
+                try:
+                    with self._conn.begin():
+                        _replace(self._conn, results, encoded, held)
+                    break
+                except sa.exc.DBAPIError as err:
+                    self._forget_connection()
+                    # A kept connection that the server dropped since its last date (a restart,
+                    # an idle timeout): the date is tried once more on a new one.
+                    if not (kept and err.connection_invalidated and attempt == 1):
+                        raise
         except sa.exc.OperationalError as err:
             raise connect_error(self.url, err) from err
         finally:
             for listener in LOADED:
                 listener(self.url)
+        self._held = {table.view: (digest, rows) for table, _, digest, rows in encoded}
 
-    def _encoded(self, table: Spanned, rows: pa.Table | Sequence[tuple]) -> tuple[bytes, str]:
-        """``rows`` as COPY reads them, in key order, and their digest. Dates with the same
-        snapshot are usually given the same objects: each (immutable) one is encoded once, and
-        kept while it is among the last few seen (the object too, so its ``id`` stays its own)."""
+    def _encoded(
+        self, table: Spanned, rows: pa.Table | Sequence[tuple]
+    ) -> tuple[bytes, str, pa.Table]:
+        """``rows`` as COPY reads them, in key order, their digest, and they as a table. Dates
+        with the same snapshot are usually given the same objects: each (immutable) one is
+        encoded once, and kept while it is among the last few seen (the object too, so its
+        ``id`` stays its own)."""
         with self._lock:
             found = self._recent.get(id(rows))
         if found is None or not isinstance(rows, (pa.Table, tuple)):  # lists may change
             arrow = rows if isinstance(rows, pa.Table) else _rejects_table(rows)
-            data = _csv(
-                arrow.select(list(table.columns)).sort_by([(k, "ascending") for k in table.keys])
+            arrow = arrow.select(list(table.columns)).sort_by(
+                [(k, "ascending") for k in table.keys]
             )
-            found = (rows, data, hashlib.sha256(data).hexdigest())
+            data = _csv(arrow)
+            found = (rows, data, hashlib.sha256(data).hexdigest(), arrow)
             with self._lock:
                 self._recent[id(rows)] = found
                 while len(self._recent) > RECENT_ROWS:
                     self._recent.pop(next(iter(self._recent)))
-        return found[1], found[2]
+        return found[1], found[2], found[3]
 
 
 #: Called with the URL after every load in this process, whatever its outcome (``loaded.py``
@@ -223,21 +150,38 @@ LOADED: list = []
 RECENT_ROWS = 12
 
 
-def _replace(conn, results: RunResults, encoded: list[tuple[Spanned, bytes, str]]) -> None:
+def _replace(
+    conn,
+    results: RunResults,
+    encoded: list[tuple[Spanned, bytes, str, pa.Table]],
+    held: dict[str, tuple[str, pa.Table]],
+) -> None:
     """Load ``results.run_date``: its spans changed where its figures differ, its run recorded.
 
     The fixed statements go in two round trips, the lock and what holds, then the run's rows: a
     backfill loads thousands of dates, most of which change nothing but their run's row, and
     each statement on its own was a round trip under the lock that every load waits for.
+
+    When the rows that hold on the date now are rows this loader committed (``held``: their
+    digest is the one the database keeps), only the difference is sent and compared: a
+    backfill's changed date sends a few dozen rows, not every count.
     """
     day = results.run_date
     holding, next_day = _lock_and_read(conn, day)
-    for table, data, digest in encoded:
-        if holding.get(table.view) != digest:  # else the same rows hold on this date already
-            spans.stage(conn, table)
+    for table, data, digest, rows in encoded:
+        now = holding.get(table.view)
+        if now == digest:  # the same rows hold on this date already
+            continue
+        spans.stage(conn, table)
+        before = held.get(table.view)
+        partial = before is not None and before[0] == now
+        if partial:
+            changes = spans.changes(table, before[1], rows)
+            _copy(conn, f"pg_temp.{table.incoming}", changes.column_names, _csv(changes))
+        else:
             _copy(conn, f"pg_temp.{table.incoming}", table.columns, data)
-            spans.apply(conn, table, day, next_day)
-    _record(conn, results, [(table.view, digest) for table, _, digest in encoded])
+        spans.apply(conn, table, day, next_day, partial=partial)
+    _record(conn, results, [(table.view, digest) for table, _, digest, _ in encoded])
 
 
 #: Take the load lock; then the latest loaded date on or before the date (spans change only at
@@ -323,31 +267,3 @@ def _copy(conn, target: str, columns: Sequence[str], data: bytes) -> None:
         )
     finally:
         cursor.close()
-
-
-#: Engines kept for the quick reads of one process, by (process, URL, timeouts).
-_READERS: dict[tuple, sa.Engine] = {}
-_READERS_LOCK = threading.Lock()
-
-
-def _reader_key(url: str) -> tuple:
-    return (os.getpid(), url, tuple(sorted(_timeouts().items())))
-
-
-def reader(url: str) -> sa.Engine:
-    """An engine kept for quick reads (is a date loaded, and when): Luigi asks about every date
-    of a backfill several times, and a new connection for each took longer than the query.
-    Keyed by process too: a pooled connection must not cross a fork."""
-    key = _reader_key(url)
-    with _READERS_LOCK:
-        if key not in _READERS:
-            _READERS[key] = engine(url)
-        return _READERS[key]
-
-
-def drop_reader(url: str) -> None:
-    """Forget the kept engine of ``url`` after a connection error: the next read connects anew."""
-    with _READERS_LOCK:
-        found = _READERS.pop(_reader_key(url), None)
-    if found is not None:
-        found.dispose()

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 
@@ -41,6 +43,11 @@ class Spanned:
         """The temporary table that holds the date's new rows while it is applied."""
         return f"ufo_incoming_{self.view}"
 
+    @property
+    def changed(self) -> str:
+        """The temporary table of the keys a load changes: old and new values, the old span."""
+        return f"ufo_changed_{self.view}"
+
     def view_sql(self, runs: str) -> str:
         """The public table: ``run_date`` and the columns in their first release's order."""
         columns = ", ".join(f"s.{c}" for c in self.public_columns)
@@ -57,9 +64,8 @@ class Spanned:
 
 SPAN_COLUMNS = ("valid_from", "valid_to")
 
-#: The keys a load changes, kept for its transaction. Temporary tables are always named with
-#: ``pg_temp.`` when used, so that no table of the database's can be taken for one.
-CHANGED = "ufo_changed"
+#: Temporary tables are always named with ``pg_temp.`` when used, so that no table of the
+#: database's can be taken for one.
 
 
 def spanned(metadata: sa.MetaData, public: sa.Table, keys: tuple[str, ...]) -> Spanned:
@@ -84,18 +90,63 @@ def spanned(metadata: sa.MetaData, public: sa.Table, keys: tuple[str, ...]) -> S
     return Spanned(public.name, keys, values, storage)
 
 
+#: The column of a partial ``incoming`` that says whether its key holds on the date at all.
+PRESENT = "present"
+
+
 def stage(conn, spanned: Spanned) -> None:
-    """An empty ``spanned.incoming`` for this transaction, for the date's rows to be copied in."""
+    """An empty ``spanned.incoming`` for this transaction, for the date's rows to be copied in:
+    every row that holds on the date, or only those that changed (with ``PRESENT``).
+
+    It and ``spanned.changed`` are made once per connection and emptied by each commit: a
+    backfill loads hundreds of changed dates on one connection, and making and dropping
+    tables for each one was catalogue and file work on every date.
+    """
+    storage = spanned.storage.name
     conn.exec_driver_sql(
-        f"CREATE TEMP TABLE IF NOT EXISTS {spanned.incoming} ON COMMIT DROP AS "
-        f"SELECT {', '.join(spanned.columns)} FROM {spanned.storage.name} WITH NO DATA; "
-        f"TRUNCATE pg_temp.{spanned.incoming}"
+        f"CREATE TEMP TABLE IF NOT EXISTS {spanned.incoming} ON COMMIT DELETE ROWS AS "
+        f"SELECT {', '.join(spanned.columns)}, true AS {PRESENT} FROM {storage} WITH NO DATA; "
+        f"CREATE TEMP TABLE IF NOT EXISTS {spanned.changed} ON COMMIT DELETE ROWS AS SELECT "
+        f"{', '.join(spanned.keys)}, {', '.join(f'{v} AS new_{v}' for v in spanned.values)}, "
+        f"{', '.join(f'{v} AS old_{v}' for v in spanned.values)}, true AS {PRESENT}, "
+        f"valid_from AS old_from, valid_to AS old_to FROM {storage} WITH NO DATA; "
+        f"DELETE FROM pg_temp.{spanned.incoming}; DELETE FROM pg_temp.{spanned.changed}"
     )
 
 
-def apply(conn, spanned: Spanned, day, next_day) -> int:
-    """Make ``spanned.incoming`` the rows that hold on ``day`` (and up to ``next_day``, the next
-    loaded date, or None), changing only what differs; the number of keys that changed.
+def changes(spanned: Spanned, held: pa.Table, rows: pa.Table) -> pa.Table:
+    """What turns ``held`` into ``rows`` (each one date's rows, in key order): each key
+    whose values differ or that is new, with its values, and each key that went, with no values
+    and ``PRESENT`` false. A backfill's changed date differs from the date before it in a few
+    dozen of 17,000 counts; these are what ``apply(partial=True)`` is given instead of all."""
+    keys, values = list(spanned.keys), list(spanned.values)
+    if held.num_rows == rows.num_rows and all(held[k].equals(rows[k]) for k in keys):
+        # The same keys in the same (key) order, the usual case: compare values in place.
+        differs = pa.repeat(False, rows.num_rows)
+        for v in values:
+            differs = pc.or_(differs, pc.not_equal(rows[v], held[v].cast(rows[v].type)))
+        found = rows.select([*keys, *values]).filter(differs)
+        return found.append_column(PRESENT, pa.repeat(True, found.num_rows))
+    new = rows.select([*keys, *values]).append_column(PRESENT, pa.repeat(True, rows.num_rows))
+    old = held.select([*keys, *values]).cast(new.schema.remove(new.schema.get_field_index(PRESENT)))
+    old = old.rename_columns([*keys, *(f"held_{v}" for v in values)])
+    old = old.append_column("held", pa.repeat(True, old.num_rows))
+    both = new.join(old, keys=keys, join_type="full outer", coalesce_keys=True)
+    differs = pc.or_(pc.is_null(both[PRESENT]), pc.is_null(both["held"]))
+    for v in values:
+        differs = pc.or_(differs, pc.fill_null(pc.not_equal(both[v], both[f"held_{v}"]), False))
+    found = both.filter(differs)
+    present = pc.is_valid(found[PRESENT])
+    return pa.table(
+        [*(found[c] for c in (*keys, *values)), present], names=[*keys, *values, PRESENT]
+    ).sort_by([(k, "ascending") for k in keys])
+
+
+def apply(conn, spanned: Spanned, day, next_day, partial: bool = False) -> int:
+    """Make the rows that hold on ``day`` (and up to ``next_day``, the next loaded date, or
+    None) those of ``spanned.incoming``, changing only what differs; the number of keys that
+    changed. ``partial``: ``incoming`` holds only the keys that changed since what holds now
+    (``changes``), each with ``PRESENT``; otherwise every row that holds on ``day``.
 
     Two round trips: the keys that changed, then every change. A backfill applies hundreds of
     dates under the load lock, and each statement on its own was a round trip.
@@ -106,19 +157,29 @@ def apply(conn, spanned: Spanned, day, next_day) -> int:
     storage = spanned.storage.name
     params = {"day": day, "next": next_day}
     day_, next_ = "CAST(%(day)s AS date)", "CAST(%(next)s AS date)"
+    holds = f"daterange(c.valid_from, c.valid_to) @> {day_}"
+    if partial:  # each changed key's span that holds on ``day``, found by the key's index
+        given = ", ".join(f"n.{k}" for k in spanned.keys)
+        rows = f"pg_temp.{spanned.incoming} n LEFT JOIN {storage} c ON " + " AND ".join(
+            [*(f"n.{k} = c.{k}" for k in spanned.keys), holds]
+        )
+        present = f"n.{PRESENT}"
+    else:  # every key that holds on ``day`` before or after
+        given = keys
+        rows = (
+            f"pg_temp.{spanned.incoming} n FULL JOIN (SELECT * FROM {storage} c "
+            f"WHERE {holds}) c USING ({keys})"
+        )
+        present = f"n.{spanned.keys[0]} IS NOT NULL"
     # Each key whose value on ``day`` differs: its old span (if any) and new value (if any).
     # Values are compared as text: json has no equality, and its text is what users read.
     differs = " OR ".join(f"n.{v}::text IS DISTINCT FROM c.{v}::text" for v in spanned.values)
+    changed_ = f"pg_temp.{spanned.changed}"
     changed = conn.exec_driver_sql(
-        f"DROP TABLE IF EXISTS pg_temp.{CHANGED}; "
-        f"CREATE TEMP TABLE {CHANGED} ON COMMIT DROP AS SELECT "
-        f"{keys}, {', '.join(f'n.{v} AS new_{v}' for v in spanned.values)}, "
-        f"{', '.join(f'c.{v} AS old_{v}' for v in spanned.values)}, "
-        f"n.{spanned.keys[0]} IS NOT NULL AS present, "
-        "c.valid_from AS old_from, c.valid_to AS old_to "
-        f"FROM pg_temp.{spanned.incoming} n FULL JOIN (SELECT * FROM {storage} "
-        f"WHERE daterange(valid_from, valid_to) @> {day_}) c "
-        f"USING ({keys}) WHERE {differs}",
+        f"INSERT INTO {changed_} SELECT "
+        f"{given}, {', '.join(f'n.{v}' for v in spanned.values)}, "
+        f"{', '.join(f'c.{v}' for v in spanned.values)}, "
+        f"{present}, c.valid_from, c.valid_to FROM {rows} WHERE {differs}",
         params,
     ).rowcount
     if not changed:
@@ -127,16 +188,19 @@ def apply(conn, spanned: Spanned, day, next_day) -> int:
     new = ", ".join(f"new_{v}" for v in spanned.values)
     into = f"INSERT INTO {storage} ({keys}, {values}, valid_from, valid_to)"
     statements = [
+        # Its few rows counted, so that each statement finds its spans by their key's index:
+        # without, the planner guessed hundreds and read the whole storage table each time.
+        f"ANALYZE {changed_}",
         # An old value that held beyond the next loaded date resumes there.
-        f"{into} SELECT {keys}, {old}, {next_}, old_to FROM pg_temp.{CHANGED} "
+        f"{into} SELECT {keys}, {old}, {next_}, old_to FROM {changed_} "
         f"WHERE old_from IS NOT NULL AND {next_} IS NOT NULL "
         f"AND (old_to IS NULL OR old_to > {next_})",
         # ... and ends at ``day``, or is gone if it started there (``day`` loaded again).
-        f"UPDATE {storage} s SET valid_to = {day_} FROM pg_temp.{CHANGED} c "
+        f"UPDATE {storage} s SET valid_to = {day_} FROM {changed_} c "
         f"WHERE {same_key} AND s.valid_from = c.old_from AND c.old_from < {day_}",
-        f"DELETE FROM {storage} s USING pg_temp.{CHANGED} c "
+        f"DELETE FROM {storage} s USING {changed_} c "
         f"WHERE {same_key} AND s.valid_from = c.old_from AND c.old_from = {day_}",
-        f"{into} SELECT {keys}, {new}, {day_}, {next_} FROM pg_temp.{CHANGED} WHERE present",
+        f"{into} SELECT {keys}, {new}, {day_}, {next_} FROM {changed_} WHERE present",
         _join_at(spanned, day_),
     ]
     if next_day is not None:
@@ -149,12 +213,12 @@ def _join_at(spanned: Spanned, boundary: str) -> str:
     """The statement that joins each changed key's span that ends at ``boundary`` (an SQL date)
     with its next one, when both hold the same values."""
     keys = ", ".join(spanned.keys)
-    storage = spanned.storage.name
+    storage, changed = spanned.storage.name, f"pg_temp.{spanned.changed}"
     equal = " AND ".join(f"a.{v}::text = b.{v}::text" for v in spanned.values)
     to_pair = " AND ".join(f"s.{k} = p.{k}" for k in spanned.keys)
     return (
         f"WITH pairs AS (SELECT {keys}, b.valid_to AS upto FROM {storage} a "
-        f"JOIN {storage} b USING ({keys}) JOIN pg_temp.{CHANGED} USING ({keys}) "
+        f"JOIN {storage} b USING ({keys}) JOIN {changed} USING ({keys}) "
         f"WHERE a.valid_to = {boundary} AND b.valid_from = {boundary} "
         f"AND {equal}), "
         f"grown AS (UPDATE {storage} s SET valid_to = p.upto FROM pairs p "

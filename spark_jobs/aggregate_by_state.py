@@ -19,7 +19,8 @@ figures are derived from that. Under ``--output``:
 
 * ``aggregated/date=D/part-*.parquet``: ``month, state, sightings`` of snapshot D (strings
   and a long), written for the first of consecutive run dates with the same snapshot (no
-  report posted between them) and named by each of them;
+  report posted between them) and named by each of them; drawn by the driver from the few
+  steps Spark counts (``transform_count_steps``);
 * ``rejects/since=S/part-*.csv``: rejected rows, their fields under the source's header names
   and ``reason``. Snapshot D's rejects are the files with ``S <= D`` (a row rejected on D stays
   rejected later, so each row is written once however many dates a run covers);
@@ -37,6 +38,7 @@ import argparse
 import bisect
 import contextlib
 import datetime as dt
+import io
 import json
 import math
 import os
@@ -45,6 +47,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 from pyspark import SparkConf
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -423,31 +430,15 @@ def quality_report(outcome_counts: dict[str, int], run_date: dt.date) -> dict:
     return report
 
 
-#: Run dates per task at most when their counts are written: each date is about 20,000 rows
-#: (months × states), and a task sorts its dates' rows by date before writing them.
-DATES_PER_TASK = 32
+def transform_count_steps(grouped: DataFrame) -> DataFrame:
+    """Each (month, state)'s count of valid sightings as it grew: ``month, state, since, until,
+    sightings``, the count of the reports posted on or before ``since``, which holds until the
+    next report of the same (month, state) was posted (``until``; null for the last).
 
-
-def dates_frame(spark: SparkSession, run_dates: list[dt.date]) -> DataFrame:
-    """The run dates, ascending, in contiguous slices (at least one per core): ``date``."""
-    ordered = sorted(set(run_dates))
-    slices = min(len(ordered), max(cores(spark), math.ceil(len(ordered) / DATES_PER_TASK)))
-    lookup = F.array(*(F.lit(d) for d in ordered))
-    return spark.range(0, len(ordered), 1, slices).select(
-        F.element_at(lookup, (F.col("id") + 1).cast("int")).alias("date")
-    )
-
-
-def transform_count_by_month_state(grouped: DataFrame, run_dates: DataFrame) -> DataFrame:
-    """Sightings per (run date, month ``YYYY-MM``, state): valid reports posted by the run date.
-
-    Valid rows are counted per (posted date, month, state) once; each count holds from its
-    posted date until the next one of the same (month, state), so every run date picks exactly
-    one cumulative count per (month, state) with a range join against the (small) run dates.
-
-    The counts (tens of thousands of rows at most) are broadcast and the run dates streamed past
-    them, so each date's rows come out together in the task that holds the date: writing them a
-    file per date needs no shuffle, only a sort by date (a year of dates is millions of rows).
+    Valid rows are counted per (posted date, month, state) once; snapshot D's count of a
+    (month, state) is the step with ``since <= D < until`` (``counts_on``). The steps are few
+    (posted dates are clipped to the run dates: at most one step per run date, month and state)
+    whatever the input's size, and every run date's counts are drawn from them.
     """
     per_day = (
         grouped.where(F.col("outcome") == VALID)
@@ -455,48 +446,109 @@ def transform_count_by_month_state(grouped: DataFrame, run_dates: DataFrame) -> 
         .agg(F.sum("rows").alias("added"))
     )
     series = Window.partitionBy("month", "state_code").orderBy("posted_date")
-    steps = per_day.select(
+    return per_day.select(
         "month",
         F.col("state_code").alias("state"),
         F.col("posted_date").alias("since"),
         F.lead("posted_date").over(series).alias("until"),
         F.sum("added").over(series.rowsBetween(Window.unboundedPreceding, 0)).alias("sightings"),
     )
-    counts = F.broadcast(steps)
-    joined = run_dates.join(
-        counts,
-        (run_dates["date"] >= counts["since"])
-        & (counts["until"].isNull() | (run_dates["date"] < counts["until"])),
+
+
+#: The columns of a snapshot's counts, as ``aggregated/date=D/`` holds them.
+COUNT_COLUMNS = ["month", "state", "sightings"]
+
+
+def counts_on(steps: pa.Table, day: dt.date) -> pa.Table:
+    """Snapshot ``day``'s ``month, state, sightings``: the steps (``transform_count_steps``,
+    collected) that hold on it."""
+    holds = pc.and_kleene(
+        pc.less_equal(steps["since"], pa.scalar(day, pa.date32())),
+        pc.or_kleene(
+            pc.is_null(steps["until"]), pc.greater(steps["until"], pa.scalar(day, pa.date32()))
+        ),
     )
-    return joined.select("date", "month", "state", "sightings")
+    return steps.filter(holds).select(COUNT_COLUMNS)
 
 
-def transform_rejects(
-    grouped: DataFrame, names: tuple[str, ...], run_dates: list[dt.date]
-) -> DataFrame:
-    """Rejected rows under their own header names, with ``reason`` and ``since``.
+def load_counts(steps: pa.Table, run_dates: Iterable[dt.date], path: str) -> None:
+    """``path/date=D/part-00000.parquet``: snapshot D's counts, for each of ``run_dates``.
+
+    Written here, side by side, from the steps Spark collected: a ten-year backfill's distinct
+    snapshots are millions of rows, which Spark took 7 s to join, sort and write through its
+    commit protocol, and Arrow draws and writes in about one (a file per date, the same
+    columns and types as before).
+    """
+    steps = steps.select(["since", "until", *COUNT_COLUMNS]).cast(
+        pa.schema(
+            [("since", pa.date32()), ("until", pa.date32()), ("month", pa.string()),
+             ("state", pa.string()), ("sightings", pa.int64())]
+        )
+    )  # fmt: skip
+
+    def write(day: dt.date) -> None:
+        buffer = pa.BufferOutputStream()
+        pq.write_table(counts_on(steps, day), buffer)
+        jobfiles.write_bytes(
+            f"{path}/date={day.isoformat()}/part-00000.parquet", buffer.getvalue().to_pybytes()
+        )
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(write, sorted(set(run_dates))))
+
+
+def transform_rejects(grouped: DataFrame, names: tuple[str, ...]) -> DataFrame:
+    """Rejected rows: their fields (``field(i)``), ``_record``, ``outcome`` (the reason) and
+    ``posted_date``, for ``dated_rejects`` to date. ``_record`` is a ``columns`` reject's whole
+    record as it came, empty for the others."""
+    return grouped.where(F.col("outcome").isin(*REJECT_REASONS)).select(
+        *(field(i) for i in range(len(names))), RECORD, "outcome", "posted_date"
+    )
+
+
+def dated_rejects(rows: pa.Table, names: tuple[str, ...], run_dates: list[dt.date]) -> pa.Table:
+    """The rejected ``rows`` (``transform_rejects``, collected) under the source's header names,
+    with ``_record``, ``reason`` and ``since`` (``YYYY-MM-DD``), sorted by ``since`` and reason.
 
     ``since`` is the first run date whose snapshot holds the row: the first one for a row
     without a posted date (a ``columns`` or ``posted`` reject), else the first on or after the
-    posted date. Rows posted after every run date are in no snapshot and left out. ``_record``
-    follows the fields: a ``columns`` reject's whole record as it came, empty for the others.
+    posted date. Rows posted after every run date are in no snapshot and left out.
     """
-    ordered = F.array(*(F.lit(d) for d in sorted(run_dates)))
-    first_after = F.try_element_at(F.filter(ordered, lambda d: d >= F.col("posted_date")), F.lit(1))
-    since = F.when(F.col("posted_date").isNull(), ordered[0]).otherwise(first_after)
-    # ``since`` first, then the source's names: a source column may be called posted_date too.
-    dated = grouped.where(F.col("outcome").isin(*REJECT_REASONS)).select(
-        *(field(i) for i in range(len(names))),
-        RECORD,
-        "outcome",
-        F.date_format(since, "yyyy-MM-dd").alias("_since"),
-    )
-    return dated.where(F.col("_since").isNotNull()).select(
-        *(F.col(field(i)).alias(name) for i, name in enumerate(names)),
-        F.col(RECORD),
-        F.col("outcome").alias("reason"),
-        F.col("_since").alias("since"),
-    )
+    ordered = sorted(set(run_dates))
+    days = pa.array(ordered, pa.date32()).cast(pa.int32()).to_numpy()
+    posted = pc.fill_null(rows["posted_date"].cast(pa.date32()).cast(pa.int32()), int(days[0]))
+    first = np.searchsorted(days, posted.to_numpy(), side="left")
+    held = first < len(ordered)
+    since = pa.array([ordered[i].isoformat() for i in first[held]], pa.string())
+    columns = [rows[field(i)] for i in range(len(names))] + [rows[RECORD], rows["outcome"]]
+    table = pa.table(columns, names=[*names, RECORD, "reason"]).filter(pa.array(held))
+    table = table.append_column("since", since)
+    return table.sort_by([("since", "ascending"), ("reason", "ascending")])
+
+
+def load_rejects(dated: pa.Table, path: str) -> None:
+    """``path/since=S/part-00000.csv``: the ``dated`` rejects (``dated_rejects``) of each
+    ``since`` S, with a header, by reason.
+
+    Written here, side by side: rejects are few, and Spark took seconds to find each row's date
+    among thousands (a lambda per row and date) and to write a file per date through its
+    commit protocol.
+    """
+    if not dated.num_rows:
+        return
+    since = dated["since"].combine_chunks()
+    changes = pc.not_equal(since.slice(0, len(since) - 1), since.slice(1))
+    starts = [0, *(np.flatnonzero(changes.to_numpy(zero_copy_only=False)) + 1)]
+    bounds = [*starts, len(since)]
+
+    def write(start: int, stop: int) -> None:
+        buffer = io.BytesIO()
+        pa_csv.write_csv(dated.slice(start, stop - start).drop_columns(["since"]), buffer)
+        folder = f"{path}/since={since[start].as_py()}"
+        jobfiles.write_bytes(f"{folder}/part-00000.csv", buffer.getvalue())
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(write, bounds[:-1], bounds[1:]))
 
 
 def extract(spark: SparkSession, path: str) -> DataFrame:
@@ -523,34 +575,6 @@ def _local_string_schema(path: str) -> StructType | None:
     if not all(pa.types.is_string(t) or pa.types.is_large_string(t) for t in found.types):
         return None
     return StructType([StructField(name, StringType()) for name in found.names])
-
-
-def load_parquet(df: DataFrame, path: str, partition: str) -> None:
-    """Parquet under ``path/{partition}=V/``; one file per value ``V`` when each value's rows
-    are in one partition of ``df`` (as ``transform_count_by_month_state`` makes them).
-
-    Columnar and typed: a year of run dates is millions of counts, which Spark writes, and
-    TopTenStates and the loader read, several times faster than as CSV.
-    """
-    df.write.mode("append").partitionBy(partition).parquet(path)
-
-
-def load_csv(df: DataFrame, path: str, partition: str, sort: list[str]) -> None:
-    """CSV with a header under ``path/{partition}=V/``, one file per value ``V``, sorted.
-
-    Spark's CSV writer trims fields by default; rejects must keep them as they came.
-    """
-    (
-        df.repartition(partition)
-        .sortWithinPartitions(partition, *sort)
-        .write.mode("append")
-        .partitionBy(partition)
-        .option("header", True)
-        .option("escape", '"')
-        .option("ignoreLeadingWhiteSpace", False)
-        .option("ignoreTrailingWhiteSpace", False)
-        .csv(path)
-    )
 
 
 def load_json(document: dict, path: str) -> None:
@@ -661,20 +685,11 @@ def run_group(
             raise LayoutError(f"{source} holds no reports")
         firsts = first_of_equal_snapshots([posted for _, posted, _, _ in counts], run_dates)
         with step("counts by month and state"):
-            load_parquet(
-                transform_count_by_month_state(
-                    grouped, dates_frame(spark, sorted(set(firsts.values())))
-                ),
-                f"{output}/aggregated",
-                partition="date",
-            )
+            count_steps = transform_count_steps(grouped).toArrow()
+        load_counts(count_steps, firsts.values(), f"{output}/aggregated")
         with step("rejects"):
-            load_csv(
-                transform_rejects(grouped, names, run_dates),
-                f"{output}/rejects",
-                partition="since",
-                sort=["reason"],
-            )
+            rejected = transform_rejects(grouped, names).toArrow()
+        load_rejects(dated_rejects(rejected, names, run_dates), f"{output}/rejects")
     finally:
         grouped.unpersist()  # the checkpoints' blocks
         if shared is not None:

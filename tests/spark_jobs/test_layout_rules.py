@@ -128,7 +128,8 @@ def test_a_ragged_row_is_rejected_for_its_columns_before_its_posted_date_and_cou
     assert report["rejected_by_reason"] == {"columns": 3, "posted": 0, "sighting_date": 0,
                                             "state": 0}  # fmt: skip
     assert report["after_run_date"] == 0 and report["input"] == 6
-    rejects = job.transform_rejects(grouped, names, [dt.date(2019, 3, 29)]).collect()
+    found = job.transform_rejects(grouped, names).toArrow()
+    rejects = job.dated_rejects(found, names, [dt.date(2019, 3, 29)]).to_pylist()
     assert sorted(r["_record"] for r in rejects) == sorted(r[-1] for r in (ragged_valid,
                                                                            ragged_late, short))  # fmt: skip
     assert {(r["reason"], r["since"]) for r in rejects} == {("columns", "2019-03-29")}

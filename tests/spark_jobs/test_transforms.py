@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
@@ -210,9 +213,14 @@ def test_a_row_is_rejected_for_the_first_rule_it_fails(spark):
 
 # Aggregate, rejects and quality report.
 def aggregate(spark, rows, run_dates):
-    return job.transform_count_by_month_state(
-        grouped(spark, rows, run_dates), job.dates_frame(spark, run_dates)
-    )
+    """Each run date's counts, as the job draws them from the steps Spark counts."""
+    steps = job.transform_count_steps(grouped(spark, rows, run_dates)).toArrow()
+    found = [
+        (day, r["month"], r["state"], r["sightings"])
+        for day in run_dates
+        for r in job.counts_on(steps, day).to_pylist()
+    ]
+    return spark.createDataFrame(found, "date date, month string, state string, sightings long")
 
 
 def test_count_by_month_and_state(spark):
@@ -250,12 +258,38 @@ def test_every_run_date_counts_what_was_posted_by_then(spark):
     }  # fmt: skip
 
 
+def rejects(spark, rows, run_dates=(RUN,), names=tuple(HEADER)):
+    """The dated rejects of ``rows``, as the job writes them: a dict per row."""
+    found = job.transform_rejects(grouped(spark, rows, list(run_dates)), names).toArrow()
+    return job.dated_rejects(found, names, list(run_dates))
+
+
 def test_rejects_keep_the_original_fields_and_the_reason(spark):
     bad = row(when="unknown", state=" on ", summary='He said "look",\nthen ran')
-    got = job.transform_rejects(grouped(spark, [bad, row()]), tuple(HEADER), [RUN]).collect()
-    assert [list(r) for r in got] == [bad + ["", "sighting_date", "2019-03-29"]]
-    columns = job.transform_rejects(grouped(spark, [row()]), tuple(HEADER), [RUN]).columns
-    assert columns == HEADER + ["_record", "reason", "since"]
+    got = rejects(spark, [bad, row()]).to_pylist()
+    assert [list(r.values()) for r in got] == [bad + ["", "sighting_date", "2019-03-29"]]
+    assert rejects(spark, [row()]).column_names == HEADER + ["_record", "reason", "since"]
+
+
+def test_rejects_are_written_a_file_per_first_date_sorted_by_reason(spark, tmp_path):
+    """Each ``since`` is one CSV with the header; read back with Python's csv module, the
+    fields are as they came (quotes, commas, line feeds, spaces)."""
+    days = [dt.date(2019, 1, 11), dt.date(2019, 1, 15)]
+    rows = [
+        row(when="x1", posted="1/10/19", summary='He said "look",\nthen ran'),
+        row(when="1/5/19 1:00", state="ON", posted="1/10/19", summary="  spaced  "),
+        row(when="x3", posted="1/12/19"),
+    ]
+    job.load_rejects(rejects(spark, rows, days), str(tmp_path))
+    found = {}
+    for part in sorted(tmp_path.glob("since=*/*.csv")):
+        with open(part, newline="", encoding="utf-8") as handle:
+            found[part.parent.name] = [tuple(r) for r in csv.reader(handle)]
+    header = (*HEADER, "_record", "reason")
+    assert found == {
+        "since=2019-01-11": [header, (*rows[0], "", "sighting_date"), (*rows[1], "", "state")],
+        "since=2019-01-15": [header, (*rows[2], "", "sighting_date")],
+    }
 
 
 def test_a_reject_is_written_once_for_the_first_run_date_that_holds_it(spark):
@@ -266,10 +300,7 @@ def test_a_reject_is_written_once_for_the_first_run_date_that_holds_it(spark):
         row(when="x4", posted="2/1/19"),  # after every run date: in no snapshot
     ]
     days = [dt.date(2019, 1, 11), dt.date(2019, 1, 15)]
-    got = {
-        r["Date / Time"]: r["since"]
-        for r in job.transform_rejects(grouped(spark, rows, days), tuple(HEADER), days).collect()
-    }
+    got = {r["Date / Time"]: r["since"] for r in rejects(spark, rows, days).to_pylist()}
     assert got == {"x1": "2019-01-11", "x2": "2019-01-15", "x3": "2019-01-11"}
 
 
@@ -356,9 +387,8 @@ def test_rejects_of_the_export_layout_keep_its_own_posted_date_column(spark):
     classified = job.transform_keep_reject_text(
         job.transform_classify(job.transform_distinct(selected), layout)
     )
-    [got] = job.transform_rejects(
-        job.transform_group_outcomes(classified, [RUN]), names, [RUN]
-    ).collect()
+    found = job.transform_rejects(job.transform_group_outcomes(classified, [RUN]), names)
+    [got] = job.dated_rejects(found.toArrow(), names, [RUN]).to_pylist()
     assert got["posted_date"] == "6/20/2011" and got["reason"] == "state"
     assert got["since"] == "2019-03-29"
 
@@ -437,20 +467,18 @@ def test_the_three_ways_to_the_distinct_rows_give_the_same_figures(spark, tmp_pa
 
 
 def test_a_batch_writes_one_aggregate_file_per_run_date(spark, tmp_path):
-    """Each date's rows come from one task (no shuffle), so each date is one Parquet file."""
-    days = [dt.date(2019, 1, 1) + dt.timedelta(days=i) for i in range(3 * job.DATES_PER_TASK + 5)]
-    frame = job.dates_frame(spark, days)
-    slices = frame.select("date", F.spark_partition_id().alias("slice")).collect()
-    assert [r["date"] for r in slices] == days  # every date once, in order
-    assert len({r["slice"] for r in slices}) >= 4
+    """Each date's counts are one Parquet file of the aggregate's columns and types."""
+    days = [dt.date(2019, 1, 1) + dt.timedelta(days=i) for i in range(101)]
     rows = [
         row(when="12/5/18 1:00", state="CA", posted="12/20/18"),
         row(when="1/6/19 1:00", state="NY", posted="2/10/19"),
     ]
-    job.load_parquet(job.transform_count_by_month_state(grouped(spark, rows, days), frame),
-                     str(tmp_path / "aggregated"), partition="date")  # fmt: skip
+    steps = job.transform_count_steps(grouped(spark, rows, days)).toArrow()
+    job.load_counts(steps, days, str(tmp_path / "aggregated"))
     for day in days:
         [part] = (tmp_path / "aggregated" / f"date={day}").glob("*.parquet")
+        assert pq.read_schema(part).names == ["month", "state", "sightings"]
+        assert pq.read_table(part).schema.field("sightings").type == pa.int64()
         got = dict(aggregate_counts([part.read_bytes()]))
         expected = {("2018-12", "CA"): 1} | (
             {("2019-01", "NY"): 1} if day >= dt.date(2019, 2, 10) else {}

@@ -532,7 +532,8 @@ def load_rejects(dated: pa.Table, path: str) -> None:
 
     Written here, side by side: rejects are few, and Spark took seconds to find each row's date
     among thousands (a lambda per row and date) and to write a file per date through its
-    commit protocol.
+    commit protocol. The driver holds them all: about 170 bytes a reject on disk, a little
+    more in memory (the real 2019 index: 13,794 rejects, 2.3 MB; a million, some 250 MB).
     """
     if not dated.num_rows:
         return

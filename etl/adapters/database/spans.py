@@ -64,9 +64,6 @@ class Spanned:
 
 SPAN_COLUMNS = ("valid_from", "valid_to")
 
-#: Temporary tables are always named with ``pg_temp.`` when used, so that no table of the
-#: database's can be taken for one.
-
 
 def spanned(metadata: sa.MetaData, public: sa.Table, keys: tuple[str, ...]) -> Spanned:
     """``public`` (a table of ``run_date`` and its columns) stored as spans: a ``<name>_spans``
@@ -100,7 +97,8 @@ def stage(conn, spanned: Spanned) -> None:
 
     It and ``spanned.changed`` are made once per connection and emptied by each commit: a
     backfill loads hundreds of changed dates on one connection, and making and dropping
-    tables for each one was catalogue and file work on every date.
+    tables for each one was catalogue and file work on every date. Temporary tables are always
+    named with ``pg_temp.`` when used, so that no table of the database's can be taken for one.
     """
     storage = spanned.storage.name
     conn.exec_driver_sql(

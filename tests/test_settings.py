@@ -91,6 +91,56 @@ def test_the_environment_wins_over_luigi_cfg_which_wins_over_the_default(clean_e
     assert load_settings().storage == "s3://from-cfg/lake"  # empty is unset
 
 
+def test_settings_are_parsed_again_only_when_their_text_changed(clean_env, monkeypatch):
+    first = load_settings()
+    assert load_settings() is first  # nothing changed: the same settings, not parsed again
+    monkeypatch.setenv("UFO_REJECT_ROWS", "5")
+    assert load_settings().reject_rows == 5
+    monkeypatch.setenv("UFO_REJECT_ROWS", "bad")
+    for _ in range(2):  # a refused value is refused on every call
+        with pytest.raises(ConfigError, match="UFO_REJECT_ROWS"):
+            load_settings()
+    monkeypatch.delenv("UFO_REJECT_ROWS")
+    assert load_settings().reject_rows == 1000
+    clean_env.write_text("[ufo]\nreject_rows = 9\n")
+    _use_config(monkeypatch, clean_env)
+    assert load_settings().reject_rows == 9  # luigi.cfg read again
+
+
+def test_a_luigi_cfg_value_from_the_environment_follows_it(clean_env, monkeypatch):
+    clean_env.write_text("[ufo]\nstorage = ${LAKE_ROOT}/lake\n")
+    _use_config(monkeypatch, clean_env)
+    monkeypatch.setenv("LAKE_ROOT", "/one")
+    assert load_settings().storage == "/one/lake"
+    monkeypatch.setenv("LAKE_ROOT", "/two")
+    assert load_settings().storage == "/two/lake"
+
+
+LAYOUT = """
+[layouts.NAME]
+columns = ["report_id", "observed_at", "region", "entered_on"]
+posted = { column = "entered_on", format = "YYYY-MM-DD" }
+sighting = { column = "observed_at", format = "YYYY-MM-DD" }
+state = { column = "region" }
+"""
+
+
+def test_an_edited_layouts_file_is_read_again(clean_env, monkeypatch, tmp_path):
+    declared = tmp_path / "layouts.toml"
+    monkeypatch.setenv("UFO_LAYOUTS", str(declared))
+
+    def declare(name: str) -> None:
+        declared.write_text(LAYOUT.replace("NAME", name))
+
+    declare("first")
+    assert [layout.name for layout in load_settings().layouts] == ["first"]
+    declare("second_one")  # another size: seen even within the file system's time resolution
+    assert [layout.name for layout in load_settings().layouts] == ["second_one"]
+    declared.unlink()
+    with pytest.raises(ConfigError, match="there is no file"):
+        load_settings()
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [

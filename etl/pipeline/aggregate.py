@@ -90,9 +90,9 @@ class AggregateUFOsByState(UfoTask, ProjectSparkSubmitTask):
         return rows <= self.BRIEF_RUN_ROWS
 
     def app_options(self) -> list[str]:
-        args = []
+        args, lake = [], self.lake
         for day, manifest in self.raw_manifests().items():
-            records = self.lake.spark_uri(raw_records(manifest))
+            records = lake.spark_uri(raw_records(manifest))
             args += ["--snapshot", f"{day.isoformat()}={records}"]
         if self.settings.layouts:
             args += ["--layouts", layouts.to_json(self.settings.layouts)]
@@ -167,16 +167,16 @@ class AggregateUFOsByState(UfoTask, ProjectSparkSubmitTask):
     def publish(self, job: dict, started: float) -> None:
         """Publish each date's files that the job lists, with its quality report and source
         (progress logged against ``started``, when publishing began)."""
-        superseded = []
+        superseded, manifests, raw = [], self.manifests, self.raw_manifests()
         for done, day in enumerate(self.dates, start=1):
             result = job["dates"][day.isoformat()]
             files = {
                 kind: [f"{self.attempt}/{rel}" for rel in paths]
                 for kind, paths in result["files"].items()
             }
-            source_info = self.raw_manifests()[day]
+            source_info = raw[day]
             superseded.append(
-                self.manifests.publish(
+                manifests.publish(
                     AGGREGATED,
                     day,
                     self.attempt,

@@ -61,8 +61,9 @@ def load_in_order(
     One writer: loads take turns under the database's load lock anyway, and writers waiting on
     each other made a ten-year backfill's loads slower with each one added (28.8 s with one,
     36.6 s with two, 44 s with three, on 2 cores). ``READ_AHEAD`` threads read the next dates'
-    files meanwhile, which on S3 are a request each. A date that fails stops the load: the
-    dates before it stay loaded, the ones after it are not started.
+    files meanwhile, which on S3 are a request each. Only the last date's commit waits for
+    the disk (``Loader.load``'s ``durable``). A date that fails stops the load: the dates
+    before it stay loaded, the ones after it are not started.
     """
     ahead: deque[Future] = deque()
     todo = iter(days)
@@ -75,7 +76,7 @@ def load_in_order(
                 following = next(todo, None)
                 if following is not None:
                     ahead.append(pool.submit(results, following))
-                loader.load(found)
+                loader.load(found, durable=not ahead)  # the last one waits for the disk
                 done += 1
                 loaded(done)
         except BaseException:

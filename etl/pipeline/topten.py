@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import logging
 import time
@@ -59,8 +60,9 @@ class TopTenStates(UfoTask):
         # The snapshot checks first: a held date gets its checks report and nothing else, so
         # what users see (its previous top ten, the database) stays as it was.
         started = time.monotonic()
-        outputs = self.output()
-        reports = self.check()
+        outputs, aggregates = self.output(), self.input()
+        manifests = {day: aggregate.manifest() for day, aggregate in aggregates.items()}
+        reports = self.check(manifests)
         for day, report in reports.items():
             outputs[day].write_checks(report)
         if any(r["held"] for r in reports.values()):
@@ -69,8 +71,8 @@ class TopTenStates(UfoTask):
         # Dates with the same snapshot share their counts' files (the Spark job writes them
         # once): ranked once, and the later dates' files copies of the first one's.
         first: tuple[tuple[str, ...], TopTenTarget] | None = None
-        for done, (day, aggregate) in enumerate(self.input().items(), start=1):
-            files = tuple(aggregate.files(AGGREGATED))
+        for done, (day, aggregate) in enumerate(aggregates.items(), start=1):
+            files = tuple(manifests[day]["files"].get(AGGREGATED, ()))
             if first is not None and files and first[0] == files:
                 outputs[day].copy_of(first[1])
             else:
@@ -78,9 +80,9 @@ class TopTenStates(UfoTask):
                 first = (files, outputs[day])
             self.progress(done, started, f"TopTenStates {span(self.dates)}: ranked")
 
-    def check(self) -> dict[dt.date, dict]:
-        """Each date's checks report, against the published dates before it (and the batch's
-        earlier dates: published with it, or not at all)."""
+    def check(self, manifests: dict[dt.date, dict]) -> dict[dt.date, dict]:
+        """Each date's checks report from its aggregate's manifest, against the published
+        dates before it (and the batch's earlier dates: published with it, or not at all)."""
         settings = self.settings
         rules = checks.rules(settings.checks)
         accepted = checks.acceptance(self.accept_checks)
@@ -91,10 +93,11 @@ class TopTenStates(UfoTask):
                 self.lake, self.dates[-1], checks.JUMP_DATES + len(self.dates)
             )
         }
+        known = sorted(published)  # kept sorted: a ten-year batch has 3,652 dates
         reports = {}
-        for day, aggregate in self.input().items():
-            history = [published[d] for d in sorted(published) if d < day][-checks.JUMP_DATES :]
-            manifest = aggregate.manifest()
+        for day, manifest in sorted(manifests.items()):
+            at = bisect.bisect_left(known, day)
+            history = [published[d] for d in known[max(0, at - checks.JUMP_DATES) : at]]
             results = checks.evaluate(
                 manifest["quality"], manifest.get("layout"), history, rules, declared
             )
@@ -106,6 +109,8 @@ class TopTenStates(UfoTask):
             if reports[day]["accepted"]:
                 logger.warning("TopTenStates %s: failed checks accepted by %s: %s",
                                day, accepted["by"], accepted["why"])  # fmt: skip
+            if day not in published:
+                bisect.insort(known, day)
             published[day] = checks.Published(day, manifest["quality"], manifest.get("layout"))
         return reports
 

@@ -327,3 +327,23 @@ def test_a_kept_connection_the_server_dropped_is_replaced_for_the_next_date(data
         loader.load(results(days[2], drawn[2]))
     assert read_back(engine) == expected(dict(zip(days, drawn)))
     engine.dispose()
+
+
+def test_only_a_durable_load_waits_for_the_disk_and_the_setting_ends_with_its_date(database_url):
+    """A backfill's dates but its last commit with ``synchronous_commit`` off; each date's
+    setting is its own (``SET LOCAL``), and the dates read back exactly either way."""
+    drawn = draw_snapshots(random.Random(6), 4)
+    days = [FIRST + dt.timedelta(days=n) for n in range(4)]
+    seen = []
+    with Loader(database_url) as loader:
+
+        def at_commit(conn):
+            seen.append(conn.exec_driver_sql("SHOW synchronous_commit").scalar_one())
+
+        sa.event.listen(loader._engine, "commit", at_commit)
+        for n, day in enumerate(days):
+            loader.load(results(day, drawn[n]), durable=n in (1, 3))
+    assert seen == ["off", "on", "off", "on"]
+    engine = sa.create_engine(database_url)
+    assert read_back(engine) == expected(dict(zip(days, drawn)))
+    engine.dispose()

@@ -20,12 +20,15 @@ class Writer:
         self.loaded: list[dt.date] = []
         self.threads: set[int] = set()
         self.fail_on = fail_on
+        self.durable: list[dt.date] = []
 
-    def load(self, results) -> None:
+    def load(self, results, durable: bool = True) -> None:
         if results == self.fail_on:
             raise RuntimeError(f"cannot load {results}")
         time.sleep(0.01)  # long enough for the readers to run ahead if they could
         self.loaded.append(results)
+        if durable:
+            self.durable.append(results)
         self.threads.add(threading.get_ident())
 
 
@@ -43,6 +46,7 @@ def test_dates_are_loaded_in_their_order_by_one_writer_and_read_at_most_read_ahe
 
     load_in_order(writer, DAYS, results, loaded)
     assert writer.loaded == DAYS
+    assert writer.durable == DAYS[-1:]  # only the last commit waits for the disk
     assert writer.threads == {threading.get_ident()}
     assert counted == list(range(1, len(DAYS) + 1))
     assert sorted(read) == DAYS

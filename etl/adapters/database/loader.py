@@ -89,8 +89,17 @@ class Loader:
             except sa.exc.DBAPIError:
                 pass  # already gone with its server
 
-    def load(self, results: RunResults) -> None:
-        """Load ``results.run_date`` in one transaction."""
+    def load(self, results: RunResults, durable: bool = True) -> None:
+        """Load ``results.run_date`` in one transaction.
+
+        ``durable``: its commit waits until it is on disk. A backfill loads every date but its
+        last with ``durable=False`` (PostgreSQL's ``synchronous_commit = off``): such a commit
+        is seen at once and reaches the disk within a fraction of a second, and the last date's
+        durable commit waits for every earlier one too. A server that stops in between loses
+        at most those dates, whole (each with its ``ufo_runs`` row): their task did not finish,
+        and its next run loads them again. 3,652 commits that each waited for the disk were
+        2.4 s of a ten-year backfill.
+        """
         encoded = [
             (table, *self._encoded(table, rows))
             for table, rows in ((TOP_STATES, results.top), (STATE_SIGHTINGS, results.counts),
@@ -104,6 +113,8 @@ class Loader:
                     self._conn = self._engine.connect()
                 try:
                     with self._conn.begin():
+                        if not durable:
+                            self._conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
                         _replace(self._conn, results, encoded, held)
                     break
                 except sa.exc.DBAPIError as err:

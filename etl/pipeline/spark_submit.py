@@ -12,13 +12,16 @@ leaking the environment.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import shutil
+import subprocess
 import sys
+import threading
 
 import luigi
-from luigi.contrib.external_program import ExternalProgramRunError
+from luigi.contrib.external_program import ExternalProgramRunContext, ExternalProgramRunError
 from luigi.contrib.spark import SparkSubmitTask
 
 from etl import logs
@@ -149,8 +152,46 @@ class ProjectSparkSubmitTask(SparkSubmitTask):
         options += classarchive.driver_java_options(self.spark_submit)
         return " ".join(o for o in options if o) or None
 
-    #: The live UI found in the job's output (in the process Luigi reads that output with).
+    #: The live UI found in the job's output.
     _live_ui: str | None = None
+
+    #: How long the job's output is read after the job ended (a process it started and left
+    #: running may hold its stderr open).
+    OUTPUT_GRACE_SECONDS = 5.0
+
+    @contextlib.contextmanager
+    def _proc_with_tracking_url_context(self, proc_args, proc_kwargs):
+        """Luigi's, with the job's output read by a thread that ends with it. Luigi reads it in
+        a forked process that never sees the output end, then waits a second for it and
+        terminates it: 1.2 s of every Spark step (of a warm chain's 8.8 s, measured). The lines
+        still go to the file Luigi keeps them in, and ``build_tracking_url`` sees them in this
+        process, so the live UI is known to the local scheduler too."""
+        keep = proc_kwargs.get(self.stream_for_searching_tracking_url)
+        proc_kwargs[self.stream_for_searching_tracking_url] = subprocess.PIPE
+        proc = subprocess.Popen(proc_args, **proc_kwargs)
+        stream = proc.stderr if self.stream_for_searching_tracking_url == "stderr" else proc.stdout
+        pattern = re.compile(self.tracking_url_pattern)
+
+        def read() -> None:
+            with contextlib.suppress(ValueError):  # the file is closed: the task went on
+                for line in iter(stream.readline, b""):
+                    if keep is not None:
+                        keep.write(line)
+                    found = pattern.search(line.decode("utf-8", "replace"))
+                    if found and callable(self.set_tracking_url):
+                        self.set_tracking_url(self.build_tracking_url(found.group(1)))
+                if keep is not None:
+                    keep.flush()
+
+        reader = threading.Thread(target=read, name=f"{self.label}: output", daemon=True)
+        reader.start()
+        try:
+            with ExternalProgramRunContext(proc):
+                yield proc
+        finally:
+            reader.join(self.OUTPUT_GRACE_SECONDS if proc.poll() is not None else 0)
+            if not reader.is_alive():
+                stream.close()
 
     def build_tracking_url(self, logs_output: str) -> str | None:
         """What luigid links to while the job runs, from a line of its output: the Spark UI's

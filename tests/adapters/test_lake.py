@@ -3,6 +3,8 @@ tests/worker)."""
 
 from __future__ import annotations
 
+import pytest
+
 from etl.adapters.lake import open_lake
 
 
@@ -25,6 +27,51 @@ def test_a_copy_is_a_hard_link_that_a_later_write_does_not_change(tmp_path):
     lake.write_text("top10/date=2019-03-01/top_states.csv", "period,rank\nall,2\n")  # a re-run
     assert second.read_text() == "period,rank\nall,1\n"
     assert sorted(p.name for p in second.parent.iterdir()) == ["top_states.csv"]  # no temp file
+
+
+def test_writes_make_their_folders_keep_files_private_and_leave_no_temporary_file(tmp_path):
+    lake = open_lake(str(tmp_path / "lake"))
+    source = tmp_path / "source.csv"
+    source.write_bytes(b"a,b\n1,2\n")
+    lake.write_bytes("raw/date=2019-03-01/deep/er/records.bin", b"\x00\x01")
+    lake.put_file(str(source), "raw/date=2019-03-02/source.csv")
+    lake.write_bytes("raw/date=2019-03-02/source.csv", b"again")  # over a file: replaced
+    root = tmp_path / "lake" / "raw"
+    assert (root / "date=2019-03-01/deep/er/records.bin").read_bytes() == b"\x00\x01"
+    assert (root / "date=2019-03-02/source.csv").read_bytes() == b"again"
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert sorted(p.name for p in files) == ["records.bin", "source.csv"]
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o600"}
+
+
+def test_a_write_that_fails_leaves_nothing_and_says_what_is_missing(tmp_path):
+    lake = open_lake(str(tmp_path / "lake"))
+    lake.write_text("top10/date=2019-03-01/checks.json", "{}")
+    folder = tmp_path / "lake" / "top10" / "date=2019-03-01"
+    with pytest.raises(FileNotFoundError, match="no-such.csv"):
+        lake.put_file(str(tmp_path / "no-such.csv"), "top10/date=2019-03-01/top_states.csv")
+    with pytest.raises(FileNotFoundError):
+        lake.copy("top10/date=2019-02-28/top_states.csv", "top10/date=2019-03-01/top_states.csv")
+    with pytest.raises(FileNotFoundError):  # a missing source into a new folder: still missing
+        lake.copy("top10/date=2019-02-28/top_states.csv", "top10/date=2019-03-09/top_states.csv")
+    assert sorted(p.name for p in folder.iterdir()) == ["checks.json"]
+
+
+def test_a_copy_where_hard_links_fail_copies_the_bytes(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    lake = open_lake(str(tmp_path / "lake"))
+    lake.write_text("top10/date=2019-03-01/top_states.csv", "period,rank\nall,1\n")
+
+    def no_links(src, dst):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)
+    lake.copy("top10/date=2019-03-01/top_states.csv", "top10/date=2019-03-02/top_states.csv")
+    copied = tmp_path / "lake" / "top10" / "date=2019-03-02" / "top_states.csv"
+    assert copied.read_text() == "period,rank\nall,1\n"
+    assert sorted(p.name for p in copied.parent.iterdir()) == ["top_states.csv"]
 
 
 def test_an_s3_copy_is_made_by_the_server(s3, s3_endpoint, monkeypatch):

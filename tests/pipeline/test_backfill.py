@@ -27,7 +27,7 @@ def test_backfill_a_range_of_run_dates(tmp_path, database_url):
         )
     # Everything on the terminal (Luigi's lines too), and every publishing step's progress.
     env = pipeline_env(str(tmp_path / "lake"), database_url, str(source),
-                       UFO_VERBOSE="1", UFO_PROGRESS_SECONDS="0.001")  # fmt: skip
+                       UFO_VERBOSE="1", UFO_PROGRESS_SECONDS="0.000001")  # fmt: skip
 
     # One date done beforehand: the backfill must leave it alone.
     first = run_luigi(

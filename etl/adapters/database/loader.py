@@ -113,9 +113,7 @@ class Loader:
                     self._conn = self._engine.connect()
                 try:
                     with self._conn.begin():
-                        if not durable:
-                            self._conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-                        _replace(self._conn, results, encoded, held)
+                        _replace(self._conn, results, encoded, held, durable)
                     break
                 except sa.exc.DBAPIError as err:
                     self._forget_connection()
@@ -166,8 +164,10 @@ def _replace(
     results: RunResults,
     encoded: list[tuple[Spanned, bytes, str, pa.Table]],
     held: dict[str, tuple[str, pa.Table]],
+    durable: bool = True,
 ) -> None:
-    """Load ``results.run_date``: its spans changed where its figures differ, its run recorded.
+    """Load ``results.run_date``: its spans changed where its figures differ, its run recorded
+    (``durable``: see ``Loader.load``).
 
     The fixed statements go in two round trips, the lock and what holds, then the run's rows: a
     backfill loads thousands of dates, most of which change nothing but their run's row, and
@@ -178,7 +178,7 @@ def _replace(
     backfill's changed date sends a few dozen rows, not every count.
     """
     day = results.run_date
-    holding, next_day = _lock_and_read(conn, day)
+    holding, next_day = _lock_and_read(conn, day, durable)
     for table, data, digest, rows in encoded:
         now = holding.get(table.view)
         if now == digest:  # the same rows hold on this date already
@@ -205,12 +205,16 @@ _READ = (
 )
 
 
-def _lock_and_read(conn, day: dt.date) -> tuple[dict[str, str], dt.date | None]:
+def _lock_and_read(
+    conn, day: dt.date, durable: bool = True
+) -> tuple[dict[str, str], dt.date | None]:
     """Under the load lock: the digests of the rows each spanned table holds on ``day`` now (of
     no rows if no date is loaded on or before it; a table loaded before digests were kept is
-    missing), and the next loaded date after ``day`` (None if none)."""
+    missing), and the next loaded date after ``day`` (None if none). Not ``durable``: the
+    transaction's commit will not wait for the disk (said in the same round trip)."""
     params = {"namespace": LOCK_NAMESPACE, "lock": LOAD_LOCK, "day": day}
-    rows = conn.exec_driver_sql(_READ, params).all()
+    said = "" if durable else "SET LOCAL synchronous_commit = off; "
+    rows = conn.exec_driver_sql(said + _READ, params).all()
     latest, next_day = rows[0][0], rows[0][1]
     if latest is None:
         return {table.view: NO_ROWS for table in SPANNED}, next_day

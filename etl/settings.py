@@ -315,7 +315,7 @@ def _parsed() -> Settings:
 
 def _layouts_stamp(section: tuple[tuple[str, str], ...]) -> tuple[int, int] | None:
     """The layouts file's change time and size, if one is named: an edited file is new text."""
-    named = os.environ.get("UFO_LAYOUTS", "").strip() or dict(section).get("layouts", "").strip()
+    named, _ = _raw(SETTINGS["layouts"], dict(section))
     try:
         found = os.stat(os.path.expanduser(named)) if named else None
     except OSError:

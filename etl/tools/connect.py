@@ -3,7 +3,8 @@
 ``make up`` starts a Spark Connect server on 127.0.0.1:SPARK_CONNECT_PORT (15002 unless set),
 in local mode with every core, and writes its address into ``.run/demo.env`` as
 ``UFO_SPARK_REMOTE``; the worker service it starts runs its AggregateUFOsByState steps against
-it: no new driver JVM, a warm SQL engine. It writes its event log where the demo's applications
+it: no new driver JVM, a warm SQL engine whose sessions share the code it compiled
+(``spark_jobs/connect_server.py``). It writes its event log where the demo's applications
 do, so the history server lists it too. When it is stopped, runs go cold again (see
 ``spark_submit.py``).
 """
@@ -25,8 +26,7 @@ from urllib.parse import urlsplit
 from etl.adapters import spark
 from etl.errors import UfoError
 from etl.tools.ports import free_port
-
-SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+from spark_jobs import CONNECT_SERVER
 
 
 def check_local(remote: str | None) -> None:
@@ -62,14 +62,15 @@ def command(
         # What Spark itself takes for a local master, said: a run then reads it from the
         # session's settings instead of asking it of a job (0.26 s a warm run, measured).
         conf["spark.default.parallelism"] = str(cores)
-    argv = [str(home / "bin" / "spark-submit"), "--class", SERVER_CLASS,
-            "--name", "Spark Connect server", "--master", master]  # fmt: skip
+    argv = [str(home / "bin" / "spark-submit"), "--name", "Spark Connect server",
+            "--master", master]  # fmt: skip
     for key, value in conf.items():
         argv += ["--conf", f"{key}={value}"]
-    env = {"SPARK_HOME": str(home), "SPARK_LOCAL_IP": host}
+    # The driver is this install's Python, which has PySpark.
+    env = {"SPARK_HOME": str(home), "SPARK_LOCAL_IP": host, "PYSPARK_DRIVER_PYTHON": sys.executable}
     if cores:  # its Python workers (a run's UDFs: ReadUFOs on the cluster) are this install's
         env["PYSPARK_PYTHON"] = sys.executable
-    return [*argv, "spark-internal"], env
+    return [*argv, str(CONNECT_SERVER)], env
 
 
 def local_cores(master: str) -> int | None:

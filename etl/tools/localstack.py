@@ -84,7 +84,7 @@ WORKER = Service("worker", marker="etl.worker")
 PRODUCTO = Service("producto", marker="producto")
 CONSOLE = localconsole.CONSOLE
 HISTORY = Service("history", marker="HistoryServer")
-CONNECT = Service("connect", marker="SparkConnectServer")
+CONNECT = Service("connect", marker="Spark Connect server")  # its --name, however started
 PROXY = localproxy.PROXY
 # In the order they are stopped.
 SERVICES = (PROXY, CONSOLE, PRODUCTO, WORKER, CONNECT, HISTORY, LUIGID)

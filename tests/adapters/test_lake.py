@@ -114,3 +114,24 @@ def test_the_head_of_an_s3_object_and_its_size(s3, s3_endpoint, monkeypatch):
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
     _heads(open_lake(f"s3://{BUCKET}/lake"))
+
+
+def test_a_run_on_a_local_lake_does_not_import_s3s_client(tmp_path):
+    """Luigi's `--module etl` imports the whole pipeline; boto3 and Luigi's S3 module (about
+    0.1 s of every run) come in only when a lake on S3 is opened."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, etl\n"
+        "from etl.adapters.lake import open_lake\n"
+        f"open_lake({str(tmp_path)!r}).write_text('a/b.txt', 'x')\n"
+        "before = sorted(m for m in ('boto3', 'luigi.contrib.s3') if m in sys.modules)\n"
+        "from etl.adapters.lake import S3Lake\n"
+        "lake = open_lake('s3://bucket/prefix')\n"
+        "print(before, type(lake) is S3Lake, 'boto3' in sys.modules)\n"
+    )
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                           timeout=60)  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split("\n")[0] == "[] True True"

@@ -31,11 +31,17 @@ DAYS = [dt.date(2019, 3, 26), dt.date(2019, 3, 27), dt.date(2019, 3, 28)]
 
 
 @pytest.fixture(scope="module")
-def remote(tmp_path_factory):
-    """A Spark Connect server on 127.0.0.1 (a free port), started as `make up` starts it."""
+def server(tmp_path_factory):
+    """A Spark Connect server on 127.0.0.1 (a free port), started as `make up` starts it: its
+    address and its log."""
     log = tmp_path_factory.mktemp("connect") / "server.log"
     with connect.running(free_port(), log) as address:
-        yield address
+        yield address, log
+
+
+@pytest.fixture(scope="module")
+def remote(server):
+    return server[0]
 
 
 def published(lake: Path, day: dt.date) -> tuple[dict, Counter, Counter]:
@@ -130,6 +136,37 @@ def test_a_run_reads_the_local_servers_cores_from_its_settings_not_from_a_job(re
     cpus = str(os.cpu_count())
     assert (said, found, again) == (cpus, cpus, cpus)
     assert float(quick) < 0.2
+
+
+SESSION_QUERY = """
+import sys
+from pyspark.sql import SparkSession, functions as F
+spark = SparkSession.builder.remote(sys.argv[1]).create()
+rows = spark.range(200_000).select((F.col("id") % 7).alias("k"), F.col("id").cast("string").alias("s"))
+found = rows.groupBy("k").agg(F.countDistinct("s").alias("n"), F.max("s").alias("top")).collect()
+spark.stop()
+print(sorted((r.k, r.n, r.top) for r in found))
+"""
+
+
+def test_the_servers_sessions_share_the_code_it_compiled(server):
+    """A second session of the same query compiles nothing again: the server does not give
+    every session a class loader of its own (Spark's SparkConnectServer does, and each session
+    then compiled and ran its generated classes anew)."""
+    address, log = server
+    expected = sorted((k, len(range(k, 200_000, 7)), max(map(str, range(k, 200_000, 7))))
+                      for k in range(7))  # fmt: skip
+    compiled = []
+    for _ in range(2):
+        before = log.read_text(errors="replace").count("Code generated in")
+        session = subprocess.run([sys.executable, "-c", SESSION_QUERY, address],
+                                 capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert session.returncode == 0, session.stderr[-3000:]
+        assert session.stdout.strip() == str(expected)
+        time.sleep(0.5)  # the log's last lines written
+        compiled.append(log.read_text(errors="replace").count("Code generated in") - before)
+    assert compiled[0] >= 3, compiled  # the query's stages, compiled by the first session
+    assert compiled[1] == 0, compiled
 
 
 def test_a_server_that_does_not_answer_means_a_cold_run_and_a_warning(tmp_path):
@@ -268,3 +305,11 @@ def test_a_source_read_on_the_cluster_through_the_server_equals_the_local_read(t
     assert found["local"][1] == 1 and found["cluster"][1] > 3
     assert found["cluster"][0] == found["local"][0] == len(found["local"][2]) >= 5000
     assert found["cluster"][2] == found["local"][2]
+
+
+def test_the_server_adds_its_plugin_to_those_given_once():
+    from spark_jobs.connect_server import PLUGIN, plugins
+
+    assert plugins("") == PLUGIN
+    assert plugins(" com.example.Metrics ") == f"com.example.Metrics,{PLUGIN}"
+    assert plugins(f"com.example.Metrics,{PLUGIN}") == f"com.example.Metrics,{PLUGIN}"

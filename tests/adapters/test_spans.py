@@ -347,3 +347,37 @@ def test_only_a_durable_load_waits_for_the_disk_and_the_setting_ends_with_its_da
     engine = sa.create_engine(database_url)
     assert read_back(engine) == expected(dict(zip(days, drawn)))
     engine.dispose()
+
+
+def test_a_date_loaded_again_has_only_its_last_runs_record_and_digests(database_url):
+    """Loading a date again leaves the last load's record of its run whole, and no digest of a
+    table that load did not name."""
+    rng = random.Random(6)
+    first, second = draw_snapshots(rng, 2)
+    engine = sa.create_engine(database_url)
+    load(database_url, FIRST, first)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO ufo_snapshot_digests VALUES (:d, 'retired_table', 'x')"),
+                     {"d": FIRST})  # fmt: skip
+        before = conn.execute(sa.text("SELECT finished_at FROM ufo_runs")).scalar_one()
+    again = results(FIRST, second)
+    again = RunResults(**{**again.__dict__, "source": "another", "layout": "declared",
+                          "checks": {"coverage": {"ok": True}},
+                          "quality": {**again.quality, "input": 7, "rejected": 2,
+                                      "rejected_by_reason": {"state": 2}}})  # fmt: skip
+    with Loader(database_url) as loader:
+        loader.load(again)
+    with engine.connect() as conn:
+        run = conn.execute(sa.text("SELECT * FROM ufo_runs")).mappings().one()
+        digests = conn.execute(
+            sa.text("SELECT table_name FROM ufo_snapshot_digests ORDER BY 1")
+        ).scalars()
+        assert sorted(digests) == ["reject_samples", "state_sightings", "top_states"]
+    recorded = {k: run[k] for k in ("source", "layout", "checks", "input", "rejected_by_reason")}
+    assert recorded == {
+        "source": "another", "layout": "declared", "checks": {"coverage": {"ok": True}},
+        "input": 7, "rejected_by_reason": {"state": 2},
+    }  # fmt: skip
+    assert run["finished_at"] > before
+    assert read_back(engine) == expected({FIRST: second})
+    engine.dispose()

@@ -18,11 +18,13 @@ server is for one team's runs (``make up`` binds it to 127.0.0.1); a server shar
 must not see each other's artifacts is Spark's own ``SparkConnectServer``.
 
 It runs until it is sent SIGTERM or SIGINT, then stops the server and its session (which writes
-the end of the event log).
+the end of the event log). A JVM stopped on its own (SIGTERM to its pid) stops the session as it
+exits, and this driver follows it within ``WATCH_SECONDS``.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 
@@ -36,6 +38,10 @@ SETTINGS = {
     "spark.sql.artifact.isolation.enabled": "false",
     "spark.sql.artifact.isolation.alwaysApplyClassloader": "false",
 }
+
+
+#: How often the driver checks that the JVM that started it still runs.
+WATCH_SECONDS = 2.0
 
 
 def plugins(given: str) -> str:
@@ -54,8 +60,10 @@ def main() -> None:
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     print("Spark Connect server ready", flush=True)
-    while not stop.wait(3600):
-        pass
+    jvm = os.getppid()  # spark-submit's JVM started this driver
+    while not stop.wait(WATCH_SECONDS):
+        if os.getppid() != jvm:  # the JVM was stopped on its own: nothing left to stop here
+            return
     try:
         session.stop()  # the server with it, and the event log's end written
     except Exception:  # noqa: BLE001 - the JVM, sent the same signal, may be gone already

@@ -313,3 +313,44 @@ def test_the_server_adds_its_plugin_to_those_given_once():
     assert plugins("") == PLUGIN
     assert plugins(" com.example.Metrics ") == f"com.example.Metrics,{PLUGIN}"
     assert plugins(f"com.example.Metrics,{PLUGIN}") == f"com.example.Metrics,{PLUGIN}"
+
+
+def test_a_server_sent_sigterm_on_its_pid_alone_leaves_no_process_behind(tmp_path):
+    """`make stop` signals the server's whole process group; someone may signal its JVM only.
+    The JVM stops Spark as it exits, and the PySpark driver it started follows it."""
+    import os
+    import signal
+
+    port = free_port()
+    argv, extra = connect.command(port, "127.0.0.1", None)
+    with open(tmp_path / "server.log", "wb") as log:
+        server = subprocess.Popen(argv, env=dict(os.environ, **extra), stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while not connect.spark.connect_answers(f"sc://127.0.0.1:{port}", timeout=1):
+            assert server.poll() is None and time.monotonic() < deadline, "no server"
+            time.sleep(0.5)
+        group = [p for p in os.listdir("/proc") if p.isdigit() and _group_of(p) == server.pid]
+        assert len(group) >= 2, group  # the JVM and the driver it started
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+        deadline = time.monotonic() + 15
+        while any(_group_of(p) == server.pid for p in group):
+            assert time.monotonic() < deadline, "the server's driver outlived its JVM"
+            time.sleep(0.5)
+        assert "Spark Connect server ready" in (tmp_path / "server.log").read_text()
+    finally:
+        try:
+            os.killpg(server.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _group_of(pid: str) -> int | None:
+    """The process group of a live process (None once it is gone or a zombie)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else int(fields[2])

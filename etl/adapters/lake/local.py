@@ -112,11 +112,7 @@ class LocalLake(Lake):
         return data
 
     def put_file(self, local_path: str, rel: str) -> None:
-        def fill(tmp: str) -> None:
-            with open(local_path, "rb") as source, _new_file(tmp) as handle:
-                shutil.copyfileobj(source, handle)
-
-        self._replace(rel, fill)
+        self._replace(rel, lambda tmp: _copy_into_new(local_path, tmp))
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         def fill(tmp: str) -> None:
@@ -136,8 +132,7 @@ class LocalLake(Lake):
             except FileNotFoundError:
                 raise
             except OSError:  # no hard links here (another device, a filesystem without them)
-                with open(src, "rb") as source, _new_file(tmp) as handle:
-                    shutil.copyfileobj(source, handle)
+                _copy_into_new(src, tmp)
 
         self._replace(rel, link)
 
@@ -194,3 +189,9 @@ def _new_file(path: str):
     """``path`` created for writing, readable by its owner only (as the lake's files always
     were); FileExistsError if it is there."""
     return open(path, "xb", opener=lambda name, flags: os.open(name, flags, 0o600))
+
+
+def _copy_into_new(source_path: str, path: str) -> None:
+    """The bytes of ``source_path`` into ``path``, created as ``_new_file`` creates it."""
+    with open(source_path, "rb") as source, _new_file(path) as handle:
+        shutil.copyfileobj(source, handle)

@@ -194,9 +194,11 @@ class ManifestTarget(luigi.Target):
             )
         return found
 
-    def files(self, kind: str) -> list[str]:
-        """Lake-relative paths of the ``kind`` files of this date's outputs."""
-        return list(self.manifest()["files"].get(kind, []))
+    def files(self, kind: str, manifest: dict | None = None) -> list[str]:
+        """Lake-relative paths of the ``kind`` files of this date's outputs (from ``manifest``,
+        its document when the caller has read it already)."""
+        found = self.manifest() if manifest is None else manifest
+        return list(found["files"].get(kind, []))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.path})"

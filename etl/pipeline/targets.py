@@ -55,13 +55,10 @@ class AggregateTarget(ManifestTarget):
     def __init__(self, lake: Lake, date: dt.date):
         super().__init__(lake, AGGREGATED, date)
 
-    def load_counts(self) -> pa.Table:
-        """The ``month, state, sightings`` rows."""
-        return ranking.read_aggregate(self.lake.read_bytes(rel) for rel in self.files(AGGREGATED))
-
-    def quality(self) -> dict:
-        """The date's quality report: rows in, valid, rejected by reason, ..."""
-        return self.manifest()["quality"]
+    def load_counts(self, manifest: dict | None = None) -> pa.Table:
+        """The ``month, state, sightings`` rows (of ``manifest``, its document when read)."""
+        files = self.files(AGGREGATED, manifest)
+        return ranking.read_aggregate(self.lake.read_bytes(rel) for rel in files)
 
 
 @dataclass(frozen=True)

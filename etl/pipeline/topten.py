@@ -77,7 +77,7 @@ class TopTenStates(UfoTask):
         runs: list[list[dt.date]] = []
         last: tuple[str, ...] = ()
         for day in aggregates:
-            files = tuple(manifests[day]["files"].get(AGGREGATED, ()))
+            files = tuple(aggregates[day].files(AGGREGATED, manifests[day]))
             if runs and files and files == last:
                 runs[-1].append(day)
             else:
@@ -86,7 +86,7 @@ class TopTenStates(UfoTask):
 
         def publish(run: list[dt.date]) -> int:
             first = outputs[run[0]]
-            first.dump(self.rank(run[0], aggregates[run[0]]))
+            first.dump(self.rank(run[0], aggregates[run[0]], manifests[run[0]]))
             for day in run[1:]:
                 outputs[day].copy_of(first)
             return len(run)
@@ -140,11 +140,13 @@ class TopTenStates(UfoTask):
         return reports
 
     @staticmethod
-    def rank(day: dt.date, aggregate: AggregateTarget) -> TopTen:
-        """The top tens of ``day``'s counts; none before every report of the source."""
+    def rank(day: dt.date, aggregate: AggregateTarget, manifest: dict) -> TopTen:
+        """The top tens of ``day``'s counts (``aggregate``, its ``manifest`` read); none before
+        every report of the source."""
+        quality = manifest["quality"]
         try:
-            counts = ranking.counts_by_period(aggregate.load_counts())
-            if not counts.num_rows and before_every_report(quality := aggregate.quality()):
+            counts = ranking.counts_by_period(aggregate.load_counts(manifest))
+            if not counts.num_rows and before_every_report(quality):
                 logger.warning(
                     "TopTenStates %s: every one of the source's %s reports was posted after "
                     "it: its snapshot is empty (no top ten)",
@@ -153,6 +155,4 @@ class TopTenStates(UfoTask):
                 return TopTen(top=ranking.TOP_SCHEMA.empty_table(), counts=counts)
             return TopTen(top=ranking.top_states(counts), counts=counts)
         except DataError as err:
-            raise DataError(
-                f"run date {day}: {why_no_sightings(aggregate.quality(), day, err)}"
-            ) from None
+            raise DataError(f"run date {day}: {why_no_sightings(quality, day, err)}") from None

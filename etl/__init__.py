@@ -24,8 +24,12 @@ import warnings
 import luigi
 from luigi.parameter import UnconsumedParameterWarning
 
-from etl import logs
-from etl.pipeline import (
+from spark_jobs import arrowpool
+
+arrowpool.use_jemalloc()  # before the tasks allocate: see spark_jobs/arrowpool.py
+
+from etl import logs  # noqa: E402
+from etl.pipeline import (  # noqa: E402
     AggregateUFOsByState,
     ReadUFOs,
     TopStatesToDatabase,
@@ -33,8 +37,8 @@ from etl.pipeline import (
     lineage,
     summary,
 )
-from etl.pipeline.checks import arm_held_exit
-from etl.pipeline.reporting import (
+from etl.pipeline.checks import arm_held_exit  # noqa: E402
+from etl.pipeline.reporting import (  # noqa: E402
     arm_alerts,
     report_done,
     report_failure,

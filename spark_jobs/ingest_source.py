@@ -36,11 +36,12 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 # Beside this file: shipped with the job, no package needed.
+import arrowpool  # noqa: E402
 import jobfiles  # noqa: E402
 import records  # noqa: E402
 
 #: What the executors import besides PySpark, by their own names.
-SHIPPED = ("records.py", "jobfiles.py")
+SHIPPED = ("records.py", "jobfiles.py", "arrowpool.py")
 #: What each piece's task reports.
 COUNTS = ("records", "blank_lines", "ragged")
 REPORT = StructType(
@@ -93,6 +94,7 @@ def transform_read_pieces(
     def read(batches):
         import pyarrow as pa
 
+        arrowpool.use_jemalloc()  # an executor's Python worker, started by Spark
         for batch in batches:
             for index in batch.column("id").to_pylist():
                 found = read_piece(pieces[index], index, header, names, positions, output)

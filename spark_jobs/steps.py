@@ -1,7 +1,7 @@
 """The job's steps as Spark shows them, and its progress while it works.
 
-Each step of ``aggregate_by_state.py`` ("read and pick the layout", "classify", "counts by month
-and state", "rejects", ...) is announced with ``Steps.step``:
+Each step of ``aggregate_by_state.py`` ("read and pick the layout", "find the duplicates",
+"classify") is announced with ``Steps.step``:
 
 * run as a new application (cold), it becomes the description of the step's Spark jobs and SQL
   queries (``SparkContext.setJobDescription``): Spark's UI and the history server then list

@@ -79,8 +79,8 @@ def test_a_batch_of_dates_runs_warm_and_equals_the_reference_and_the_cold_run(
     assert f"{label}: Spark Connect session {session}, its jobs at {link.group(1)}" in output
     with urllib.request.urlopen(link.group(1), timeout=30) as page:
         html = page.read().decode()
-    for step in ("classify", "counts by month and state", "rejects"):
-        assert f"{label}: {step}" in html, step
+    # A small input's only Spark work is its classification (the rest is drawn on the driver).
+    assert f"{label}: classify" in html
 
     cold_env = pipeline_env(str(tmp_path / "cold"), None, str(source))
     cold = run_luigi("AggregateUFOsByState", "--date", span, "--local-scheduler", env=cold_env)

@@ -119,16 +119,15 @@ def test_a_ragged_row_is_rejected_for_its_columns_before_its_posted_date_and_cou
     classified = job.transform_keep_reject_text(
         job.transform_classify(job.transform_distinct(selected), layout)
     )
-    grouped = job.transform_group_outcomes(classified, [dt.date(2019, 3, 29)])
-    per_outcome = job.transform_outcome_counts(grouped).collect()
-    report = job.snapshot_counts([tuple(r) for r in per_outcome], dt.date(2019, 3, 29))
+    grouped = job.transform_group_outcomes(classified, [dt.date(2019, 3, 29)]).toArrow()
+    report = job.snapshot_counts(job.outcome_counts(grouped), dt.date(2019, 3, 29))
     # A header repeat is one whatever its width; the copy of a ragged row is a duplicate; a
     # ragged row is in every snapshot, even one whose posted date is after the run date.
     assert (report["header_repeat"], report["duplicate"], report["valid"]) == (1, 1, 1)
     assert report["rejected_by_reason"] == {"columns": 3, "posted": 0, "sighting_date": 0,
                                             "state": 0}  # fmt: skip
     assert report["after_run_date"] == 0 and report["input"] == 6
-    found = job.transform_rejects(grouped, names).toArrow()
+    found = job.rejected_rows(grouped, names)
     rejects = job.dated_rejects(found, names, [dt.date(2019, 3, 29)]).to_pylist()
     assert sorted(r["_record"] for r in rejects) == sorted(r[-1] for r in (ragged_valid,
                                                                            ragged_late, short))  # fmt: skip

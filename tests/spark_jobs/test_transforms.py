@@ -33,9 +33,9 @@ def classify(spark, rows, header=HEADER):
 
 
 def grouped(spark, rows, run_dates=(RUN,), header=HEADER):
-    """What the job derives its outputs from: the classified rows, folded by outcome."""
+    """What the job derives its outputs from: the classified rows, folded by outcome, collected."""
     classified = job.transform_keep_reject_text(classify(spark, rows, header))
-    return job.transform_group_outcomes(classified, list(run_dates))
+    return job.transform_group_outcomes(classified, list(run_dates)).toArrow()
 
 
 def in_snapshot(outcome: str, posted_date, run_date) -> str:
@@ -54,8 +54,7 @@ def outcomes(spark, rows, run_date=RUN) -> dict[str, str]:
 
 
 def counts(spark, rows, run_date=RUN) -> dict[str, int]:
-    per_outcome = job.transform_outcome_counts(grouped(spark, rows, [run_date])).collect()
-    report = job.snapshot_counts([tuple(r) for r in per_outcome], run_date)
+    report = job.snapshot_counts(job.outcome_counts(grouped(spark, rows, [run_date])), run_date)
     flat = {
         k: v for k, v in report.items() if isinstance(v, int) and k != "input" and k != "rejected"
     }
@@ -214,7 +213,7 @@ def test_a_row_is_rejected_for_the_first_rule_it_fails(spark):
 # Aggregate, rejects and quality report.
 def aggregate(spark, rows, run_dates):
     """Each run date's counts, as the job draws them from the steps Spark counts."""
-    steps = job.transform_count_steps(grouped(spark, rows, run_dates)).toArrow()
+    steps = job.count_steps(grouped(spark, rows, run_dates))
     found = [
         (day, r["month"], r["state"], r["sightings"])
         for day in run_dates
@@ -260,7 +259,7 @@ def test_every_run_date_counts_what_was_posted_by_then(spark):
 
 def rejects(spark, rows, run_dates=(RUN,), names=tuple(HEADER)):
     """The dated rejects of ``rows``, as the job writes them: a dict per row."""
-    found = job.transform_rejects(grouped(spark, rows, list(run_dates)), names).toArrow()
+    found = job.rejected_rows(grouped(spark, rows, list(run_dates)), names)
     return job.dated_rejects(found, names, list(run_dates))
 
 
@@ -314,8 +313,7 @@ def test_quality_report_adds_up(spark):
         row(when="x"),
         row(posted="4/1/19", when="y"),
     ]
-    per_outcome = job.transform_outcome_counts(grouped(spark, rows)).collect()
-    report = job.snapshot_counts([tuple(r) for r in per_outcome], RUN)
+    report = job.snapshot_counts(job.outcome_counts(grouped(spark, rows)), RUN)
     assert report == {
         "run_date": "2019-03-29",
         "input": 7,
@@ -387,8 +385,8 @@ def test_rejects_of_the_export_layout_keep_its_own_posted_date_column(spark):
     classified = job.transform_keep_reject_text(
         job.transform_classify(job.transform_distinct(selected), layout)
     )
-    found = job.transform_rejects(job.transform_group_outcomes(classified, [RUN]), names)
-    [got] = job.dated_rejects(found.toArrow(), names, [RUN]).to_pylist()
+    found = job.rejected_rows(job.transform_group_outcomes(classified, [RUN]).toArrow(), names)
+    [got] = job.dated_rejects(found, names, [RUN]).to_pylist()
     assert got["posted_date"] == "6/20/2011" and got["reason"] == "state"
     assert got["since"] == "2019-03-29"
 
@@ -473,7 +471,7 @@ def test_a_batch_writes_one_aggregate_file_per_run_date(spark, tmp_path):
         row(when="12/5/18 1:00", state="CA", posted="12/20/18"),
         row(when="1/6/19 1:00", state="NY", posted="2/10/19"),
     ]
-    steps = job.transform_count_steps(grouped(spark, rows, days)).toArrow()
+    steps = job.count_steps(grouped(spark, rows, days))
     job.load_counts(steps, days, str(tmp_path / "aggregated"))
     for day in days:
         [part] = (tmp_path / "aggregated" / f"date={day}").glob("*.parquet")
@@ -512,3 +510,40 @@ def test_the_jvms_case_mappings_give_the_strings_that_icus_and_pythons_do(spark)
     finally:
         spark.conf.unset(job.ICU_CASE_MAPPINGS)
     assert mapped["true"] == mapped["false"] == [(w.upper(), w.lower()) for w in words]
+
+
+def test_count_steps_match_a_count_of_every_step_by_brute_force():
+    """``count_steps`` on a collected frame of several series, against sums worked out here."""
+    import random
+
+    rand = random.Random(7)
+    days = [dt.date(2019, 1, 1) + dt.timedelta(days=i) for i in range(40)]
+    records = [
+        {"outcome": rand.choice(["valid", "valid", "state"]), "posted_date": rand.choice(days),
+         "month": rand.choice(["2018-12", "2019-01"]), "state_code": rand.choice(["CA", "NY", "WA"]),
+         "rows": rand.randint(1, 5)}
+        for _ in range(300)
+    ]  # fmt: skip
+    steps = job.count_steps(pa.Table.from_pylist(records)).to_pylist()
+    valid = [r for r in records if r["outcome"] == "valid"]
+    expected = []
+    for key in sorted({(r["month"], r["state_code"]) for r in valid}):
+        posted = sorted({r["posted_date"] for r in valid if (r["month"], r["state_code"]) == key})
+        for i, since in enumerate(posted):
+            total = sum(
+                r["rows"] for r in valid
+                if (r["month"], r["state_code"]) == key and r["posted_date"] <= since
+            )  # fmt: skip
+            until = posted[i + 1] if i + 1 < len(posted) else None
+            expected.append({"month": key[0], "state": key[1], "since": since, "until": until,
+                             "sightings": total})  # fmt: skip
+    assert steps == expected
+    none = pa.Table.from_pylist(
+        [r for r in records if r["outcome"] != "valid"], schema=pa.Table.from_pylist(records).schema
+    )
+    assert job.count_steps(none).num_rows == 0
+    one = pa.Table.from_pylist(valid[:1], schema=none.schema)
+    assert job.count_steps(one).to_pylist() == [
+        {"month": valid[0]["month"], "state": valid[0]["state_code"],
+         "since": valid[0]["posted_date"], "until": None, "sightings": valid[0]["rows"]}
+    ]  # fmt: skip

@@ -127,7 +127,7 @@ def published_aggregate(lake: Path, day: dt.date) -> tuple[dict, dict]:
 
     aggregate = AggregateTarget(LocalLake(str(lake)), day)
     counts = {(month, state): n for month, state, n in ranking.rows(aggregate.load_counts())}
-    quality = {k: v for k, v in aggregate.quality().items() if k != "run_date"}
+    quality = {k: v for k, v in aggregate.manifest()["quality"].items() if k != "run_date"}
     return quality, counts
 
 

@@ -42,6 +42,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -180,28 +181,34 @@ def hash_partitions(nbytes: int, cores: int) -> int:
     return max(cores, math.ceil(nbytes / HASH_PARTITION_BYTES))
 
 
-def transform_distinct(rows: DataFrame, shared: DataFrame | None = None) -> DataFrame:
-    """The distinct rows of ``rows`` (all string columns) with their multiplicity ``n``. Exact.
+#: The column that says a row's hash is shared with another row (``transform_flag_shared``).
+SHARED = "_shared"
 
-    Grouping every row by all of its text is the costliest step of the job (each row's fields
-    hashed, compared and shuffled). Instead each row gets a 64-bit hash of its fields: a row
-    whose hash no other row has is certainly distinct and kept as it is (``n`` = 1), without a
-    shuffle; only the rows sharing a hash, the duplicates and the rare collisions, are grouped
-    by their text. ``shared``: those hashes (``transform_shared_hashes``), worked out here when
-    not given; broadcast to every task.
+
+def transform_flag_shared(rows: DataFrame, shared: DataFrame | None = None) -> DataFrame:
+    """``rows`` (all string columns) with ``n`` = 1 and ``_shared``: whether another row has
+    the same 64-bit hash of its fields. Exact, in one pass over the input.
+
+    Grouping every row by all of its text is the costliest step there is (each row's fields
+    hashed, compared and shuffled). A row whose hash no other row has is certainly distinct, so
+    only the rows sharing a hash, the duplicates and the rare collisions, need grouping by their
+    text: ``transform_group_outcomes`` does that after classifying, keeping their text until
+    then. ``shared``: those hashes (``transform_shared_hashes``), worked out here when not
+    given; broadcast to every task.
     """
-    names = rows.columns
-    hashed = _hashed(rows)
     # Broadcast outright: planned as a sort-merge join first, the whole input would be shuffled
     # before adaptive execution saw how few hashes are shared.
-    shared = F.broadcast(transform_shared_hashes(rows) if shared is None else shared)
-    unique = hashed.join(shared, "_hash", "left_anti").select(
-        *names, F.lit(1).cast("long").alias("n")
+    shared = transform_shared_hashes(rows) if shared is None else shared
+    flags = F.broadcast(shared.select("_hash", F.lit(True).alias(SHARED)))
+    return (
+        _hashed(rows)
+        .join(flags, "_hash", "left_outer")
+        .select(
+            *rows.columns,
+            F.lit(1).cast("long").alias("n"),
+            F.coalesce(F.col(SHARED), F.lit(False)).alias(SHARED),
+        )
     )
-    repeated = (
-        hashed.join(shared, "_hash", "left_semi").groupBy(*names).agg(F.count(F.lit(1)).alias("n"))
-    )
-    return unique.unionByName(repeated)
 
 
 def transform_distinct_by_text(rows: DataFrame) -> DataFrame:
@@ -219,7 +226,8 @@ SMALL_INPUT_BYTES = 32 << 20
 def distinct_rows(
     rows: DataFrame, by_text: bool, partitions: int = 0
 ) -> tuple[DataFrame, DataFrame | None]:
-    """The distinct rows of ``rows`` with ``n`` (``transform_distinct``, or by their text), and
+    """``rows`` ready to classify, with ``n``: grouped by their text (a small input, or one of
+    very many duplicates), or flagged by their shared hashes (``transform_flag_shared``); and
     the shared hashes' checkpoint to release once they are used (None when there is none).
     ``partitions``: of the hashes' shuffle (``hash_partitions``)."""
     if by_text:
@@ -227,7 +235,7 @@ def distinct_rows(
     shared = transform_shared_hashes(rows, partitions).localCheckpoint(eager=True)
     if shared.count() > MAX_SHARED_HASHES:
         return transform_distinct_by_text(rows), shared
-    return transform_distinct(rows, shared), shared
+    return transform_flag_shared(rows, shared), shared
 
 
 def _date_parts(value: str, column: DateColumn, prefix: str) -> list[Column]:
@@ -258,7 +266,8 @@ def _time_ok(prefix: str) -> Column:
 
 
 def transform_classify(distinct: DataFrame, layout: Layout) -> DataFrame:
-    """The distinct rows (``transform_distinct``) with ``outcome``, ``posted_date``, ``month``, ``state_code``.
+    """The rows (``distinct_rows``) with ``outcome``, ``posted_date``, ``month``, ``state_code``;
+    their other columns than the layout's fields (``n``, ``_shared``) are kept as they are.
 
     ``outcome`` is the first rule a distinct row fails, leaving out the run date (README, "Data
     contract"): ``header_repeat``, ``columns``, ``posted``, ``sighting_date``, ``state`` or
@@ -266,6 +275,7 @@ def transform_classify(distinct: DataFrame, layout: Layout) -> DataFrame:
     (null for a row in every snapshot: a header repeat or a ``columns`` or ``posted`` reject).
     """
     names = [*(field(i) for i in range(len(layout.columns))), RECORD]
+    carried = [c for c in distinct.columns if c not in names]
     col = {key: F.col(field(i)) for i, key in enumerate(layout.keys)}
 
     # Each step is its own projection over the previous one's columns: every field is trimmed
@@ -273,14 +283,18 @@ def transform_classify(distinct: DataFrame, layout: Layout) -> DataFrame:
     is_header = F.lit(True)
     for key in layout.keys:
         is_header = is_header & (F.lower(_trim(col[key])) == key)
+    posted_key = layouts.normalise(layout.posted.column)
+    if not re.fullmatch(layout.posted.pattern(), posted_key):
+        # A header's Posted field is its name, never a date: only a row without a posted date
+        # can be one (the check trims and lowers a field of every row: a second of 10M rows).
+        is_header = F.when(F.col("p_year").isNull(), is_header).otherwise(F.lit(False))
     country_ok = F.lit(True)
     if layout.country is not None:
         country = F.lower(_trim(col[layouts.normalise(layout.country)]))
         country_ok = country.isin(*layout.countries)
     trimmed = distinct.select(
         *names,
-        "n",
-        is_header.alias("is_header"),
+        *carried,
         (F.col(RECORD) != "").alias("ragged"),
         _trim(col[layouts.normalise(layout.posted.column)]).alias("posted"),
         _trim(col[layouts.normalise(layout.sighting.column)]).alias("sighting"),
@@ -290,7 +304,7 @@ def transform_classify(distinct: DataFrame, layout: Layout) -> DataFrame:
 
     # Dates from their parts as integers, every part used once or twice: the optimizer inlines
     # each step into the next, so an expression that repeats its inputs grows with every step.
-    kept = [*names, "n", "is_header", "ragged", "state_code", "country_ok"]
+    kept = [*names, *carried, "ragged", "state_code", "country_ok"]
     parts = trimmed.select(
         *kept,
         *_date_parts("posted", layout.posted, "p"),
@@ -306,11 +320,13 @@ def transform_classify(distinct: DataFrame, layout: Layout) -> DataFrame:
         )
     days = parts.select(
         *kept,
+        is_header.alias("is_header"),
         _time_ok("p").alias("p_time_ok"),
         _time_ok("s").alias("s_time_ok"),
         _date("p_year", "p_month", "p_day").alias("p_date"),
         _date("s_year", "s_month", "s_day").alias("s_date"),
     )
+    kept.append("is_header")
     dated = days.select(
         *kept,
         F.when(F.col("p_time_ok"), F.col("p_date")).alias("posted_date"),
@@ -330,12 +346,12 @@ def transform_classify(distinct: DataFrame, layout: Layout) -> DataFrame:
         .when(~state_ok, F.lit("state"))
         .otherwise(F.lit(VALID))
     )
-    classified = dated.select(*names, "n", "state_code", "posted_date", "sighting_date",
+    classified = dated.select(*names, *carried, "state_code", "posted_date", "sighting_date",
                               outcome.alias("outcome"))  # fmt: skip
     valid = F.col("outcome") == VALID
     return classified.select(
         *names,
-        "n",
+        *carried,
         "outcome",
         F.when(~F.col("outcome").isin(HEADER_REPEAT, COLUMNS), F.col("posted_date")).alias(
             "posted_date"
@@ -346,13 +362,16 @@ def transform_classify(distinct: DataFrame, layout: Layout) -> DataFrame:
 
 
 def transform_keep_reject_text(classified: DataFrame) -> DataFrame:
-    """``classified`` with the fields of rows that are no reject emptied (null).
+    """``classified`` with the fields of rows that are no reject emptied (null), unless the row
+    shares its hash (``_shared``): its text tells it from the rows it may equal.
 
-    Only rejects need their text once rows are classified: the cached rows stay small.
+    Only rejects need their text once rows are classified: the rows folded stay small.
     """
-    rejected = F.col("outcome").isin(*REJECT_REASONS)
+    kept = F.col("outcome").isin(*REJECT_REASONS)
+    if SHARED in classified.columns:
+        kept = kept | F.col(SHARED)
     return classified.select(
-        *(F.when(rejected, F.col(c)).alias(c) if _is_text(c) else c for c in classified.columns)
+        *(F.when(kept, F.col(c)).alias(c) if _is_text(c) else c for c in classified.columns)
     )  # fmt: skip
 
 
@@ -365,10 +384,12 @@ def transform_group_outcomes(classified: DataFrame, run_dates: list[dt.date]) ->
 
     Run on ``transform_keep_reject_text``'s output: every reject stays a row of its own (its text
     tells it apart), every other row folds into its (outcome, posted date, month, state) count.
-    Posted dates only matter against the run dates, so they are clipped to them: a date before
-    the first run date counts as that date, one after the last as the day after it. The frame
-    stays small (at most one row per run date, month and state, plus the rejects) whatever the
-    input's size, and every output is derived from it.
+    Rows flagged ``_shared`` (``transform_flag_shared``) are grouped by their text here, each
+    text one distinct row, then lose it unless rejected: the same keys may then come more than
+    once, and every reader sums them. Posted dates only matter against the run dates, so they
+    are clipped to them: a date before the first run date counts as that date, one after the
+    last as the day after it. The frame stays small (about one row per run date, month and
+    state, plus the rejects) whatever the input's size, and every output is derived from it.
     """
     first, last = min(run_dates), max(run_dates)
     posted = F.col("posted_date")
@@ -377,11 +398,17 @@ def transform_group_outcomes(classified: DataFrame, run_dates: list[dt.date]) ->
         .when(posted < F.lit(first), F.lit(first))
         .otherwise(posted)
     )
-    keys = [c for c in classified.columns if c != "n"]
-    return (
-        classified.withColumn("posted_date", clipped)
-        .groupBy(*keys)
-        .agg(F.count(F.lit(1)).alias("rows"), F.sum("n").alias("n"))
+    keys = [c for c in classified.columns if c not in ("n", SHARED)]
+    dated = classified.withColumn("posted_date", clipped)
+    if SHARED not in classified.columns:
+        return dated.groupBy(*keys).agg(F.count(F.lit(1)).alias("rows"), F.sum("n").alias("n"))
+    # Each row is its own (n = 1): a group of a shared text is one distinct row, n times over.
+    counted = dated.groupBy(*keys, SHARED).agg(F.count(F.lit(1)).alias("n"))
+    rejected = F.col("outcome").isin(*REJECT_REASONS)
+    return counted.select(
+        *(F.when(rejected, F.col(c)).alias(c) if _is_text(c) else c for c in keys),
+        F.when(F.col(SHARED), F.lit(1)).otherwise(F.col("n")).cast("long").alias("rows"),
+        "n",
     )
 
 

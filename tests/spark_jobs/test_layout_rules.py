@@ -33,7 +33,9 @@ def outcome_on(got, run_date=RUN) -> str:
 def classify(spark, rows, header, declared=()):
     raw = spark.createDataFrame(rows, schema=list(header))
     layout, _names, selected = job.transform_select_columns(raw, declared)
-    return layout, job.transform_classify(job.transform_distinct(selected), layout).collect()
+    return layout, job.transform_classify(
+        job.transform_distinct_by_text(selected), layout
+    ).collect()
 
 
 @pytest.mark.parametrize(
@@ -117,7 +119,7 @@ def test_a_ragged_row_is_rejected_for_its_columns_before_its_posted_date_and_cou
     rows = [[*good, ""], ragged_valid, ragged_valid, ragged_late, short, header]
     layout, names, selected = job.transform_select_columns(index_raw(spark, rows))
     classified = job.transform_keep_reject_text(
-        job.transform_classify(job.transform_distinct(selected), layout)
+        job.transform_classify(job.transform_flag_shared(selected), layout)
     )
     grouped = job.transform_group_outcomes(classified, [dt.date(2019, 3, 29)]).toArrow()
     report = job.snapshot_counts(job.outcome_counts(grouped), dt.date(2019, 3, 29))
@@ -138,3 +140,23 @@ def test_a_raw_zone_without_the_record_column_has_no_ragged_rows(spark):
     raw = spark.createDataFrame([["6/13/11 22:18", "A", "WA", "", "", "", "6/20/11"]], INDEX)
     _layout, _names, selected = job.transform_select_columns(raw)
     assert selected.first()[layouts.RECORD] == ""
+
+
+def test_a_header_repeat_is_found_even_when_its_posted_column_is_named_like_a_date(spark):
+    # A header's Posted field is checked only when it is no date, unless the column's own name
+    # is one (a declared layout may name it so): then every row is checked.
+    [dated] = layouts.read_declarations(
+        """
+        [layouts.dated-names]
+        title = "Reports whose Posted column is named by a date"
+        columns = ["seen", "region", "2014-01-01"]
+        posted = { column = "2014-01-01", format = "YYYY-MM-DD" }
+        sighting = { column = "seen", format = "YYYY-MM-DD" }
+        state = { column = "region" }
+        """,
+        "test",
+    )
+    header = ["seen", "region", "2014-01-01"]
+    rows = [["2014-03-01", "ca", "2014-03-02"], [" Seen", "REGION ", " 2014-01-01"]]
+    _layout, got = classify(spark, rows, header, (dated,))
+    assert sorted(outcome_on(r) for r in got) == ["header_repeat", "valid"]

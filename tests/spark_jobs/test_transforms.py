@@ -29,7 +29,7 @@ def row(when="6/13/11 22:18", city="Ardenvoir", state="WA", posted="6/20/11", sh
 def classify(spark, rows, header=HEADER):
     raw = spark.createDataFrame(rows, schema=header)
     layout, _names, selected = job.transform_select_columns(raw)
-    return job.transform_classify(job.transform_distinct(selected), layout)
+    return job.transform_classify(job.transform_distinct_by_text(selected), layout)
 
 
 def grouped(spark, rows, run_dates=(RUN,), header=HEADER):
@@ -375,7 +375,7 @@ def test_export_layout_sighting_month_and_state(spark):
     )
     layout, _names, selected = job.transform_select_columns(raw)
     assert layout.name == "export"
-    [got] = job.transform_classify(job.transform_distinct(selected), layout).collect()
+    [got] = job.transform_classify(job.transform_distinct_by_text(selected), layout).collect()
     assert (got["outcome"], got["month"], got["state_code"]) == ("valid", "2018-12", "TX")
 
 
@@ -383,7 +383,7 @@ def test_rejects_of_the_export_layout_keep_its_own_posted_date_column(spark):
     raw = spark.createDataFrame([export_row(state="ON", country="Canada")], schema=EXPORT)
     layout, names, selected = job.transform_select_columns(raw)
     classified = job.transform_keep_reject_text(
-        job.transform_classify(job.transform_distinct(selected), layout)
+        job.transform_classify(job.transform_distinct_by_text(selected), layout)
     )
     found = job.rejected_rows(job.transform_group_outcomes(classified, [RUN]).toArrow(), names)
     [got] = job.dated_rejects(found, names, [RUN]).to_pylist()
@@ -399,16 +399,15 @@ def test_distinct_rows_are_exact_and_counted(spark):
     expected: dict[tuple, int] = {}
     for r in rows:  # counted here in plain Python
         expected[tuple(r)] = expected.get(tuple(r), 0) + 1
-    shared = job.transform_shared_hashes(selected)
-    for distinct in (
-        job.transform_distinct(selected),
-        job.transform_distinct(selected, shared),
-        job.transform_distinct_by_text(selected),
-    ):
-        got = {
-            tuple(r[job.field(i)] for i in range(len(HEADER))): r["n"] for r in distinct.collect()
-        }
-        assert got == expected
+    distinct = job.transform_distinct_by_text(selected)
+    got = {tuple(r[job.field(i)] for i in range(len(HEADER))): r["n"] for r in distinct.collect()}
+    assert got == expected
+    # Flagged instead: a row shares its hash exactly when its text comes more than once here.
+    flagged = job.transform_flag_shared(selected, job.transform_shared_hashes(selected))
+    got = {tuple(r[job.field(i)] for i in range(len(HEADER))): (r["n"], r[job.SHARED])
+           for r in flagged.collect()}  # fmt: skip
+    assert got == {text: (1, count > 1) for text, count in expected.items()}
+    assert flagged.count() == len(rows)
 
 
 def test_shared_hashes_are_counted_in_the_partitions_asked_for_even_when_adaptive(spark):
@@ -442,24 +441,41 @@ def test_hash_partitions_hold_about_16_mb_of_input_each_and_one_per_core_at_leas
     assert job.hash_partitions(nbytes, cores) == partitions
 
 
-def test_the_three_ways_to_the_distinct_rows_give_the_same_figures(spark, tmp_path, monkeypatch):
-    # Shared hashes broadcast; past MAX_SHARED_HASHES, grouped by text; a small input, by text
-    # from the start. The figures must not change, and are checked here by hand.
-    rows = [row(), row(), row(state="ON"), HEADER, row(when="x"), row(when="x")]
+def test_the_ways_to_the_distinct_rows_give_the_same_figures(spark, tmp_path, monkeypatch):
+    # Shared hashes flagged; past MAX_SHARED_HASHES, grouped by text; a small input, by text
+    # from the start; and a hash so weak that every row shares it with others (collisions,
+    # which only the rows' text tells apart). The figures must not change, and are checked here
+    # by hand.
+    spaced = row(summary="a bright white light ")
+    rows = [row(), row(), row(state="ON"), HEADER, row(when="x"), row(when="x"), spaced]
     source = str(tmp_path / "raw")
     spark.createDataFrame(rows, schema=HEADER).write.parquet(source)
+    hashed = job._hashed
+
+    def weak(frame):  # two values for every row: the parity of its first field's length
+        return frame.select(*frame.columns, (F.length(frame.columns[0]) % 2).alias("_hash"))
+
     outputs = []
-    for name, limit, by_text in (("hashes", job.MAX_SHARED_HASHES, False), ("many", 0, False),
-                                 ("small", job.MAX_SHARED_HASHES, True)):  # fmt: skip
+    for name, limit, by_text, hashing in (
+        ("hashes", job.MAX_SHARED_HASHES, False, hashed), ("many", 0, False, hashed),
+        ("small", job.MAX_SHARED_HASHES, True, hashed), ("weak", job.MAX_SHARED_HASHES, False, weak),
+    ):  # fmt: skip
         monkeypatch.setattr(job, "MAX_SHARED_HASHES", limit)
+        monkeypatch.setattr(job, "_hashed", hashing)
         out = str(tmp_path / name)
         reports = job.run_group(spark, source, [RUN], out, by_text=by_text)[1]
         parts = sorted(Path(out).glob("aggregated/date=*/*.parquet"))
-        outputs.append((reports, aggregate_counts(p.read_bytes() for p in parts)))
-    assert outputs[0] == outputs[1] == outputs[2]
-    assert outputs[0][1] == {("2011-06", "WA"): 1}
+        rejected = sorted(
+            (r["Date / Time"], r["reason"]) for p in sorted(Path(out).glob("rejects/*/*.csv"))
+            for r in csv.DictReader(p.open(newline=""))
+        )  # fmt: skip
+        outputs.append((reports, aggregate_counts(p.read_bytes() for p in parts), rejected))
+    assert outputs[0] == outputs[1] == outputs[2] == outputs[3]
+    assert outputs[0][1] == {("2011-06", "WA"): 2}
+    assert outputs[0][2] == [("6/13/11 22:18", "state"), ("x", "sighting_date")]
     report = outputs[0][0]["2019-03-29"]
-    assert (report["input"], report["duplicate"], report["header_repeat"]) == (6, 2, 1)
+    assert (report["input"], report["duplicate"], report["header_repeat"]) == (7, 2, 1)
+    assert (report["valid"], report["rejected"]) == (2, 2)
     assert report["rejected_by_reason"] == {"columns": 0, "posted": 0, "sighting_date": 1,
                                             "state": 1}  # fmt: skip
 

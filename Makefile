@@ -87,8 +87,10 @@ stop:
 	@if [ -x $(BIN)/python ]; then $(LOCALSTACK) stop; else echo "no $(BIN): nothing of the demo can be running"; fi
 
 ## Set up and run the whole test suite (system packages too, when run as root).
+# The Spark driver's class archive too, as for the demo: the tests' Spark runs start as users' do.
 test: $(VENV)/.dev
 	bash tests/setup-system.sh
+	@$(BIN)/python -m etl.tools.jvmcache --if-missing
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.dev

@@ -145,6 +145,7 @@ def main() -> int:
                    "bytes": source.stat().st_size, "records": records, "runs": []}  # fmt: skip
         for ingest in ("local", "cluster"):
             lake = work / f"lake-{ingest}"
+            os.sync()  # the source's and the last run's writes flushed: neither slows this run
             try:
                 found = run(source, lake, ingest)
             finally:

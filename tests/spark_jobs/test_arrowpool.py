@@ -50,3 +50,19 @@ def test_a_process_that_imported_pyarrow_first_is_switched():
         "print(pa.default_memory_pool().backend_name, pa.array(['x']).to_pylist()[0])"
     )
     assert run(program) == ["jemalloc", "x"]
+
+
+def test_a_pyarrow_without_jemalloc_keeps_its_own_pool(monkeypatch):
+    import pyarrow as pa
+
+    from spark_jobs import arrowpool
+
+    def missing():
+        raise NotImplementedError("this pyarrow was built without jemalloc")
+
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    monkeypatch.setattr(pa, "jemalloc_memory_pool", missing)
+    before = pa.default_memory_pool().backend_name
+    arrowpool.use_jemalloc()
+    assert "ARROW_DEFAULT_MEMORY_POOL" not in os.environ  # its children are not told otherwise
+    assert pa.default_memory_pool().backend_name == before

@@ -386,7 +386,8 @@ def transform_group_outcomes(classified: DataFrame, run_dates: list[dt.date]) ->
     tells it apart), every other row folds into its (outcome, posted date, month, state) count.
     Rows flagged ``_shared`` (``transform_flag_shared``) are grouped by their text here, each
     text one distinct row, then lose it unless rejected: the same keys may then come more than
-    once, and every reader sums them. Posted dates only matter against the run dates, so they
+    once (a row for each such text: one a shared hash bar collisions, so about
+    ``MAX_SHARED_HASHES`` at most), and every reader sums them. Posted dates only matter against the run dates, so they
     are clipped to them: a date before the first run date counts as that date, one after the
     last as the day after it. The frame stays small (about one row per run date, month and
     state, plus the rejects) whatever the input's size, and every output is derived from it.

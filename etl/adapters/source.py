@@ -56,17 +56,23 @@ class Ingested:
 
 @contextmanager
 def fetched(uri: str, shown: str | None = None) -> Iterator[str]:
-    """A local, decompressed copy of ``uri`` (a temporary file, removed afterwards).
-
-    Messages name the source as ``shown`` (the URI without credentials).
-    """
+    """A local, decompressed file of ``uri``: a local CSV itself (``ingest`` copies it into the
+    lake; a copy here too wrote 1 GB more for 10M reports), refused if it changed meanwhile; else
+    a temporary file, fetched or decompressed. Messages name it ``shown`` (no credentials)."""
     source = shown or redact_source(uri)
+    local = _local_path(uri, source)
+    if local is not None and not _gzip(local):
+        before = _identity(local)
+        yield local
+        if _identity(local) != before:  # its size, modification time or inode
+            raise SourceError(f"{source} changed while it was read: run again once it is "
+                              "complete (write it elsewhere, then move it into place).")  # fmt: skip
+        return
     with tempfile.TemporaryDirectory(prefix="ufo-source-") as tmp:
-        raw = os.path.join(tmp, "download")
-        _download(uri, raw, source)
-        with open(raw, "rb") as handle:
-            magic = handle.read(2)
-        if magic == b"\x1f\x8b":
+        raw = local or os.path.join(tmp, "download")
+        if local is None:
+            _download(uri, raw, source)
+        if _gzip(raw):
             plain = os.path.join(tmp, "plain")
             try:
                 with gzip.open(raw, "rb") as src, open(plain, "wb") as dst:
@@ -81,7 +87,18 @@ def fetched(uri: str, shown: str | None = None) -> Iterator[str]:
         yield raw
 
 
-def _download(uri: str, dest: str, source: str) -> None:
+def _gzip(path: str) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"  # gzip's magic bytes, whatever the name
+
+
+def _identity(path: str) -> tuple[int, int, int]:
+    return (found := os.stat(path)).st_ino, found.st_size, found.st_mtime_ns
+
+
+def _local_path(uri: str, source: str) -> str | None:
+    """The file ``uri`` names on this machine, checked to be a readable regular file; None for
+    a URL to download."""
     try:
         parsed = urlparse(uri)
     except ValueError as err:  # an unbalanced [ or ] of an IPv6 address
@@ -89,6 +106,37 @@ def _download(uri: str, dest: str, source: str) -> None:
             f"UFO_SOURCE={source!r} is no valid URL ({err}): give a path or a file://, "
             "http(s):// or s3:// URL."
         ) from err
+    scheme = parsed.scheme.lower()
+    if scheme not in ("", "file") and len(scheme) != 1:  # a bare path or a Windows drive letter
+        return None
+    path = os.path.expanduser(parsed.path if scheme == "file" else uri)
+    if not os.path.exists(path):
+        raise SourceError(
+            f"The source file {path} does not exist: set UFO_SOURCE to the NUFORC report "
+            "index (a path or a file://, http(s):// or s3:// URL)."
+        )
+    if os.path.isdir(path):
+        raise SourceError(
+            f"The source {path} is a directory: set UFO_SOURCE to the report file in it."
+        )
+    if not os.path.isfile(path):  # a device such as /dev/zero, a pipe, a socket
+        raise SourceError(
+            f"The source {path} is not a regular file (a device, pipe or socket): set "
+            "UFO_SOURCE to a report file."
+        )
+    try:
+        open(path, "rb").close()
+    except PermissionError as err:
+        raise SourceError(
+            f"The source file {path} cannot be read ({err.strerror}): give this user read "
+            "access to it."
+        ) from err
+    return path
+
+
+def _download(uri: str, dest: str, source: str) -> None:
+    """Fetch the URL ``uri`` (which ``_local_path`` has parsed: not a local file) to ``dest``."""
+    parsed = urlparse(uri)
     scheme = parsed.scheme.lower()
     if scheme in ("http", "https"):
         try:
@@ -116,30 +164,6 @@ def _download(uri: str, dest: str, source: str) -> None:
         except bex.BotoCoreError as err:
             raise SourceError(
                 f"Cannot read {source} from S3 ({err}): check AWS_ENDPOINT_URL and credentials."
-            ) from err
-    elif scheme in ("", "file") or len(scheme) == 1:  # a bare path (or a Windows drive letter)
-        path = parsed.path if scheme == "file" else uri
-        path = os.path.expanduser(path)
-        if not os.path.exists(path):
-            raise SourceError(
-                f"The source file {path} does not exist: set UFO_SOURCE to the NUFORC report "
-                "index (a path or a file://, http(s):// or s3:// URL)."
-            )
-        if os.path.isdir(path):
-            raise SourceError(
-                f"The source {path} is a directory: set UFO_SOURCE to the report file in it."
-            )
-        if not os.path.isfile(path):  # a device such as /dev/zero, a pipe, a socket
-            raise SourceError(
-                f"The source {path} is not a regular file (a device, pipe or socket): set "
-                "UFO_SOURCE to a report file."
-            )
-        try:
-            shutil.copyfile(path, dest)
-        except PermissionError as err:
-            raise SourceError(
-                f"The source file {path} cannot be read ({err.strerror}): give this user read "
-                "access to it."
             ) from err
     else:
         raise SourceError(

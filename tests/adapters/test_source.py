@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import http.server
+import os
 import threading
 from pathlib import Path
 
@@ -254,3 +255,29 @@ def test_the_utf8_check_judges_as_pythons_codec_at_every_chunk_boundary(
         except UnicodeDecodeError:
             want = False
         assert source.valid_utf8(str(path)) is want, data
+
+
+def test_a_local_csv_is_read_where_it_is_and_must_not_change_meanwhile(tmp_path):
+    # ingest copies it into the lake: no second copy of its bytes is written on the way.
+    path = tmp_path / "in.csv"
+    path.write_bytes((HEADER + ROW).encode())
+    with source.fetched(str(path)) as local:
+        assert os.path.samefile(local, path)
+    with pytest.raises(SourceError, match="changed while it was read: run again"):
+        with source.fetched(str(path)) as local:
+            with open(path, "ab") as more:  # a download still being written, say
+                more.write(ROW.encode())
+    # Replaced by another file of the same size and time: its inode tells.
+    with pytest.raises(SourceError, match="changed while it was read"):
+        with source.fetched(str(path)) as local:
+            stat = os.stat(path)
+            (tmp_path / "new.csv").write_bytes(path.read_bytes())
+            os.utime(tmp_path / "new.csv", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+            os.replace(tmp_path / "new.csv", path)
+    # A compressed one is decompressed into a file of its own, removed afterwards.
+    packed = tmp_path / "in.csv.gz"
+    packed.write_bytes(gzip.compress((HEADER + ROW).encode()))
+    with source.fetched(str(packed)) as local:
+        assert not os.path.samefile(local, packed)
+        assert Path(local).read_bytes() == (HEADER + ROW).encode()
+    assert not os.path.exists(local)

@@ -45,7 +45,8 @@ class Setting:
 SETTINGS: dict[str, Setting] = {
     "source": Setting(
         "UFO_SOURCE", "source", None, parsers.text,
-        "the raw report file: a path, `file://`, `http(s)://` or `s3://` URL; plain or gzip",
+        "the raw report file: a path, `file://`, `http(s)://` or `s3://` URL; plain or gzip; "
+        "a local file is read in place and must not change meanwhile (the run fails, saying so)",
     ),
     "storage": Setting(
         "UFO_STORAGE", "storage", "lake", parsers.text,

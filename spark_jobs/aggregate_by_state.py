@@ -367,12 +367,19 @@ def transform_keep_reject_text(classified: DataFrame) -> DataFrame:
 
     Only rejects need their text once rows are classified: the rows folded stay small.
     """
-    kept = F.col("outcome").isin(*REJECT_REASONS)
+    kept = _rejected()
     if SHARED in classified.columns:
         kept = kept | F.col(SHARED)
-    return classified.select(
-        *(F.when(kept, F.col(c)).alias(c) if _is_text(c) else c for c in classified.columns)
-    )  # fmt: skip
+    return classified.select(*_text_where(kept, classified.columns))
+
+
+def _rejected() -> Column:
+    return F.col("outcome").isin(*REJECT_REASONS)
+
+
+def _text_where(kept: Column, columns: Iterable[str]) -> list[Column | str]:
+    """``columns``, their rows' text (the fields and ``_record``) null where not ``kept``."""
+    return [F.when(kept, F.col(c)).alias(c) if _is_text(c) else c for c in columns]
 
 
 def _is_text(column: str) -> bool:
@@ -405,9 +412,8 @@ def transform_group_outcomes(classified: DataFrame, run_dates: list[dt.date]) ->
         return dated.groupBy(*keys).agg(F.count(F.lit(1)).alias("rows"), F.sum("n").alias("n"))
     # Each row is its own (n = 1): a group of a shared text is one distinct row, n times over.
     counted = dated.groupBy(*keys, SHARED).agg(F.count(F.lit(1)).alias("n"))
-    rejected = F.col("outcome").isin(*REJECT_REASONS)
     return counted.select(
-        *(F.when(rejected, F.col(c)).alias(c) if _is_text(c) else c for c in keys),
+        *_text_where(_rejected(), keys),
         F.when(F.col(SHARED), F.lit(1)).otherwise(F.col("n")).cast("long").alias("rows"),
         "n",
     )
